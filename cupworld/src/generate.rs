@@ -1,0 +1,325 @@
+//! `cupworld gen`: simulators → renderer → dataset writer, over bounded crossbeam channels.
+//!
+//! ```text
+//! sim workers ──RenderJob{tag, scene, Step}──► render thread ──(Step, Frame)──► writer (this thread)
+//!   (one episode at a time each)     bounded           (batches up to `slots`)     bounded
+//! ```
+//! The writer reassembles episodes (checking each arrives with contiguous steps) and writes them in
+//! global episode order, so the dataset does not depend on thread timing or shard count.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use anyhow::{Context, Result, anyhow, bail};
+use crossbeam_channel::bounded;
+use dataset::{DatasetInfo, DatasetWriter, EpisodeRecord, FrameRow, ManifestMeta};
+use render::{RenderConfig, RenderJob};
+use serde::Serialize;
+use sim::{Actor, Env, EnvConfig, PolicyKind, Task, episode_seed};
+use types::{FrameTag, Transition};
+
+/// Everything `gen` needs.
+#[derive(Clone, Debug)]
+pub struct GenConfig {
+    pub env: EnvConfig,
+    pub policy: PolicyKind,
+    pub episodes: u64,
+    pub base_seed: u64,
+    pub out: PathBuf,
+    pub shard_index: u32,
+    pub num_shards: u32,
+    pub render: RenderConfig,
+    pub sim_workers: usize,
+    pub progress: bool,
+}
+
+impl GenConfig {
+    /// The global episode range of this shard: `[start, end)`, split as evenly as possible.
+    pub fn episode_range(&self) -> (u64, u64) {
+        let (i, n) = (self.shard_index as u64, self.num_shards as u64);
+        (self.episodes * i / n, self.episodes * (i + 1) / n)
+    }
+
+    /// Where this shard's dataset goes: `out` itself, or `out/shard-i-of-n` when sharded.
+    pub fn shard_dir(&self) -> PathBuf {
+        if self.num_shards == 1 {
+            self.out.clone()
+        } else {
+            self.out.join(format!("shard-{:05}-of-{:05}", self.shard_index, self.num_shards))
+        }
+    }
+}
+
+/// One control step on its way to the writer.
+struct Step {
+    transition: Transition,
+    /// Set on the episode's last step.
+    end: Option<EpisodeEnd>,
+}
+
+struct EpisodeEnd {
+    seed: u64,
+    policy: String,
+    success: bool,
+    episode_return: f32,
+}
+
+#[derive(Debug, Serialize)]
+pub struct GenSummary {
+    pub out: PathBuf,
+    pub episodes: u64,
+    pub frames: u64,
+    pub seconds: f64,
+    pub episodes_per_s: f64,
+    pub frames_per_s: f64,
+    pub success_rate: f64,
+    pub render_adapter: String,
+    /// True when the shard was already complete and nothing was done.
+    pub skipped: bool,
+}
+
+pub fn tool_versions() -> BTreeMap<String, String> {
+    [
+        ("cupworld", env!("CARGO_PKG_VERSION")),
+        ("rapier3d", "0.36.1"),
+        ("bevy", "0.19.1"),
+        ("parquet", "57.3.2"),
+        ("rustc", env!("CUPWORLD_RUSTC_VERSION")),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect()
+}
+
+pub fn run(cfg: &GenConfig) -> Result<GenSummary> {
+    if cfg.num_shards == 0 || cfg.shard_index >= cfg.num_shards {
+        bail!("--shard-index {} must be below --num-shards {}", cfg.shard_index, cfg.num_shards);
+    }
+    let dir = cfg.shard_dir();
+    // A shard counts once its manifest is written: a complete one is kept, a partial one redone.
+    if dir.join(dataset::schema::MANIFEST_PATH).exists() {
+        let report = dataset::verify(&dir);
+        if report.ok() {
+            tracing::info!("{} is already complete; nothing to do", dir.display());
+            return Ok(GenSummary {
+                out: dir,
+                episodes: report.episodes,
+                frames: report.frames,
+                seconds: 0.0,
+                episodes_per_s: 0.0,
+                frames_per_s: 0.0,
+                success_rate: f64::NAN,
+                render_adapter: String::new(),
+                skipped: true,
+            });
+        }
+        bail!(
+            "{} has a manifest but fails verification ({}); remove it to regenerate",
+            dir.display(),
+            report.problems.join("; ")
+        );
+    }
+    if dir.exists() {
+        tracing::warn!("{} is an interrupted run (no manifest): starting it again", dir.display());
+        std::fs::remove_dir_all(&dir).with_context(|| format!("removing {}", dir.display()))?;
+    }
+    let (start, end) = cfg.episode_range();
+    let info = DatasetInfo {
+        fps: cfg.env.control_hz,
+        task: cfg.env.task.description().to_string(),
+        width: cfg.render.width,
+        height: cfg.render.height,
+        robot_type: "cupworld-pusher".into(),
+    };
+    let mut writer = DatasetWriter::create(&dir, info)?;
+    let began = Instant::now();
+
+    let (job_tx, job_rx) = bounded::<RenderJob<Step>>(cfg.render.slots * 4);
+    let (frame_tx, frame_rx) = bounded::<(Step, types::Frame)>(cfg.render.slots * 4);
+    let (ready_tx, ready_rx) = bounded(1);
+    let render_thread = render::spawn_render_thread(cfg.render.clone(), job_rx, frame_tx, ready_tx);
+    let adapter = match ready_rx.recv() {
+        Ok(Ok(adapter)) => adapter,
+        Ok(Err(e)) => bail!("the renderer failed to start: {e}"),
+        Err(_) => bail!("the render thread died while starting"),
+    };
+    tracing::info!("rendering on {adapter}");
+
+    let next_episode = Arc::new(AtomicU64::new(start));
+    let workers: Vec<_> = (0..cfg.sim_workers.max(1))
+        .map(|_| {
+            let tx = job_tx.clone();
+            let next = next_episode.clone();
+            let (env_cfg, policy, base_seed) = (cfg.env.clone(), cfg.policy, cfg.base_seed);
+            std::thread::spawn(move || -> Result<()> {
+                let mut env = Env::new(env_cfg)?;
+                loop {
+                    let index = next.fetch_add(1, Ordering::Relaxed);
+                    if index >= end {
+                        return Ok(());
+                    }
+                    if !simulate_episode(&mut env, policy, base_seed, index, &tx)? {
+                        return Ok(()); // the consumer is gone
+                    }
+                }
+            })
+        })
+        .collect();
+    drop(job_tx);
+
+    let bar = crate::progress_bar(end - start, "episodes", cfg.progress);
+    let mut open: HashMap<u64, Vec<FrameRow>> = HashMap::new();
+    let mut finished: BTreeMap<u64, EpisodeRecord> = BTreeMap::new();
+    let mut next_to_write = start;
+    let (mut frames, mut successes) = (0u64, 0u64);
+    for (step, frame) in frame_rx.iter() {
+        let episode = step.transition.tag.episode;
+        let rows = open.entry(episode).or_default();
+        if step.transition.tag.step as usize != rows.len() || frame.tag != step.transition.tag {
+            bail!(
+                "episode {episode}: got step {} after {} steps (frames dropped or reordered)",
+                step.transition.tag.step,
+                rows.len()
+            );
+        }
+        rows.push(FrameRow { transition: step.transition, rgb: frame.rgb });
+        frames += 1;
+        if let Some(end) = step.end {
+            let rows = open.remove(&episode).expect("inserted above");
+            successes += end.success as u64;
+            finished.insert(
+                episode,
+                EpisodeRecord {
+                    seed: end.seed,
+                    policy: end.policy,
+                    success: end.success,
+                    episode_return: end.episode_return,
+                    rows,
+                },
+            );
+            while let Some(record) = finished.remove(&next_to_write) {
+                writer.write_episode(&record)?;
+                next_to_write += 1;
+                bar.inc(1);
+            }
+        }
+    }
+    bar.finish_and_clear();
+    for w in workers {
+        w.join().map_err(|_| anyhow!("a simulator thread panicked"))??;
+    }
+    render_thread.join().map_err(|_| anyhow!("the render thread panicked"))??;
+    if next_to_write != end {
+        bail!("only {} of {} episodes were completed", next_to_write - start, end - start);
+    }
+    let meta = ManifestMeta {
+        task: cfg.env.task.name().to_string(),
+        policy: cfg.policy.name().to_string(),
+        base_seed: cfg.base_seed,
+        episode_offset: start,
+        total_episodes_planned: cfg.episodes,
+        shard_index: cfg.shard_index,
+        num_shards: cfg.num_shards,
+        tools: tool_versions(),
+        render_adapter: adapter.clone(),
+        env_config: serde_json::to_value(&cfg.env)?,
+    };
+    writer.finish(meta)?;
+    let seconds = began.elapsed().as_secs_f64();
+    let episodes = end - start;
+    Ok(GenSummary {
+        out: dir,
+        episodes,
+        frames,
+        seconds,
+        episodes_per_s: episodes as f64 / seconds,
+        frames_per_s: frames as f64 / seconds,
+        success_rate: successes as f64 / episodes.max(1) as f64,
+        render_adapter: adapter,
+        skipped: false,
+    })
+}
+
+/// Runs global episode `index`, sending one render job per step. Returns false if the consumer
+/// hung up (shutdown), true when the episode was fully sent.
+fn simulate_episode(
+    env: &mut Env,
+    policy: PolicyKind,
+    base_seed: u64,
+    index: u64,
+    tx: &crossbeam_channel::Sender<RenderJob<Step>>,
+) -> Result<bool> {
+    let seed = episode_seed(base_seed, index);
+    let (mut obs, mut info) = env.reset(seed);
+    let mut actor = Actor::new(policy, env.config().task, seed);
+    let control_hz = env.config().control_hz as f32;
+    let mut episode_return = 0.0;
+    let mut step = 0u32;
+    loop {
+        let scene = env.scene();
+        let action = actor.act(&info);
+        let r = env.step(action)?;
+        episode_return += r.reward;
+        let done = r.terminated || r.truncated;
+        let tag = FrameTag { episode: index, step };
+        let transition = Transition {
+            tag,
+            timestamp: step as f32 / control_hz,
+            state: obs.state.to_vec(),
+            environment_state: obs.environment_state.to_vec(),
+            action,
+            reward: r.reward,
+            done,
+            success: r.info.success,
+        };
+        let end = done.then(|| EpisodeEnd {
+            seed,
+            policy: actor.policy().name().to_string(),
+            success: r.info.success,
+            episode_return,
+        });
+        if tx.send(RenderJob { tag, scene, payload: Step { transition, end } }).is_err() {
+            return Ok(false);
+        }
+        if done {
+            return Ok(true);
+        }
+        obs = r.obs;
+        info = r.info;
+        step += 1;
+    }
+}
+
+/// Finds shard datasets: the paths themselves, or `shard-*` folders inside them.
+pub fn find_shards(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
+    let mut out = vec![];
+    for p in paths {
+        if p.join(dataset::schema::MANIFEST_PATH).exists() || !p.is_dir() {
+            out.push(p.clone());
+            continue;
+        }
+        let mut inner: Vec<PathBuf> = std::fs::read_dir(p)
+            .with_context(|| format!("reading {}", p.display()))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|d| d.file_name().is_some_and(|n| n.to_string_lossy().starts_with("shard-")))
+            .collect();
+        if inner.is_empty() {
+            bail!("{}: neither a dataset (no manifest.json) nor a folder of shard-* datasets", p.display());
+        }
+        inner.sort();
+        out.extend(inner);
+    }
+    Ok(out)
+}
+
+/// Parses a task name into the environment config used by `gen` and `rollout`.
+pub fn env_config(task: Task, max_steps: Option<u32>) -> EnvConfig {
+    let mut cfg = EnvConfig::for_task(task);
+    if let Some(m) = max_steps {
+        cfg.max_steps = m;
+    }
+    cfg
+}

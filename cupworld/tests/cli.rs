@@ -1,0 +1,153 @@
+//! End-to-end: the real `cupworld` binary on small runs in temporary directories.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn cupworld(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_cupworld")).args(args).env_remove("SLURM_ARRAY_TASK_ID").output().unwrap()
+}
+
+fn ok(args: &[&str]) -> String {
+    let out = cupworld(args);
+    assert!(
+        out.status.success(),
+        "cupworld {args:?} failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn fails(args: &[&str]) -> String {
+    let out = cupworld(args);
+    assert!(!out.status.success(), "cupworld {args:?} should have failed");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn gen_args<'a>(out: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut v = vec!["gen", "--task", "knock-off", "--episodes", "5", "--policy", "mixed", "--seed", "3"];
+    v.extend(["--max-steps", "12", "--slots", "8", "--out", out]);
+    v.extend(extra);
+    v
+}
+
+fn data_bytes(dir: &Path) -> Vec<u8> {
+    std::fs::read(dir.join("data/chunk-000/file-000.parquet")).unwrap()
+}
+
+/// The Python that has pyarrow: `CUPWORLD_PYTHON`, else the project venv the test script makes.
+fn python() -> PathBuf {
+    if let Ok(p) = std::env::var("CUPWORLD_PYTHON") {
+        return p.into();
+    }
+    let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/python3");
+    assert!(venv.exists(), "no Python with pyarrow: run scripts/test.sh (it makes .venv) or set CUPWORLD_PYTHON");
+    venv
+}
+
+#[test]
+fn rollout_prints_json_summary() {
+    let out = ok(&["rollout", "--task", "knock-off", "--policy", "expert", "--episodes", "20", "--seed", "1", "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["episodes"], 20);
+    assert!(v["success_rate"].as_f64().unwrap() >= 0.9, "{v}");
+    assert!(v["mean_length"].as_f64().unwrap() > 1.0);
+    assert!(v["mean_return"].is_number());
+}
+
+#[test]
+fn bad_arguments_get_clear_errors() {
+    assert!(fails(&["rollout", "--task", "juggle"]).contains("juggle"));
+    assert!(fails(&["rollout", "--policy", "psychic"]).contains("psychic"));
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("x");
+    let err = fails(&gen_args(out.to_str().unwrap(), &["--shard-index", "3", "--num-shards", "2"]));
+    assert!(err.contains("--shard-index 3"), "{err}");
+    let err = fails(&gen_args(out.to_str().unwrap(), &["--width", "2"]));
+    assert!(err.contains("frame size"), "{err}");
+    let err = fails(&["dataset", "verify", tmp.path().join("nothing").to_str().unwrap()]);
+    assert!(err.contains("manifest"), "{err}");
+}
+
+/// gen → verify → pyarrow reads it; shards merge to the same bytes; complete shards are skipped,
+/// interrupted ones redone; damage is reported by file name.
+#[test]
+fn gen_verify_shard_merge_and_pyarrow() {
+    let tmp = tempfile::tempdir().unwrap();
+    let whole = tmp.path().join("whole");
+    let w = whole.to_str().unwrap();
+    let out = ok(&gen_args(w, &["--json"]));
+    let summary: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(summary["episodes"], 5);
+    assert!(summary["frames"].as_u64().unwrap() >= 5);
+    assert!(ok(&["dataset", "verify", w]).contains("OK"));
+
+    // Python reads it unchanged.
+    let py = Command::new(python())
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/check_dataset_pyarrow.py"))
+        .arg(&whole)
+        .output()
+        .unwrap();
+    assert!(py.status.success(), "pyarrow check failed: {}", String::from_utf8_lossy(&py.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&py.stdout).unwrap();
+    assert_eq!(report["rows"], summary["frames"]);
+
+    // Three shards (one through SLURM's variables), merged, equal the single run byte for byte.
+    let sharded = tmp.path().join("sharded");
+    let s = sharded.to_str().unwrap();
+    ok(&gen_args(s, &["--shard-index", "0", "--num-shards", "3"]));
+    ok(&gen_args(s, &["--shard-index", "2", "--num-shards", "3"]));
+    let slurm = Command::new(env!("CARGO_BIN_EXE_cupworld"))
+        .args(gen_args(s, &[]))
+        .env("SLURM_ARRAY_TASK_ID", "1")
+        .env("SLURM_ARRAY_TASK_COUNT", "3")
+        .output()
+        .unwrap();
+    assert!(slurm.status.success(), "{}", String::from_utf8_lossy(&slurm.stderr));
+    assert!(sharded.join("shard-00001-of-00003/manifest.json").exists());
+    // Merging with a shard missing fails and names the gap.
+    let err = fails(&[
+        "dataset",
+        "merge",
+        sharded.join("shard-00000-of-00003").to_str().unwrap(),
+        sharded.join("shard-00002-of-00003").to_str().unwrap(),
+        "--out",
+        tmp.path().join("gap").to_str().unwrap(),
+    ]);
+    assert!(err.contains("missing"), "{err}");
+    let merged = tmp.path().join("merged");
+    ok(&["dataset", "merge", s, "--out", merged.to_str().unwrap()]);
+    assert!(ok(&["dataset", "verify", merged.to_str().unwrap()]).contains("OK"));
+    assert_eq!(data_bytes(&whole), data_bytes(&merged), "1 shard and 3 shards merged differ");
+
+    // Rerunning a complete shard does nothing; an interrupted one (no manifest) is redone.
+    let shard1 = sharded.join("shard-00001-of-00003");
+    let before = data_bytes(&shard1);
+    assert!(ok(&gen_args(s, &["--shard-index", "1", "--num-shards", "3"])).contains("already complete"));
+    std::fs::remove_file(shard1.join("manifest.json")).unwrap();
+    std::fs::write(shard1.join("data/chunk-000/file-000.parquet"), b"half-written").unwrap();
+    ok(&gen_args(s, &["--shard-index", "1", "--num-shards", "3"]));
+    assert_eq!(data_bytes(&shard1), before);
+    assert!(ok(&["dataset", "verify", shard1.to_str().unwrap()]).contains("OK"));
+
+    // Damage is named.
+    let stats = whole.join("meta/stats.json");
+    std::fs::write(&stats, b"{}").unwrap();
+    let err = fails(&["dataset", "verify", w]);
+    assert!(err.contains("meta/stats.json"), "{err}");
+    // A gen into a damaged complete dataset refuses rather than overwriting it.
+    let err = fails(&gen_args(w, &[]));
+    assert!(err.contains("fails verification"), "{err}");
+}
+
+#[test]
+fn contact_sheet_is_written() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("d");
+    ok(&gen_args(data.to_str().unwrap(), &[]));
+    let sheet = tmp.path().join("sheet.png");
+    ok(&["contact-sheet", data.to_str().unwrap(), "--out", sheet.to_str().unwrap(), "--episodes", "3", "--frames", "4"]);
+    let img = image::open(&sheet).unwrap();
+    // 4 columns of 2×64 px plus 2 px gaps; 3 rows.
+    assert_eq!((img.width(), img.height()), (4 * 130 + 2, 3 * 130 + 2));
+}

@@ -1,0 +1,403 @@
+//! A headless bevy app driven in lock-step: one `update()` renders a whole batch of scenes.
+//!
+//! Throughput design: every environment slot has its own camera, but all cameras draw into
+//! viewports of one atlas texture, so one update renders the batch, one copy reads it back and one
+//! buffer map waits for it (bevy's example submits a copy and blocks per camera). Slots share the
+//! same world coordinates but each has its own render layer, so no camera sees another slot's
+//! objects and a scene renders to the same pixels whichever slot it lands in.
+
+use bevy::{
+    app::{AppLabel, SubApps},
+    asset::RenderAssetUsages,
+    camera::{ClearColorConfig, RenderTarget, Viewport, visibility::RenderLayers},
+    core_pipeline::tonemapping::Tonemapping,
+    light::NotShadowCaster,
+    prelude::*,
+    render::{
+        Render, RenderApp, RenderPlugin, RenderSystems,
+        pipelined_rendering::PipelinedRenderingPlugin,
+        render_asset::RenderAssets,
+        render_resource::{
+            Buffer, BufferDescriptor, BufferUsages, CommandEncoderDescriptor, Extent3d, MapMode, PollType,
+            TexelCopyBufferInfo, TexelCopyBufferLayout, TextureFormat, TextureUsages,
+        },
+        renderer::{RenderAdapterInfo, RenderDevice, RenderQueue},
+        texture::GpuImage,
+    },
+    window::ExitCondition,
+};
+use types::{Frame, FrameTag, ObjectKind, SceneSnapshot, Shape};
+
+use crate::{RenderError, Result};
+
+/// Objects per slot (floor, table top, 4 legs, goal, cup, pusher = 9; spare room).
+const MAX_OBJECTS: usize = 12;
+const SKY: Color = Color::srgb(0.62, 0.72, 0.85);
+
+/// Renderer settings.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RenderConfig {
+    pub width: u32,
+    pub height: u32,
+    /// Environments drawn per bevy update (cameras in the atlas).
+    pub slots: usize,
+    /// Directional-light shadow maps (2–3× slower on lavapipe).
+    pub shadows: bool,
+    /// 4× multisampling (bevy's default; slower on lavapipe).
+    pub msaa: bool,
+}
+
+impl Default for RenderConfig {
+    fn default() -> Self {
+        RenderConfig { width: 64, height: 64, slots: 32, shadows: false, msaa: false }
+    }
+}
+
+impl RenderConfig {
+    pub fn validate(&self) -> Result<()> {
+        if !(8..=2048).contains(&self.width) || !(8..=2048).contains(&self.height) {
+            return Err(RenderError::Config(format!(
+                "frame size {}x{} must be within 8..=2048 on each side",
+                self.width, self.height
+            )));
+        }
+        if !(1..=256).contains(&self.slots) {
+            return Err(RenderError::Config(format!("slots = {} must be within 1..=256", self.slots)));
+        }
+        Ok(())
+    }
+
+    fn grid(&self) -> (u32, u32) {
+        let cols = (self.slots as f64).sqrt().ceil() as u32;
+        let rows = (self.slots as u32).div_ceil(cols);
+        (cols, rows)
+    }
+}
+
+struct Slot {
+    camera: Entity,
+    objects: [Entity; MAX_OBJECTS],
+    materials: [Handle<StandardMaterial>; MAX_OBJECTS],
+    /// What each object currently shows, to skip unchanged material and mesh writes.
+    shown: [Option<(Shape, [f32; 3])>; MAX_OBJECTS],
+    camera_spec: Option<types::CameraSpec>,
+}
+
+/// The atlas texture and its CPU readback buffer, shared by the main and render worlds.
+#[derive(Resource, Clone)]
+struct Readback {
+    image: Handle<Image>,
+    buffer: Buffer,
+    size: Extent3d,
+    padded_bytes_per_row: u32,
+}
+
+/// A headless renderer of [`SceneSnapshot`]s. Not `Send`: create it on the thread that uses it.
+pub struct Renderer {
+    apps: SubApps,
+    config: RenderConfig,
+    slots: Vec<Slot>,
+    readback: Readback,
+    cube: Handle<Mesh>,
+    cylinder: Handle<Mesh>,
+    adapter: String,
+}
+
+impl Renderer {
+    pub fn new(config: RenderConfig) -> Result<Renderer> {
+        config.validate()?;
+        // Without a GPU, wgpu's Vulkan backend on Mesa's lavapipe is the one that works (FACTS.md).
+        if std::env::var_os("WGPU_BACKEND").is_none() {
+            // SAFETY: set before bevy starts any thread that could read the environment.
+            unsafe { std::env::set_var("WGPU_BACKEND", "vulkan") };
+        }
+        let mut app = App::new();
+        app.add_plugins(
+            DefaultPlugins
+                .set(WindowPlugin { primary_window: None, exit_condition: ExitCondition::DontExit, ..default() })
+                .set(RenderPlugin { synchronous_pipeline_compilation: true, ..default() })
+                // Lock-step: the frame must be finished when update() returns.
+                .disable::<PipelinedRenderingPlugin>()
+                // Leave Ctrl-C to the host program.
+                .disable::<bevy::app::TerminalCtrlCHandlerPlugin>(),
+        );
+        app.insert_resource(ClearColor(SKY));
+        app.insert_resource(GlobalAmbientLight { color: Color::WHITE, brightness: 900.0, ..default() });
+        app.finish();
+        app.cleanup();
+        let mut apps = std::mem::take(app.sub_apps_mut());
+
+        let adapter = match apps.sub_apps.get(&RenderApp.intern()) {
+            Some(render) => match render.world().get_resource::<RenderAdapterInfo>() {
+                Some(info) => format!("{} ({:?}, {:?})", info.name, info.backend, info.device_type),
+                None => return Err(RenderError::NoAdapter),
+            },
+            None => return Err(RenderError::NoAdapter),
+        };
+
+        let (cols, rows) = config.grid();
+        let size = Extent3d { width: cols * config.width, height: rows * config.height, depth_or_array_layers: 1 };
+        let world = apps.main.world_mut();
+        let mut atlas = Image::new_target_texture(size.width, size.height, TextureFormat::Rgba8UnormSrgb, None);
+        atlas.texture_descriptor.usage |= TextureUsages::COPY_SRC;
+        atlas.asset_usage = RenderAssetUsages::RENDER_WORLD;
+        let image = world.resource_mut::<Assets<Image>>().add(atlas);
+        let padded_bytes_per_row = RenderDevice::align_copy_bytes_per_row(size.width as usize * 4) as u32;
+        let buffer = world.resource::<RenderDevice>().create_buffer(&BufferDescriptor {
+            label: Some("cupworld atlas readback"),
+            size: padded_bytes_per_row as u64 * size.height as u64,
+            usage: BufferUsages::MAP_READ | BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        let readback = Readback { image: image.clone(), buffer, size, padded_bytes_per_row };
+
+        let cube = world.resource_mut::<Assets<Mesh>>().add(Cuboid::new(1.0, 1.0, 1.0));
+        let cylinder = world.resource_mut::<Assets<Mesh>>().add(Cylinder::new(1.0, 1.0).mesh().resolution(32));
+
+        world.spawn((
+            DirectionalLight { illuminance: 6000.0, shadow_maps_enabled: config.shadows, ..default() },
+            Transform::from_xyz(1.0, 3.0, 2.0).looking_at(Vec3::ZERO, Vec3::Y),
+            RenderLayers::from_layers(&(0..=config.slots).collect::<Vec<_>>()),
+        ));
+
+        let mut slots = Vec::with_capacity(config.slots);
+        for i in 0..config.slots {
+            let (col, row) = (i as u32 % cols, i as u32 / cols);
+            let camera = world
+                .spawn((
+                    Camera3d::default(),
+                    Camera {
+                        order: i as isize,
+                        viewport: Some(Viewport {
+                            physical_position: UVec2::new(col * config.width, row * config.height),
+                            physical_size: UVec2::new(config.width, config.height),
+                            ..default()
+                        }),
+                        clear_color: ClearColorConfig::Custom(SKY),
+                        is_active: false,
+                        ..default()
+                    },
+                    RenderTarget::Image(image.clone().into()),
+                    Tonemapping::None,
+                    if config.msaa { Msaa::Sample4 } else { Msaa::Off },
+                    Projection::Perspective(PerspectiveProjection { near: 0.05, far: 30.0, ..default() }),
+                    Transform::IDENTITY,
+                    slot_layer(i),
+                ))
+                .id();
+            let mut objects = [Entity::PLACEHOLDER; MAX_OBJECTS];
+            let mut materials: [Handle<StandardMaterial>; MAX_OBJECTS] = Default::default();
+            for k in 0..MAX_OBJECTS {
+                let material = world.resource_mut::<Assets<StandardMaterial>>().add(StandardMaterial {
+                    base_color: Color::WHITE,
+                    perceptual_roughness: 0.8,
+                    ..default()
+                });
+                objects[k] = world
+                    .spawn((
+                        Mesh3d(cube.clone()),
+                        MeshMaterial3d(material.clone()),
+                        Transform::from_translation(Vec3::new(0.0, -100.0, 0.0)),
+                        Visibility::Hidden,
+                        slot_layer(i),
+                    ))
+                    .id();
+                materials[k] = material;
+            }
+            slots.push(Slot { camera, objects, materials, shown: [None; MAX_OBJECTS], camera_spec: None });
+        }
+
+        let render = apps.sub_apps.get_mut(&RenderApp.intern()).ok_or(RenderError::NoAdapter)?;
+        render.insert_resource(readback.clone());
+        render.add_systems(Render, copy_atlas_to_buffer.after(RenderSystems::Render));
+
+        let mut renderer = Renderer { apps, config, slots, readback, cube, cylinder, adapter };
+        renderer.warm_up()?;
+        Ok(renderer)
+    }
+
+    /// The GPU (or lavapipe) adapter in use, as wgpu names it.
+    pub fn adapter(&self) -> &str {
+        &self.adapter
+    }
+
+    pub fn config(&self) -> &RenderConfig {
+        &self.config
+    }
+
+    /// Renders one frame per scene, in order, all in one bevy update. At most `slots` scenes.
+    pub fn render(&mut self, jobs: &[(FrameTag, &SceneSnapshot)]) -> Result<Vec<Frame>> {
+        if jobs.len() > self.slots.len() {
+            return Err(RenderError::TooManyScenes { given: jobs.len(), slots: self.slots.len() });
+        }
+        for (i, (_, scene)) in jobs.iter().enumerate() {
+            self.place_scene(i, scene)?;
+        }
+        for i in 0..self.slots.len() {
+            let camera = self.slots[i].camera;
+            let active = i < jobs.len();
+            let world = self.apps.main.world_mut();
+            let mut cam = world.get_mut::<Camera>(camera).expect("camera entity");
+            if cam.is_active != active {
+                cam.is_active = active;
+            }
+        }
+        self.apps.update();
+        let pixels = self.read_atlas()?;
+        Ok(jobs.iter().enumerate().map(|(i, (tag, _))| self.cut_frame(&pixels, i, *tag)).collect())
+    }
+
+    /// The first updates compile pipelines and upload assets; render until frames are stable.
+    fn warm_up(&mut self) -> Result<()> {
+        let scene = SceneSnapshot {
+            objects: vec![types::SceneObject {
+                kind: ObjectKind::Cup,
+                shape: Shape::Cylinder { radius: 0.1, half_height: 0.1 },
+                pose: types::Pose::at([0.0, 0.5, 0.0]),
+                color: [1.0, 0.0, 0.0],
+            }],
+            camera: types::CameraSpec::default(),
+        };
+        let tag = FrameTag { episode: 0, step: 0 };
+        let mut last = self.render(&[(tag, &scene)])?;
+        for _ in 0..8 {
+            let next = self.render(&[(tag, &scene)])?;
+            if next == last {
+                return Ok(());
+            }
+            last = next;
+        }
+        Err(RenderError::Unstable)
+    }
+
+    fn place_scene(&mut self, i: usize, scene: &SceneSnapshot) -> Result<()> {
+        if scene.objects.len() > MAX_OBJECTS {
+            return Err(RenderError::TooManyObjects { given: scene.objects.len(), max: MAX_OBJECTS });
+        }
+        let (cube, cylinder) = (self.cube.clone(), self.cylinder.clone());
+        let world = self.apps.main.world_mut();
+        let slot = &mut self.slots[i];
+        if slot.camera_spec != Some(scene.camera) {
+            let c = scene.camera;
+            let eye = Vec3::from_array(c.eye);
+            let transform = Transform::from_translation(eye).looking_at(Vec3::from_array(c.target), Vec3::Y);
+            *world.get_mut::<Transform>(slot.camera).expect("camera") = transform;
+            if let Projection::Perspective(p) = &mut *world.get_mut::<Projection>(slot.camera).expect("camera") {
+                p.fov = c.fov_y_deg.to_radians();
+            }
+            slot.camera_spec = Some(scene.camera);
+        }
+        for k in 0..MAX_OBJECTS {
+            let entity = slot.objects[k];
+            let Some(object) = scene.objects.get(k) else {
+                if slot.shown[k].take().is_some() {
+                    *world.get_mut::<Visibility>(entity).expect("object") = Visibility::Hidden;
+                }
+                continue;
+            };
+            if !object.pose.position.iter().chain(&object.pose.rotation).all(|v| v.is_finite()) {
+                return Err(RenderError::NonFinitePose { object: k });
+            }
+            let [x, y, z] = object.pose.position;
+            let [qx, qy, qz, qw] = object.pose.rotation;
+            let (mesh, scale) = match object.shape {
+                Shape::Cuboid { half_extents: [hx, hy, hz] } => (&cube, Vec3::new(2.0 * hx, 2.0 * hy, 2.0 * hz)),
+                Shape::Cylinder { radius, half_height } => (&cylinder, Vec3::new(radius, 2.0 * half_height, radius)),
+            };
+            let transform = Transform {
+                translation: Vec3::new(x, y, z),
+                rotation: Quat::from_xyzw(qx, qy, qz, qw).normalize(),
+                scale,
+            };
+            *world.get_mut::<Transform>(entity).expect("object") = transform;
+            let current = (object.shape, object.color);
+            if slot.shown[k] != Some(current) {
+                let previous = slot.shown[k].replace(current);
+                let shape_kind_changed =
+                    previous.is_none_or(|(s, _)| std::mem::discriminant(&s) != std::mem::discriminant(&object.shape));
+                if shape_kind_changed {
+                    world.get_mut::<Mesh3d>(entity).expect("object").0 = mesh.clone();
+                }
+                if previous.is_none_or(|(_, c)| c != object.color) {
+                    let [r, g, b] = object.color;
+                    if let Some(mut m) = world.resource_mut::<Assets<StandardMaterial>>().get_mut(&slot.materials[k]) {
+                        m.base_color = Color::linear_rgb(r, g, b);
+                    }
+                }
+                *world.get_mut::<Visibility>(entity).expect("object") = Visibility::Visible;
+                let casts = !matches!(object.kind, ObjectKind::Floor | ObjectKind::GoalMarker);
+                let mut e = world.entity_mut(entity);
+                if casts {
+                    e.remove::<NotShadowCaster>();
+                } else {
+                    e.insert(NotShadowCaster);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Maps the readback buffer (filled by this update's copy) and returns its bytes.
+    fn read_atlas(&mut self) -> Result<Vec<u8>> {
+        let slice = self.readback.buffer.slice(..);
+        let (tx, rx) = std::sync::mpsc::channel();
+        slice.map_async(MapMode::Read, move |r| {
+            let _ = tx.send(r);
+        });
+        let device = self.apps.main.world().resource::<RenderDevice>();
+        device.poll(PollType::wait_indefinitely()).map_err(|e| RenderError::Gpu(e.to_string()))?;
+        rx.recv()
+            .map_err(|e| RenderError::Gpu(e.to_string()))?
+            .map_err(|e| RenderError::Gpu(e.to_string()))?;
+        let bytes = slice.get_mapped_range().to_vec();
+        self.readback.buffer.unmap();
+        Ok(bytes)
+    }
+
+    fn cut_frame(&self, atlas: &[u8], i: usize, tag: FrameTag) -> Frame {
+        let (w, h) = (self.config.width as usize, self.config.height as usize);
+        let (cols, _) = self.config.grid();
+        let (col, row) = (i % cols as usize, i / cols as usize);
+        let stride = self.readback.padded_bytes_per_row as usize;
+        let mut rgb = Vec::with_capacity(w * h * 3);
+        for y in 0..h {
+            let start = (row * h + y) * stride + col * w * 4;
+            for px in atlas[start..start + w * 4].chunks_exact(4) {
+                rgb.extend_from_slice(&px[..3]);
+            }
+        }
+        Frame { tag, width: w as u32, height: h as u32, rgb }
+    }
+}
+
+/// Slot `i` draws on render layer `i + 1` (layer 0 is bevy's default, left unused).
+fn slot_layer(i: usize) -> RenderLayers {
+    RenderLayers::layer(i + 1)
+}
+
+/// Render-world system: after the cameras are drawn and submitted, copy the atlas into the
+/// readback buffer (queue order guarantees the copy sees this frame).
+fn copy_atlas_to_buffer(
+    readback: Res<Readback>,
+    images: Res<RenderAssets<GpuImage>>,
+    device: Res<RenderDevice>,
+    queue: Res<RenderQueue>,
+) {
+    let Some(image) = images.get(&readback.image) else {
+        return;
+    };
+    let mut encoder = device.create_command_encoder(&CommandEncoderDescriptor { label: Some("cupworld readback") });
+    encoder.copy_texture_to_buffer(
+        image.texture.as_image_copy(),
+        TexelCopyBufferInfo {
+            buffer: &readback.buffer,
+            layout: TexelCopyBufferLayout {
+                offset: 0,
+                bytes_per_row: Some(readback.padded_bytes_per_row),
+                rows_per_image: None,
+            },
+        },
+        readback.size,
+    );
+    queue.submit(std::iter::once(encoder.finish()));
+}

@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# The test command (README): installs what is missing, checks crate boundaries, runs every test.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+export CARGO_INCREMENTAL=0
+export CUPWORLD_PYTHON="$PWD/.venv/bin/python3"
+bash scripts/check_deps.sh
+cargo test --workspace --all-targets

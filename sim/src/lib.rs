@@ -1,0 +1,30 @@
+//! `sim`: the push-the-cup world in rapier3d, with a Gymnasium-shaped API.
+//!
+//! - [`config`]: rates, limits and the ranges scenes are drawn from ([`EnvConfig`], [`Task`]).
+//! - [`env`]: the environment ([`Env`]): `reset(seed)`, `step(action)`, snapshots, state hash.
+//! - [`policy`]: scripted experts, a random policy and a mix ([`Actor`]).
+//! - [`rollout`]: run whole episodes and summarise them; per-episode seeds.
+
+pub mod config;
+pub mod env;
+pub mod policy;
+pub mod rollout;
+
+pub use config::{EnvConfig, Range, Task};
+pub use env::{Env, EnvSnapshot, Info, Observation, SceneParams, StepResult};
+pub use policy::{Actor, EpisodePolicy, PolicyKind};
+pub use rollout::{EpisodeOutcome, RolloutSummary, episode_seed, run_episode};
+
+#[derive(Debug, thiserror::Error)]
+pub enum SimError {
+    #[error("action[{index}] is {value}: actions must be finite numbers")]
+    NonFiniteAction { index: usize, value: f32 },
+    #[error("step called before reset")]
+    NotReset,
+    #[error("step called after the episode ended (terminated or truncated); call reset")]
+    EpisodeOver,
+    #[error("invalid environment config: {0}")]
+    Config(String),
+}
+
+pub type Result<T> = std::result::Result<T, SimError>;
