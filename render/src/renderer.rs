@@ -10,7 +10,7 @@ use bevy::{
     app::{AppLabel, SubApps},
     asset::RenderAssetUsages,
     camera::{ClearColorConfig, RenderTarget, Viewport, visibility::RenderLayers},
-    core_pipeline::tonemapping::Tonemapping,
+    core_pipeline::tonemapping::{DebandDither, Tonemapping},
     light::NotShadowCaster,
     prelude::*,
     render::{
@@ -122,7 +122,7 @@ impl Renderer {
                 .disable::<bevy::app::TerminalCtrlCHandlerPlugin>(),
         );
         app.insert_resource(ClearColor(SKY));
-        app.insert_resource(GlobalAmbientLight { color: Color::WHITE, brightness: 900.0, ..default() });
+        app.insert_resource(GlobalAmbientLight { color: Color::WHITE, brightness: 250.0, ..default() });
         app.finish();
         app.cleanup();
         let mut apps = std::mem::take(app.sub_apps_mut());
@@ -155,7 +155,7 @@ impl Renderer {
         let cylinder = world.resource_mut::<Assets<Mesh>>().add(Cylinder::new(1.0, 1.0).mesh().resolution(32));
 
         world.spawn((
-            DirectionalLight { illuminance: 6000.0, shadow_maps_enabled: config.shadows, ..default() },
+            DirectionalLight { illuminance: 2500.0, shadow_maps_enabled: config.shadows, ..default() },
             Transform::from_xyz(1.0, 3.0, 2.0).looking_at(Vec3::ZERO, Vec3::Y),
             RenderLayers::from_layers(&(0..=config.slots).collect::<Vec<_>>()),
         ));
@@ -179,6 +179,9 @@ impl Renderer {
                     },
                     RenderTarget::Image(image.clone().into()),
                     Tonemapping::None,
+                    // Dither noise depends on the pixel's place in the atlas: off, so a scene
+                    // renders the same in every slot.
+                    DebandDither::Disabled,
                     if config.msaa { Msaa::Sample4 } else { Msaa::Off },
                     Projection::Perspective(PerspectiveProjection { near: 0.05, far: 30.0, ..default() }),
                     Transform::IDENTITY,
