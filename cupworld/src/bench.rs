@@ -38,6 +38,9 @@ pub enum BenchCommand {
         slots: Vec<usize>,
         #[arg(long, value_delimiter = ',', default_value = "64,128")]
         sizes: Vec<u32>,
+        /// Renderers in parallel threads (default: one per core, at most 4).
+        #[arg(long)]
+        renderers: Option<usize>,
         #[arg(long)]
         shadows: bool,
         #[arg(long)]
@@ -45,10 +48,13 @@ pub enum BenchCommand {
     },
     /// End-to-end `gen`: episodes/s and frames/s into a temporary dataset.
     Gen {
-        #[arg(long, default_value_t = 32)]
+        #[arg(long, default_value_t = 64)]
         episodes: u64,
         #[arg(long, default_value_t = 32)]
         slots: usize,
+        /// Render threads (default: one per core, at most 4).
+        #[arg(long)]
+        renderers: Option<usize>,
         #[arg(long)]
         json: bool,
     },
@@ -57,8 +63,13 @@ pub enum BenchCommand {
 pub fn run(cmd: BenchCommand) -> Result<()> {
     match cmd {
         BenchCommand::Sim { seconds, repeats, json } => bench_sim(seconds, repeats, json),
-        BenchCommand::Render { frames, slots, sizes, shadows, json } => bench_render(frames, &slots, &sizes, shadows, json),
-        BenchCommand::Gen { episodes, slots, json } => bench_gen(episodes, slots, json),
+        BenchCommand::Render { frames, slots, sizes, renderers, shadows, json } => {
+            let renderers = renderers.unwrap_or_else(crate::default_renderers).max(1);
+            bench_render(frames, &slots, &sizes, renderers, shadows, json)
+        }
+        BenchCommand::Gen { episodes, slots, renderers, json } => {
+            bench_gen(episodes, slots, renderers.unwrap_or_else(crate::default_renderers), json)
+        }
     }
 }
 
@@ -134,9 +145,17 @@ fn bench_sim(seconds: f64, repeats: usize, json: bool) -> Result<()> {
         })
         .collect();
     if json {
-        println!("{}", serde_json::to_string_pretty(&serde_json::json!({"anchor_mujoco_steps_per_s": MUJOCO_STEPS_PER_S, "rows": rows}))?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(
+                &serde_json::json!({"anchor_mujoco_steps_per_s": MUJOCO_STEPS_PER_S, "rows": rows})
+            )?
+        );
     } else {
-        println!("{:<46} {:>7} {:>14} {:>12} {:>14}", "push-the-cup scene, 240 Hz", "threads", "physics st/s", "env st/s", "× MuJoCo/core");
+        println!(
+            "{:<46} {:>7} {:>14} {:>12} {:>14}",
+            "push-the-cup scene, 240 Hz", "threads", "physics st/s", "env st/s", "× MuJoCo/core"
+        );
         for r in &rows {
             println!(
                 "{:<46} {:>7} {:>14.0} {:>12.0} {:>14.2}",
@@ -153,6 +172,7 @@ struct RenderRow {
     width: u32,
     height: u32,
     slots: usize,
+    renderers: usize,
     frames: usize,
     frames_per_s: f64,
     ms_per_update: f64,
@@ -171,32 +191,61 @@ fn scene_pool(n: usize) -> Vec<types::SceneSnapshot> {
     scenes
 }
 
-fn bench_render(frames: usize, slot_counts: &[usize], sizes: &[u32], shadows: bool, json: bool) -> Result<()> {
-    let scenes = scene_pool(64);
+fn bench_render(
+    frames: usize,
+    slot_counts: &[usize],
+    sizes: &[u32],
+    renderers: usize,
+    shadows: bool,
+    json: bool,
+) -> Result<()> {
+    let scenes = std::sync::Arc::new(scene_pool(64));
     let mut rows = vec![];
     let mut adapter = String::new();
     for &size in sizes {
         for &slots in slot_counts {
             let cfg = render::RenderConfig { width: size, height: size, slots, shadows, msaa: false };
-            let mut renderer = render::Renderer::new(cfg)?;
-            adapter = renderer.adapter().to_string();
-            let updates = frames.div_ceil(slots).max(3);
-            let mut times = Vec::with_capacity(updates);
-            for u in 0..updates {
-                let jobs: Vec<(types::FrameTag, &types::SceneSnapshot)> = (0..slots)
-                    .map(|i| (types::FrameTag { episode: i as u64, step: u as u32 }, &scenes[(u * slots + i) % scenes.len()]))
-                    .collect();
-                let t = Instant::now();
-                renderer.render(&jobs)?;
-                times.push(t.elapsed().as_secs_f64());
+            cfg.validate()?;
+            let updates = frames.div_ceil(slots * renderers).max(3);
+            // Each renderer on its own thread (bevy apps are not Send); timing starts once all
+            // are up, and each thread reports the median time of its updates.
+            let barrier = std::sync::Arc::new(std::sync::Barrier::new(renderers));
+            let threads: Vec<_> = (0..renderers)
+                .map(|t| {
+                    let (cfg, scenes, barrier) = (cfg.clone(), scenes.clone(), barrier.clone());
+                    std::thread::spawn(move || -> Result<(String, f64)> {
+                        let mut renderer = render::Renderer::new(cfg)?;
+                        barrier.wait();
+                        let mut times = Vec::with_capacity(updates);
+                        for u in 0..updates {
+                            let jobs: Vec<(types::FrameTag, &types::SceneSnapshot)> = (0..slots)
+                                .map(|i| {
+                                    let tag = types::FrameTag { episode: (t * slots + i) as u64, step: u as u32 };
+                                    (tag, &scenes[(u * slots + i + t) % scenes.len()])
+                                })
+                                .collect();
+                            let began = Instant::now();
+                            renderer.render(&jobs)?;
+                            times.push(began.elapsed().as_secs_f64());
+                        }
+                        Ok((renderer.adapter().to_string(), median(times)))
+                    })
+                })
+                .collect();
+            let mut per_update = vec![];
+            for th in threads {
+                let (a, t) = th.join().map_err(|_| anyhow::anyhow!("a render thread panicked"))??;
+                adapter = a;
+                per_update.push(t);
             }
-            let ms = median(times) * 1000.0;
+            let ms = per_update.iter().sum::<f64>() / per_update.len() as f64 * 1000.0;
             rows.push(RenderRow {
                 width: size,
                 height: size,
                 slots,
-                frames: updates * slots,
-                frames_per_s: slots as f64 / (ms / 1000.0),
+                renderers,
+                frames: updates * slots * renderers,
+                frames_per_s: per_update.iter().map(|t| slots as f64 / t).sum(),
                 ms_per_update: ms,
             });
         }
@@ -210,16 +259,25 @@ fn bench_render(frames: usize, slot_counts: &[usize], sizes: &[u32], shadows: bo
         );
     } else {
         println!("adapter: {adapter}; shadows {}", if shadows { "on" } else { "off" });
-        println!("{:>9} {:>6} {:>10} {:>12}", "size", "slots", "frames/s", "ms/update");
+        println!("{:>9} {:>6} {:>10} {:>10} {:>12}", "size", "slots", "renderers", "frames/s", "ms/update");
         for r in &rows {
-            println!("{:>9} {:>6} {:>10.0} {:>12.2}", format!("{}x{}", r.width, r.height), r.slots, r.frames_per_s, r.ms_per_update);
+            println!(
+                "{:>9} {:>6} {:>10} {:>10.0} {:>12.2}",
+                format!("{}x{}", r.width, r.height),
+                r.slots,
+                r.renderers,
+                r.frames_per_s,
+                r.ms_per_update
+            );
         }
-        println!("anchors at 64x64: bevy's headless example ~{BEVY_EXAMPLE_FPS} frames/s, MuJoCo software GL ~{MUJOCO_RENDER_FPS}");
+        println!(
+            "anchors at 64x64: bevy's headless example ~{BEVY_EXAMPLE_FPS} frames/s, MuJoCo software GL ~{MUJOCO_RENDER_FPS}"
+        );
     }
     Ok(())
 }
 
-fn bench_gen(episodes: u64, slots: usize, json: bool) -> Result<()> {
+fn bench_gen(episodes: u64, slots: usize, renderers: usize, json: bool) -> Result<()> {
     let dir = std::env::temp_dir().join(format!("cupworld-bench-gen-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let cfg = crate::generate::GenConfig {
@@ -231,6 +289,7 @@ fn bench_gen(episodes: u64, slots: usize, json: bool) -> Result<()> {
         shard_index: 0,
         num_shards: 1,
         render: render::RenderConfig { slots, ..Default::default() },
+        renderers,
         sim_workers: 1,
         progress: false,
     };
@@ -241,8 +300,13 @@ fn bench_gen(episodes: u64, slots: usize, json: bool) -> Result<()> {
         println!("{}", serde_json::to_string_pretty(&summary)?);
     } else {
         println!(
-            "gen: {} episodes, {} frames in {:.2} s: {:.2} episodes/s, {:.0} frames/s (64x64, {slots} slots, {})",
-            summary.episodes, summary.frames, summary.seconds, summary.episodes_per_s, summary.frames_per_s, summary.render_adapter
+            "gen: {} episodes, {} frames in {:.2} s: {:.2} episodes/s, {:.0} frames/s (64x64, {slots} slots, {renderers} renderers, {})",
+            summary.episodes,
+            summary.frames,
+            summary.seconds,
+            summary.episodes_per_s,
+            summary.frames_per_s,
+            summary.render_adapter
         );
     }
     Ok(())

@@ -32,6 +32,10 @@ pub struct GenConfig {
     pub shard_index: u32,
     pub num_shards: u32,
     pub render: RenderConfig,
+    /// Render threads, each with its own bevy app (lavapipe rasterises on the calling thread).
+    pub renderers: usize,
+    /// Simulator threads; worker `w` feeds renderer `w % renderers`, so an episode's frames
+    /// all pass through one renderer and stay in order.
     pub sim_workers: usize,
     pub progress: bool,
 }
@@ -137,21 +141,29 @@ pub fn run(cfg: &GenConfig) -> Result<GenSummary> {
     let mut writer = DatasetWriter::create(&dir, info)?;
     let began = Instant::now();
 
-    let (job_tx, job_rx) = bounded::<RenderJob<Step>>(cfg.render.slots * 4);
-    let (frame_tx, frame_rx) = bounded::<(Step, types::Frame)>(cfg.render.slots * 4);
-    let (ready_tx, ready_rx) = bounded(1);
-    let render_thread = render::spawn_render_thread(cfg.render.clone(), job_rx, frame_tx, ready_tx);
-    let adapter = match ready_rx.recv() {
-        Ok(Ok(adapter)) => adapter,
-        Ok(Err(e)) => bail!("the renderer failed to start: {e}"),
-        Err(_) => bail!("the render thread died while starting"),
-    };
-    tracing::info!("rendering on {adapter}");
+    let renderers = cfg.renderers.max(1);
+    let (frame_tx, frame_rx) = bounded::<(Step, types::Frame)>(cfg.render.slots * 4 * renderers);
+    let mut job_txs = vec![];
+    let mut render_threads = vec![];
+    let mut adapter = String::new();
+    for _ in 0..renderers {
+        let (job_tx, job_rx) = bounded::<RenderJob<Step>>(cfg.render.slots * 4);
+        let (ready_tx, ready_rx) = bounded(1);
+        render_threads.push(render::spawn_render_thread(cfg.render.clone(), job_rx, frame_tx.clone(), ready_tx));
+        adapter = match ready_rx.recv() {
+            Ok(Ok(adapter)) => adapter,
+            Ok(Err(e)) => bail!("the renderer failed to start: {e}"),
+            Err(_) => bail!("the render thread died while starting"),
+        };
+        job_txs.push(job_tx);
+    }
+    drop(frame_tx);
+    tracing::info!("rendering on {adapter} with {renderers} render thread(s)");
 
     let next_episode = Arc::new(AtomicU64::new(start));
-    let workers: Vec<_> = (0..cfg.sim_workers.max(1))
-        .map(|_| {
-            let tx = job_tx.clone();
+    let workers: Vec<_> = (0..cfg.sim_workers.max(renderers))
+        .map(|w| {
+            let tx = job_txs[w % renderers].clone();
             let next = next_episode.clone();
             let (env_cfg, policy, base_seed) = (cfg.env.clone(), cfg.policy, cfg.base_seed);
             std::thread::spawn(move || -> Result<()> {
@@ -168,7 +180,7 @@ pub fn run(cfg: &GenConfig) -> Result<GenSummary> {
             })
         })
         .collect();
-    drop(job_tx);
+    drop(job_txs);
 
     let bar = crate::progress_bar(end - start, "episodes", cfg.progress);
     let mut open: HashMap<u64, Vec<FrameRow>> = HashMap::new();
@@ -211,7 +223,9 @@ pub fn run(cfg: &GenConfig) -> Result<GenSummary> {
     for w in workers {
         w.join().map_err(|_| anyhow!("a simulator thread panicked"))??;
     }
-    render_thread.join().map_err(|_| anyhow!("the render thread panicked"))??;
+    for r in render_threads {
+        r.join().map_err(|_| anyhow!("a render thread panicked"))??;
+    }
     if next_to_write != end {
         bail!("only {} of {} episodes were completed", next_to_write - start, end - start);
     }

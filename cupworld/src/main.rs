@@ -101,7 +101,10 @@ struct GenArgs {
     /// Environments rendered per bevy update.
     #[arg(long, default_value_t = 32)]
     slots: usize,
-    /// Simulator threads (default: one; physics is cheap next to rendering).
+    /// Render threads, each with its own bevy renderer (default: one per core, at most 4).
+    #[arg(long)]
+    renderers: Option<usize>,
+    /// Simulator threads (at least one per renderer; physics is cheap next to rendering).
     #[arg(long, default_value_t = 1)]
     sim_workers: usize,
     #[arg(long)]
@@ -241,9 +244,13 @@ fn gen_cmd(a: GenArgs) -> Result<()> {
             shadows: a.shadows,
             msaa: false,
         },
+        renderers: a.renderers.unwrap_or_else(default_renderers),
         sim_workers: a.sim_workers,
         progress: std::io::stderr().is_terminal(),
     };
+    if cfg.renderers == 0 || cfg.renderers > 16 {
+        bail!("--renderers {} must be within 1..=16", cfg.renderers);
+    }
     cfg.env.validate()?;
     cfg.render.validate()?;
     let summary = generate::run(&cfg)?;
@@ -278,6 +285,7 @@ fn demo(out: &std::path::Path, episodes: u64) -> Result<()> {
         shard_index: 0,
         num_shards: 1,
         render: render::RenderConfig::default(),
+        renderers: default_renderers(),
         sim_workers: 1,
         progress: std::io::stderr().is_terminal(),
     };
@@ -290,11 +298,22 @@ fn demo(out: &std::path::Path, episodes: u64) -> Result<()> {
     if !report.ok() {
         bail!("{}: verification failed: {}", data.display(), report.problems.join("; "));
     }
-    println!("verified {}: {} files, {} episodes, {} frames", data.display(), report.files_checked, report.episodes, report.frames);
+    println!(
+        "verified {}: {} files, {} episodes, {} frames",
+        data.display(),
+        report.files_checked,
+        report.episodes,
+        report.frames
+    );
     let sheet = out.join("contact_sheet.png");
     sheet::write_contact_sheet(&data, &sheet, 6, 8, 2)?;
     println!("contact sheet: {}", sheet.display());
     Ok(())
+}
+
+/// One render thread per core, at most 4 (each bevy app costs memory and start-up time).
+pub fn default_renderers() -> usize {
+    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).clamp(1, 4)
 }
 
 /// A progress bar on stderr, hidden when stderr is not a terminal.

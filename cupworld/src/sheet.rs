@@ -24,7 +24,11 @@ pub fn write_contact_sheet(data: &Path, out: &Path, episodes: usize, frames: usi
     result.with_context(|| format!("reading {}", data.display()))?;
     let gap = 2;
     let (cw, ch) = (w * scale + gap, h * scale + gap);
-    let mut sheet = image::RgbImage::from_pixel(cw * frames as u32 + gap, ch * rows.len() as u32 + gap, image::Rgb([255, 255, 255]));
+    let mut sheet = image::RgbImage::from_pixel(
+        cw * frames as u32 + gap,
+        ch * rows.len() as u32 + gap,
+        image::Rgb([255, 255, 255]),
+    );
     for (r, row) in rows.iter().enumerate() {
         for (c, rgb) in row.iter().enumerate() {
             for y in 0..h * scale {

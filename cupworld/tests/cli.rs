@@ -47,7 +47,8 @@ fn python() -> PathBuf {
 
 #[test]
 fn rollout_prints_json_summary() {
-    let out = ok(&["rollout", "--task", "knock-off", "--policy", "expert", "--episodes", "20", "--seed", "1", "--json"]);
+    let out =
+        ok(&["rollout", "--task", "knock-off", "--policy", "expert", "--episodes", "20", "--seed", "1", "--json"]);
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["episodes"], 20);
     assert!(v["success_rate"].as_f64().unwrap() >= 0.9, "{v}");
@@ -146,7 +147,16 @@ fn contact_sheet_is_written() {
     let data = tmp.path().join("d");
     ok(&gen_args(data.to_str().unwrap(), &[]));
     let sheet = tmp.path().join("sheet.png");
-    ok(&["contact-sheet", data.to_str().unwrap(), "--out", sheet.to_str().unwrap(), "--episodes", "3", "--frames", "4"]);
+    ok(&[
+        "contact-sheet",
+        data.to_str().unwrap(),
+        "--out",
+        sheet.to_str().unwrap(),
+        "--episodes",
+        "3",
+        "--frames",
+        "4",
+    ]);
     let img = image::open(&sheet).unwrap();
     // 4 columns of 2×64 px plus 2 px gaps; 3 rows.
     assert_eq!((img.width(), img.height()), (4 * 130 + 2, 3 * 130 + 2));

@@ -54,7 +54,12 @@ pub struct Manifest {
 }
 
 impl Manifest {
-    pub fn new(meta: ManifestMeta, info: DatasetInfo, episode_seeds: Vec<u64>, files: BTreeMap<String, FileEntry>) -> Self {
+    pub fn new(
+        meta: ManifestMeta,
+        info: DatasetInfo,
+        episode_seeds: Vec<u64>,
+        files: BTreeMap<String, FileEntry>,
+    ) -> Self {
         Manifest { format: MANIFEST_FORMAT.into(), meta, info, episode_seeds, files }
     }
 
@@ -69,7 +74,8 @@ impl Manifest {
             return Err(DatasetError::Incomplete(root.to_path_buf()));
         }
         let text = fs::read_to_string(&path).map_err(|e| io_err(&path, e))?;
-        let m: Manifest = serde_json::from_str(&text).map_err(|e| DatasetError::Corrupt(path.clone(), e.to_string()))?;
+        let m: Manifest =
+            serde_json::from_str(&text).map_err(|e| DatasetError::Corrupt(path.clone(), e.to_string()))?;
         if m.format != MANIFEST_FORMAT {
             return Err(DatasetError::Corrupt(path, format!("format {:?}, expected {MANIFEST_FORMAT:?}", m.format)));
         }

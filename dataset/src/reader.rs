@@ -18,8 +18,11 @@ use crate::{DatasetError, Result, decode_png, io_err};
 fn read_batches(path: &Path) -> Result<Vec<RecordBatch>> {
     let f = File::open(path).map_err(|e| io_err(path, e))?;
     let perr = |e: parquet::errors::ParquetError| DatasetError::Parquet(path.to_path_buf(), e.to_string());
-    let reader = ParquetRecordBatchReaderBuilder::try_new(f).map_err(perr)?.with_batch_size(4096).build().map_err(perr)?;
-    reader.collect::<std::result::Result<Vec<_>, _>>().map_err(|e| DatasetError::Parquet(path.to_path_buf(), e.to_string()))
+    let reader =
+        ParquetRecordBatchReaderBuilder::try_new(f).map_err(perr)?.with_batch_size(4096).build().map_err(perr)?;
+    reader
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .map_err(|e| DatasetError::Parquet(path.to_path_buf(), e.to_string()))
 }
 
 fn column<'a>(batch: &'a RecordBatch, name: &str, path: &Path) -> Result<&'a dyn Array> {
@@ -38,9 +41,9 @@ fn i64_col(batch: &RecordBatch, name: &str, path: &Path) -> Result<Vec<i64>> {
 
 fn f32_lists(batch: &RecordBatch, name: &str, path: &Path) -> Result<Vec<Vec<f32>>> {
     let c = column(batch, name, path)?;
-    let list = c
-        .as_fixed_size_list_opt()
-        .ok_or_else(|| DatasetError::Corrupt(path.to_path_buf(), format!("column {name:?} is not a fixed-size list")))?;
+    let list = c.as_fixed_size_list_opt().ok_or_else(|| {
+        DatasetError::Corrupt(path.to_path_buf(), format!("column {name:?} is not a fixed-size list"))
+    })?;
     let n = list.value_length() as usize;
     let values = list
         .values()
@@ -289,20 +292,36 @@ pub fn verify(root: &Path) -> VerifyReport {
     let total_episodes = info["total_episodes"].as_u64();
     let total_frames = info["total_frames"].as_u64();
     if total_episodes != Some(report.episodes) {
-        report.problems.push(format!("{}: total_episodes {:?} but {} episodes found", schema::INFO_PATH, total_episodes, report.episodes));
+        report.problems.push(format!(
+            "{}: total_episodes {:?} but {} episodes found",
+            schema::INFO_PATH,
+            total_episodes,
+            report.episodes
+        ));
     }
     if total_frames != Some(report.frames) {
-        report.problems.push(format!("{}: total_frames {:?} but {} frames found", schema::INFO_PATH, total_frames, report.frames));
+        report.problems.push(format!(
+            "{}: total_frames {:?} but {} frames found",
+            schema::INFO_PATH,
+            total_frames,
+            report.frames
+        ));
     }
     if manifest.episode_seeds.len() as u64 != report.episodes {
-        report.problems.push(format!("{MANIFEST_PATH}: {} episode seeds for {} episodes", manifest.episode_seeds.len(), report.episodes));
+        report.problems.push(format!(
+            "{MANIFEST_PATH}: {} episode seeds for {} episodes",
+            manifest.episode_seeds.len(),
+            report.episodes
+        ));
     }
     match read_episodes_table(root) {
         Ok(rows) => {
             let mut expected_from = 0;
             for (i, r) in rows.iter().enumerate() {
                 if r.index != i as i64 || r.from != expected_from || r.to - r.from != r.length {
-                    report.problems.push(format!("{}: episode row {i} has inconsistent indices", schema::episodes_path(0, 0)));
+                    report
+                        .problems
+                        .push(format!("{}: episode row {i} has inconsistent indices", schema::episodes_path(0, 0)));
                     break;
                 }
                 if manifest.episode_seeds.get(i) != Some(&r.seed) {

@@ -63,11 +63,7 @@ pub fn data_schema() -> Arc<Schema> {
 pub fn episodes_schema() -> Arc<Schema> {
     Arc::new(Schema::new(vec![
         Field::new("episode_index", DataType::Int64, true),
-        Field::new(
-            "tasks",
-            DataType::List(Arc::new(Field::new("item", DataType::Utf8, true))),
-            true,
-        ),
+        Field::new("tasks", DataType::List(Arc::new(Field::new("item", DataType::Utf8, true))), true),
         Field::new("length", DataType::Int64, true),
         Field::new("data/chunk_index", DataType::Int64, true),
         Field::new("data/file_index", DataType::Int64, true),
@@ -99,10 +95,7 @@ pub fn tasks_schema() -> Arc<Schema> {
     });
     let metadata = [("pandas".to_string(), pandas.to_string())].into_iter().collect();
     Arc::new(Schema::new_with_metadata(
-        vec![
-            Field::new("task_index", DataType::Int64, true),
-            Field::new("__index_level_0__", DataType::Utf8, true),
-        ],
+        vec![Field::new("task_index", DataType::Int64, true), Field::new("__index_level_0__", DataType::Utf8, true)],
         metadata,
     ))
 }

@@ -36,8 +36,7 @@ impl Running {
     fn to_json(&self, wrap: impl Fn(&[f64]) -> Value) -> Value {
         let n = self.count.max(1) as f64;
         let mean: Vec<f64> = self.sum.iter().map(|s| s / n).collect();
-        let std: Vec<f64> =
-            self.sum_sq.iter().zip(&mean).map(|(sq, m)| (sq / n - m * m).max(0.0).sqrt()).collect();
+        let std: Vec<f64> = self.sum_sq.iter().zip(&mean).map(|(sq, m)| (sq / n - m * m).max(0.0).sqrt()).collect();
         json!({
             "mean": wrap(&mean),
             "std": wrap(&std),

@@ -3,7 +3,9 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use dataset::{DatasetInfo, DatasetWriter, EpisodeRecord, FrameRow, Manifest, ManifestMeta, for_each_episode, merge, verify};
+use dataset::{
+    DatasetInfo, DatasetWriter, EpisodeRecord, FrameRow, Manifest, ManifestMeta, for_each_episode, merge, verify,
+};
 use types::{FrameTag, Transition};
 
 const W: u32 = 16;
@@ -90,14 +92,22 @@ fn written_dataset_verifies_and_reads_back_unchanged() {
         assert_eq!(strip_tags(got), strip_tags(episode(e as u64)));
     }
     // LeRobot's layout.
-    for f in ["meta/info.json", "meta/stats.json", "meta/tasks.parquet", "meta/episodes/chunk-000/file-000.parquet", "data/chunk-000/file-000.parquet"] {
+    for f in [
+        "meta/info.json",
+        "meta/stats.json",
+        "meta/tasks.parquet",
+        "meta/episodes/chunk-000/file-000.parquet",
+        "data/chunk-000/file-000.parquet",
+    ] {
         assert!(dir.join(f).is_file(), "{f} missing");
     }
-    let info: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("meta/info.json")).unwrap()).unwrap();
+    let info: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("meta/info.json")).unwrap()).unwrap();
     assert_eq!(info["codebase_version"], "v3.0");
     assert_eq!(info["total_frames"], report.frames);
     assert_eq!(info["features"]["observation.image"]["dtype"], "image");
-    let stats: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("meta/stats.json")).unwrap()).unwrap();
+    let stats: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("meta/stats.json")).unwrap()).unwrap();
     assert_eq!(stats["action"]["max"][0], 0.25 * 5.0);
     assert_eq!(stats["next.reward"]["count"][0], report.frames);
 }
@@ -107,7 +117,11 @@ fn verify_names_missing_truncated_altered_and_unexpected_files() {
     let tmp = tempfile::tempdir().unwrap();
     let data = "data/chunk-000/file-000.parquet";
     let cases: Vec<(&str, Box<dyn Fn(&Path)>, &str)> = vec![
-        ("missing", Box::new(|d: &Path| std::fs::remove_file(d.join("meta/stats.json")).unwrap()), "meta/stats.json: missing"),
+        (
+            "missing",
+            Box::new(|d: &Path| std::fs::remove_file(d.join("meta/stats.json")).unwrap()),
+            "meta/stats.json: missing",
+        ),
         (
             "truncated",
             Box::new(move |d: &Path| {
@@ -128,9 +142,17 @@ fn verify_names_missing_truncated_altered_and_unexpected_files() {
             }),
             "sha256 mismatch",
         ),
-        ("unexpected", Box::new(|d: &Path| std::fs::write(d.join("data/extra.bin"), b"x").unwrap()), "data/extra.bin: not in the manifest"),
+        (
+            "unexpected",
+            Box::new(|d: &Path| std::fs::write(d.join("data/extra.bin"), b"x").unwrap()),
+            "data/extra.bin: not in the manifest",
+        ),
         ("no manifest", Box::new(|d: &Path| std::fs::remove_file(d.join("manifest.json")).unwrap()), "incomplete"),
-        ("bad manifest", Box::new(|d: &Path| std::fs::write(d.join("manifest.json"), b"{not json").unwrap()), "manifest.json: corrupt"),
+        (
+            "bad manifest",
+            Box::new(|d: &Path| std::fs::write(d.join("manifest.json"), b"{not json").unwrap()),
+            "manifest.json: corrupt",
+        ),
     ];
     for (name, damage, expect) in cases {
         let dir = tmp.path().join(name.replace(' ', "_"));
@@ -179,7 +201,12 @@ fn merged_shards_equal_the_unsharded_dataset() {
     let b: Vec<_> = read_all(&merged).into_iter().map(strip_tags).collect();
     assert_eq!(a, b);
     // Byte-identical data files and metadata tables.
-    for f in ["data/chunk-000/file-000.parquet", "meta/episodes/chunk-000/file-000.parquet", "meta/stats.json", "meta/info.json"] {
+    for f in [
+        "data/chunk-000/file-000.parquet",
+        "meta/episodes/chunk-000/file-000.parquet",
+        "meta/stats.json",
+        "meta/info.json",
+    ] {
         assert_eq!(std::fs::read(whole.join(f)).unwrap(), std::fs::read(merged.join(f)).unwrap(), "{f} differs");
     }
 

@@ -7,9 +7,8 @@ use types::CameraSpec;
 pub fn project(camera: &CameraSpec, point: [f32; 3], width: u32, height: u32) -> Option<(f32, f32)> {
     let sub = |a: [f32; 3], b: [f32; 3]| [a[0] - b[0], a[1] - b[1], a[2] - b[2]];
     let dot = |a: [f32; 3], b: [f32; 3]| a[0] * b[0] + a[1] * b[1] + a[2] * b[2];
-    let cross = |a: [f32; 3], b: [f32; 3]| {
-        [a[1] * b[2] - a[2] * b[1], a[2] * b[0] - a[0] * b[2], a[0] * b[1] - a[1] * b[0]]
-    };
+    let cross =
+        |a: [f32; 3], b: [f32; 3]| [a[1] * b[2] - a[2] * b[1], a[2] * b[0] - a[0] * b[2], a[0] * b[1] - a[1] * b[0]];
     let normalize = |a: [f32; 3]| {
         let n = dot(a, a).sqrt();
         [a[0] / n, a[1] / n, a[2] / n]

@@ -18,15 +18,30 @@ fn scene(cup_xz: [f32; 2]) -> SceneSnapshot {
     let obj = |kind, shape, position, color| SceneObject { kind, shape, pose: Pose::at(position), color };
     SceneSnapshot {
         objects: vec![
-            obj(ObjectKind::Floor, Shape::Cuboid { half_extents: [4.0, 0.05, 4.0] }, [0.0, -0.05, 0.0], [0.3, 0.3, 0.32]),
-            obj(ObjectKind::Table, Shape::Cuboid { half_extents: [0.5, 0.02, 0.35] }, [0.0, top - 0.02, 0.0], [0.55, 0.36, 0.2]),
+            obj(
+                ObjectKind::Floor,
+                Shape::Cuboid { half_extents: [4.0, 0.05, 4.0] },
+                [0.0, -0.05, 0.0],
+                [0.3, 0.3, 0.32],
+            ),
+            obj(
+                ObjectKind::Table,
+                Shape::Cuboid { half_extents: [0.5, 0.02, 0.35] },
+                [0.0, top - 0.02, 0.0],
+                [0.55, 0.36, 0.2],
+            ),
             obj(
                 ObjectKind::Cup,
                 Shape::Cylinder { radius: 0.04, half_height: 0.05 },
                 [cup_xz[0], top + 0.05, cup_xz[1]],
                 CUP_RED,
             ),
-            obj(ObjectKind::Pusher, Shape::Cuboid { half_extents: [0.02; 3] }, [-0.3, top + 0.025, 0.2], [0.08, 0.25, 0.85]),
+            obj(
+                ObjectKind::Pusher,
+                Shape::Cuboid { half_extents: [0.02; 3] },
+                [-0.3, top + 0.025, 0.2],
+                [0.08, 0.25, 0.85],
+            ),
         ],
         camera: CameraSpec::default(),
     }
@@ -90,7 +105,11 @@ fn frame_of_known_scene_shows_the_cup_where_the_snapshot_puts_it() {
             *counts.entry(frame.pixel(k % 64, k / 64)).or_default() += 1;
         }
         let largest = counts.values().max().copied().unwrap_or(0);
-        assert!(counts.len() >= 5 && largest < 64 * 64 * 8 / 10, "frame {i} looks blank ({} colours, largest {largest} px)", counts.len());
+        assert!(
+            counts.len() >= 5 && largest < 64 * 64 * 8 / 10,
+            "frame {i} looks blank ({} colours, largest {largest} px)",
+            counts.len()
+        );
         // The cup's colour is around its projected centre, and (almost) nowhere else.
         let (x, y) = project(&CameraSpec::default(), [place[0], 0.75, place[1]], 64, 64).unwrap();
         let near = red_near(frame, x, y, 4.0);
@@ -103,6 +122,14 @@ fn frame_of_known_scene_shows_the_cup_where_the_snapshot_puts_it() {
     dump(&again, "again");
     assert_eq!(diff_bytes(&again[1], &frames[0]), 0, "same scene, new update, another slot");
     assert_eq!(diff_bytes(&again[0], &frames[1]), 0);
+    // Moving the cup and changing its colour show up in the very next frame (no one-frame lag).
+    let mut moved = scene([-0.3, -0.15]);
+    let (x, y) = project(&CameraSpec::default(), [-0.3, 0.75, -0.15], 64, 64).unwrap();
+    let f = r.render(&[(tag(0), &moved)]).unwrap();
+    assert!(red_near(&f[0], x, y, 4.0) >= 6, "moved cup not drawn where it now is");
+    moved.objects[2].color = [0.05, 0.8, 0.05];
+    let f = r.render(&[(tag(0), &moved)]).unwrap();
+    assert_eq!(red_total(&f[0]), 0, "the cup changed colour in this very frame");
     // A scene without a cup shows no red.
     let mut empty = scene([0.0, 0.0]);
     empty.objects.retain(|o| o.kind != ObjectKind::Cup);
@@ -124,6 +151,14 @@ fn larger_frames_and_bad_input_are_handled() {
     let mut bad = s.clone();
     bad.objects[2].pose.position[0] = f32::NAN;
     assert!(r.render(&[(t, &bad)]).is_err(), "non-finite pose");
+    drop(r);
+    // Many slots (beyond 64 render layers) in one update.
+    let mut r = Renderer::new(RenderConfig { width: 16, height: 16, slots: 80, ..RenderConfig::default() }).unwrap();
+    let jobs: Vec<_> = (0..80).map(|i| (FrameTag { episode: i, step: 0 }, &s)).collect();
+    let frames = r.render(&jobs).unwrap();
+    assert_eq!(frames.len(), 80);
+    assert!(frames.iter().all(|f| f.rgb == frames[0].rgb), "the same scene renders the same in every slot");
+    assert!(frames.iter().enumerate().all(|(i, f)| f.tag.episode == i as u64));
 }
 
 /// Three producers stream interleaved episodes; the consumer sees every frame of every episode,

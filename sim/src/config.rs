@@ -138,10 +138,7 @@ impl EnvConfig {
             return bad("physics_hz/control_hz", "must be positive".into());
         }
         if self.physics_hz % self.control_hz != 0 {
-            return bad(
-                "control_hz",
-                format!("{} does not divide physics_hz {}", self.control_hz, self.physics_hz),
-            );
+            return bad("control_hz", format!("{} does not divide physics_hz {}", self.control_hz, self.physics_hz));
         }
         if self.max_steps == 0 {
             return bad("max_steps", "must be positive".into());

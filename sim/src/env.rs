@@ -15,7 +15,10 @@ use crate::{EnvConfig, Result, SimError, Task};
 
 const TABLE_THICKNESS: f32 = 0.04;
 const LEG_HALF: f32 = 0.025;
+/// The floor's collider extends far; the drawn floor only around the table (fewer pixels to shade:
+/// beyond it the camera sees the clear colour).
 const FLOOR_HALF: f32 = 4.0;
+const FLOOR_DRAWN_HALF: [f32; 2] = [1.1, 0.9];
 const FLOOR_COLOR: [f32; 3] = [0.32, 0.33, 0.36];
 const TABLE_COLOR: [f32; 3] = [0.55, 0.36, 0.2];
 const PUSHER_COLOR: [f32; 3] = [0.08, 0.25, 0.85];
@@ -218,10 +221,7 @@ impl Env {
         let cfg = &self.config;
         let [hw, hd] = ep.params.table_half_size;
         let (lim_x, lim_z) = (hw + cfg.pusher_overhang, hd + cfg.pusher_overhang);
-        let v = [
-            action[0].clamp(-1.0, 1.0) * cfg.pusher_max_speed,
-            action[1].clamp(-1.0, 1.0) * cfg.pusher_max_speed,
-        ];
+        let v = [action[0].clamp(-1.0, 1.0) * cfg.pusher_max_speed, action[1].clamp(-1.0, 1.0) * cfg.pusher_max_speed];
         let dt = cfg.dt();
         let pusher_y = pusher_height(cfg, &ep.params);
         let start = ep.pusher_xz;
@@ -233,10 +233,7 @@ impl Env {
             self.world.step();
         }
         let control_dt = 1.0 / cfg.control_hz as f32;
-        ep.pusher_vel = [
-            (ep.pusher_xz[0] - start[0]) / control_dt,
-            (ep.pusher_xz[1] - start[1]) / control_dt,
-        ];
+        ep.pusher_vel = [(ep.pusher_xz[0] - start[0]) / control_dt, (ep.pusher_xz[1] - start[1]) / control_dt];
         ep.step += 1;
 
         let diverged = !self.state_is_sane();
@@ -352,7 +349,7 @@ impl Env {
         let mut objects = vec![
             SceneObject {
                 kind: ObjectKind::Floor,
-                shape: Shape::Cuboid { half_extents: [FLOOR_HALF, 0.05, FLOOR_HALF] },
+                shape: Shape::Cuboid { half_extents: [FLOOR_DRAWN_HALF[0], 0.05, FLOOR_DRAWN_HALF[1]] },
                 pose: Pose::at([0.0, -0.05, 0.0]),
                 color: FLOOR_COLOR,
             },
@@ -616,8 +613,11 @@ fn build_world(cfg: &EnvConfig, p: &SceneParams) -> (PhysicsWorld, Handles) {
     );
     let [px, py, pz] = cfg.pusher_half_extents;
     let (pusher, _) = world.insert(
-        RigidBodyBuilder::kinematic_position_based()
-            .translation(Vector::new(p.pusher_start[0], pusher_height(cfg, p), p.pusher_start[1])),
+        RigidBodyBuilder::kinematic_position_based().translation(Vector::new(
+            p.pusher_start[0],
+            pusher_height(cfg, p),
+            p.pusher_start[1],
+        )),
         ColliderBuilder::cuboid(px, py, pz).friction(0.3),
     );
     (world, Handles { cup, pusher })

@@ -44,7 +44,9 @@ impl std::str::FromStr for PolicyKind {
 pub enum EpisodePolicy {
     Expert,
     /// The expert with Gaussian action noise of this standard deviation.
-    NoisyExpert { sigma: f32 },
+    NoisyExpert {
+        sigma: f32,
+    },
     Random,
 }
 
@@ -116,11 +118,7 @@ fn knock_off_target(info: &Info) -> [f32; 2] {
     let [x, _, z] = info.cup.position;
     let [hw, hd] = info.table_half_size;
     let beyond = 0.3;
-    if hw - x.abs() <= hd - z.abs() {
-        [x.signum() * (hw + beyond), z]
-    } else {
-        [x, z.signum() * (hd + beyond)]
-    }
+    if hw - x.abs() <= hd - z.abs() { [x.signum() * (hw + beyond), z] } else { [x, z.signum() * (hd + beyond)] }
 }
 
 /// Drives the pusher to the far side of the cup from `target`, then pushes the cup along the line
