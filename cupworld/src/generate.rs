@@ -127,6 +127,13 @@ pub fn run(cfg: &GenConfig) -> Result<GenSummary> {
         );
     }
     if dir.exists() {
+        if !is_interrupted_dataset(&dir)? {
+            bail!(
+                "{} exists and holds files that are not an interrupted cupworld dataset; \
+                 choose another --out (nothing was changed)",
+                dir.display()
+            );
+        }
         tracing::warn!("{} is an interrupted run (no manifest): starting it again", dir.display());
         std::fs::remove_dir_all(&dir).with_context(|| format!("removing {}", dir.display()))?;
     }
@@ -255,6 +262,18 @@ pub fn run(cfg: &GenConfig) -> Result<GenSummary> {
         render_adapter: adapter,
         skipped: false,
     })
+}
+
+/// True if `dir` holds nothing but what an interrupted `gen` leaves (`meta/`, `data/`, `*.partial`),
+/// so it is safe to delete; anything else belongs to the user.
+fn is_interrupted_dataset(dir: &std::path::Path) -> Result<bool> {
+    for entry in std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))? {
+        let name = entry?.file_name().to_string_lossy().into_owned();
+        if !(name == "meta" || name == "data" || name.ends_with(".partial")) {
+            return Ok(false);
+        }
+    }
+    Ok(true)
 }
 
 /// Runs global episode `index`, sending one render job per step. Returns false if the consumer

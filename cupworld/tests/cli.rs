@@ -141,6 +141,18 @@ fn gen_verify_shard_merge_and_pyarrow() {
     assert!(err.contains("fails verification"), "{err}");
 }
 
+/// `gen` never deletes a folder it did not write.
+#[test]
+fn gen_refuses_a_folder_of_other_files() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mine = tmp.path().join("mine");
+    std::fs::create_dir_all(mine.join("data")).unwrap();
+    std::fs::write(mine.join("thesis.tex"), b"precious").unwrap();
+    let err = fails(&gen_args(mine.to_str().unwrap(), &[]));
+    assert!(err.contains("not an interrupted cupworld dataset"), "{err}");
+    assert_eq!(std::fs::read(mine.join("thesis.tex")).unwrap(), b"precious");
+}
+
 #[test]
 fn contact_sheet_is_written() {
     let tmp = tempfile::tempdir().unwrap();
