@@ -18,7 +18,7 @@ use crossbeam_channel::bounded;
 use dataset::{DatasetInfo, DatasetWriter, EpisodeRecord, FrameRow, ManifestMeta};
 use render::{RenderConfig, RenderJob};
 use serde::Serialize;
-use sim::{Actor, Env, EnvConfig, PolicyKind, Task, episode_seed};
+use sim::{Actor, Env, EnvConfig, PolicyKind, episode_seed};
 use types::{FrameTag, Transition};
 
 /// Everything `gen` needs.
@@ -346,13 +346,4 @@ pub fn find_shards(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
         out.extend(inner);
     }
     Ok(out)
-}
-
-/// Parses a task name into the environment config used by `gen` and `rollout`.
-pub fn env_config(task: Task, max_steps: Option<u32>) -> EnvConfig {
-    let mut cfg = EnvConfig::for_task(task);
-    if let Some(m) = max_steps {
-        cfg.max_steps = m;
-    }
-    cfg
 }

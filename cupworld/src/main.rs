@@ -57,6 +57,37 @@ enum Command {
     },
 }
 
+/// Environment rates and limits shared by `rollout` and `gen`.
+#[derive(Args, Clone, Copy)]
+struct EnvArgs {
+    /// Override the step limit per episode (default 150 control steps).
+    #[arg(long)]
+    max_steps: Option<u32>,
+    /// Physics steps per second (default 240).
+    #[arg(long)]
+    physics_hz: Option<u32>,
+    /// Control steps (actions, frames) per second; must divide --physics-hz (default 10).
+    #[arg(long)]
+    control_hz: Option<u32>,
+}
+
+impl EnvArgs {
+    fn config(&self, task: Task) -> Result<sim::EnvConfig> {
+        let mut cfg = sim::EnvConfig::for_task(task);
+        if let Some(v) = self.max_steps {
+            cfg.max_steps = v;
+        }
+        if let Some(v) = self.physics_hz {
+            cfg.physics_hz = v;
+        }
+        if let Some(v) = self.control_hz {
+            cfg.control_hz = v;
+        }
+        cfg.validate()?;
+        Ok(cfg)
+    }
+}
+
 #[derive(Args)]
 struct RolloutArgs {
     #[arg(long, default_value = "push-to-goal")]
@@ -67,9 +98,8 @@ struct RolloutArgs {
     episodes: u64,
     #[arg(long, default_value_t = 0)]
     seed: u64,
-    /// Override the step limit per episode.
-    #[arg(long)]
-    max_steps: Option<u32>,
+    #[command(flatten)]
+    env: EnvArgs,
     /// Print JSON instead of a table.
     #[arg(long)]
     json: bool,
@@ -107,8 +137,8 @@ struct GenArgs {
     /// Simulator threads (at least one per renderer; physics is cheap next to rendering).
     #[arg(long, default_value_t = 1)]
     sim_workers: usize,
-    #[arg(long)]
-    max_steps: Option<u32>,
+    #[command(flatten)]
+    env: EnvArgs,
     /// Directional-light shadows (slower on CPU).
     #[arg(long)]
     shadows: bool,
@@ -190,8 +220,7 @@ fn run(cli: Cli) -> Result<()> {
 }
 
 fn rollout(a: RolloutArgs) -> Result<()> {
-    let cfg = generate::env_config(a.task, a.max_steps);
-    let mut env = Env::new(cfg)?;
+    let mut env = Env::new(a.env.config(a.task)?)?;
     let outcomes = (0..a.episodes)
         .map(|i| run_episode(&mut env, a.policy, episode_seed(a.seed, i), |_, _, _| {}))
         .collect::<sim::Result<Vec<_>>>()?;
@@ -230,7 +259,7 @@ fn gen_cmd(a: GenArgs) -> Result<()> {
         None => env_number("SLURM_ARRAY_TASK_COUNT")?.unwrap_or(1),
     };
     let cfg = generate::GenConfig {
-        env: generate::env_config(a.task, a.max_steps),
+        env: a.env.config(a.task)?,
         policy: a.policy,
         episodes: a.episodes,
         base_seed: a.seed,
@@ -277,7 +306,7 @@ fn gen_cmd(a: GenArgs) -> Result<()> {
 fn demo(out: &std::path::Path, episodes: u64) -> Result<()> {
     let data = out.join("dataset");
     let cfg = generate::GenConfig {
-        env: generate::env_config(Task::PushToGoal, None),
+        env: sim::EnvConfig::for_task(Task::PushToGoal),
         policy: PolicyKind::Mixed,
         episodes,
         base_seed: 0,

@@ -60,6 +60,10 @@ fn rollout_prints_json_summary() {
 fn bad_arguments_get_clear_errors() {
     assert!(fails(&["rollout", "--task", "juggle"]).contains("juggle"));
     assert!(fails(&["rollout", "--policy", "psychic"]).contains("psychic"));
+    let err = fails(&["rollout", "--control-hz", "7"]);
+    assert!(err.contains("control_hz"), "{err}");
+    let out = ok(&["rollout", "--episodes", "2", "--control-hz", "20", "--max-steps", "5", "--json"]);
+    assert!(out.contains("\"mean_length\": 5.0"), "{out}");
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("x");
     let err = fails(&gen_args(out.to_str().unwrap(), &["--shard-index", "3", "--num-shards", "2"]));
