@@ -90,12 +90,15 @@ impl EnvArgs {
 
 #[derive(Args)]
 struct RolloutArgs {
+    /// push-to-goal or knock-off.
     #[arg(long, default_value = "push-to-goal")]
     task: Task,
+    /// expert, random, or mixed.
     #[arg(long, default_value = "expert")]
     policy: PolicyKind,
     #[arg(long, default_value_t = 200)]
     episodes: u64,
+    /// Base seed; episode i uses a seed derived from (seed, i).
     #[arg(long, default_value_t = 0)]
     seed: u64,
     #[command(flatten)]
@@ -107,18 +110,22 @@ struct RolloutArgs {
 
 #[derive(Args)]
 struct GenArgs {
+    /// push-to-goal or knock-off.
     #[arg(long, default_value = "push-to-goal")]
     task: Task,
+    /// Episodes in the whole dataset (all shards together).
     #[arg(long, default_value_t = 100)]
     episodes: u64,
+    /// expert, random, or mixed (per episode: expert 1/2, noisy expert 1/4, random 1/4).
     #[arg(long, default_value = "mixed")]
     policy: PolicyKind,
+    /// Base seed; episode i uses a seed derived from (seed, i) whatever the sharding.
     #[arg(long, default_value_t = 0)]
     seed: u64,
     /// Output directory (a dataset; with --num-shards > 1, a folder of shard datasets).
     #[arg(long)]
     out: PathBuf,
-    /// This shard's index; also read from SLURM_ARRAY_TASK_ID or JOB_COMPLETION_INDEX.
+    /// This shard's index; also read from SLURM_ARRAY_TASK_ID or Kubernetes' JOB_COMPLETION_INDEX.
     #[arg(long)]
     shard_index: Option<u32>,
     /// Number of shards; also read from SLURM_ARRAY_TASK_COUNT.
@@ -142,6 +149,7 @@ struct GenArgs {
     /// Directional-light shadows (slower on CPU).
     #[arg(long)]
     shadows: bool,
+    /// Print the summary as JSON.
     #[arg(long)]
     json: bool,
 }
