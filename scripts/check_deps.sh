@@ -19,5 +19,6 @@ forbid types bevy rapier3d tch parquet
 forbid sim bevy tch parquet
 forbid render rapier3d tch parquet
 forbid dataset bevy rapier3d tch
+forbid agent bevy rapier3d parquet
 [ $status -eq 0 ] && echo "check_deps: crate boundaries hold"
 exit $status

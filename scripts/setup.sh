@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what cupworld needs on a fresh Debian/Ubuntu machine; safe to rerun (skips what is there).
 #  - Mesa's Vulkan drivers (lavapipe): bevy renders on the CPU when there is no GPU.
-#  - A project-local Python venv (.venv) with pyarrow, used by the tests to read datasets.
+#  - A project-local Python venv (.venv) with pyarrow (the tests read datasets with it) and the
+#    PyPI torch 2.13.0 wheel, whose libtorch the `agent` crate (tch 0.26) links against.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,8 +17,12 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null
 fi
 
-if [ ! -x .venv/bin/python3 ] || ! .venv/bin/python3 -c "import pyarrow" 2>/dev/null; then
-  echo "setup: creating .venv with pyarrow" >&2
-  python3 -m venv .venv
+[ -x .venv/bin/python3 ] || python3 -m venv .venv
+if ! .venv/bin/python3 -c "import pyarrow" 2>/dev/null; then
+  echo "setup: installing pyarrow into .venv" >&2
   .venv/bin/pip install -q --disable-pip-version-check "pyarrow>=15"
+fi
+if ! .venv/bin/python3 -c "import torch, sys; sys.exit(torch.__version__.split('+')[0] != '2.13.0')" 2>/dev/null; then
+  echo "setup: installing torch==2.13.0 into .venv (libtorch for tch; ~5 GB, once)" >&2
+  .venv/bin/pip install -q --disable-pip-version-check torch==2.13.0
 fi

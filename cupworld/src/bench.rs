@@ -46,6 +46,17 @@ pub enum BenchCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Mamba vs causal attention (time, memory, step latency) and MoE vs dense FFN, on the CPU.
+    Seq {
+        /// Longest sequence for the Mamba block.
+        #[arg(long, default_value_t = 32_768)]
+        max_length: i64,
+        /// Longest sequence for the attention block.
+        #[arg(long, default_value_t = 32_768)]
+        attention_max: i64,
+        #[arg(long)]
+        json: bool,
+    },
     /// End-to-end `gen`: episodes/s and frames/s into a temporary dataset.
     Gen {
         #[arg(long, default_value_t = 64)]
@@ -67,6 +78,7 @@ pub fn run(cmd: BenchCommand) -> Result<()> {
             let renderers = renderers.unwrap_or_else(crate::default_renderers).max(1);
             bench_render(frames, &slots, &sizes, renderers, shadows, json)
         }
+        BenchCommand::Seq { max_length, attention_max, json } => crate::bench_seq::run(max_length, attention_max, json),
         BenchCommand::Gen { episodes, slots, renderers, json } => {
             bench_gen(episodes, slots, renderers.unwrap_or_else(crate::default_renderers), json)
         }

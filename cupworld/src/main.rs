@@ -1,6 +1,7 @@
 //! `cupworld`: the command line. Every subcommand is a thin shell over the library crates.
 
 mod bench;
+mod bench_seq;
 mod generate;
 mod sheet;
 

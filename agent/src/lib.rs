@@ -1,0 +1,25 @@
+//! `agent`: the agent's brain in libtorch (tch), no simulator or renderer needed.
+//!
+//! - [`mamba`]: Mamba-1 selective state-space blocks: reference scan, chunked parallel scan, step.
+//! - [`moe`]: Mixture-of-Experts layer: top-k router, shared expert, balancing losses and bias.
+//! - [`policy`]: `MambaMoePolicy`: Mamba backbone + MoE heads → squashed Gaussian and value.
+//! - [`attention`]: a causal self-attention block with a KV cache (the benchmark's contrast).
+
+pub mod attention;
+pub mod mamba;
+pub mod moe;
+pub mod policy;
+
+pub use mamba::{BlockState, Mamba, MambaBlock, MambaConfig, Scan};
+pub use moe::{Moe, MoeConfig, MoeMetrics, MoeOutput};
+pub use policy::{MambaMoePolicy, PolicyConfig, PolicyOutput, load_checkpoint, save_checkpoint};
+
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    #[error("invalid config: {0}")]
+    Config(String),
+    #[error("{0}: {1}")]
+    Checkpoint(std::path::PathBuf, String),
+}
+
+pub type Result<T> = std::result::Result<T, AgentError>;

@@ -1,0 +1,163 @@
+//! `MambaMoePolicy`: per step an observation embedding, the previous action and a goal embedding
+//! go through a Mamba backbone; Mixture-of-Experts heads give a tanh-squashed Gaussian over the
+//! 2-D pusher velocity and a value estimate.
+//!
+//! Dimension letters: `b` batch, `l` time, `o` observation embedding, `g` goal embedding,
+//! `a` action, `d` model width.
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+use tch::{Kind, Tensor, nn};
+
+use crate::mamba::{BlockState, Mamba, MambaConfig, Scan};
+use crate::moe::{Moe, MoeConfig, MoeMetrics};
+use crate::{AgentError, Result};
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PolicyConfig {
+    pub obs_dim: i64,
+    pub goal_dim: i64,
+    pub action_dim: i64,
+    pub mamba: MambaConfig,
+    /// The head MoE; its `d_model` is overwritten by `mamba.d_model`.
+    pub moe: MoeConfig,
+    pub log_std_min: f64,
+    pub log_std_max: f64,
+}
+
+impl Default for PolicyConfig {
+    fn default() -> Self {
+        PolicyConfig {
+            obs_dim: 64,
+            goal_dim: 16,
+            action_dim: 2,
+            mamba: MambaConfig { d_model: 128, n_layers: 2, ..Default::default() },
+            moe: MoeConfig { d_model: 128, d_hidden: 256, n_experts: 4, top_k: 2, ..Default::default() },
+            log_std_min: -5.0,
+            log_std_max: 1.0,
+        }
+    }
+}
+
+impl PolicyConfig {
+    pub fn validate(&self) -> Result<()> {
+        self.mamba.validate().map_err(AgentError::Config)?;
+        self.moe.validate().map_err(AgentError::Config)?;
+        if self.obs_dim <= 0 || self.goal_dim < 0 || self.action_dim <= 0 {
+            return Err(AgentError::Config("obs_dim and action_dim must be positive, goal_dim non-negative".into()));
+        }
+        if self.log_std_min >= self.log_std_max {
+            return Err(AgentError::Config("log_std_min must be below log_std_max".into()));
+        }
+        Ok(())
+    }
+}
+
+pub struct PolicyOutput {
+    /// Pre-squash Gaussian mean and log-std: `[b, l, a]` (or `[b, a]` from `step`).
+    pub mean: Tensor,
+    pub log_std: Tensor,
+    /// `[b, l]` (or `[b]`).
+    pub value: Tensor,
+    /// MoE balancing losses to add to the training loss.
+    pub aux_loss: Tensor,
+    pub moe: MoeMetrics,
+}
+
+impl PolicyOutput {
+    /// The deterministic action `tanh(mean)` in `[-1, 1]`.
+    pub fn mode(&self) -> Tensor {
+        self.mean.tanh()
+    }
+
+    /// A squashed sample and its log-probability (tanh change of variables).
+    pub fn sample(&self) -> (Tensor, Tensor) {
+        let std = self.log_std.exp();
+        let pre = &self.mean + &std * self.mean.randn_like();
+        let action = pre.tanh();
+        let log_prob = Self::gaussian_log_prob(&pre, &self.mean, &self.log_std)
+            - (action.square().neg() + (1.0 + 1e-6)).log().sum_dim_intlist(-1, false, Kind::Float);
+        (action, log_prob)
+    }
+
+    fn gaussian_log_prob(x: &Tensor, mean: &Tensor, log_std: &Tensor) -> Tensor {
+        let z = (x - mean) / log_std.exp();
+        (z.square() * -0.5 - log_std - 0.5 * (2.0 * std::f64::consts::PI).ln()).sum_dim_intlist(-1, false, Kind::Float)
+    }
+}
+
+#[derive(Debug)]
+pub struct MambaMoePolicy {
+    input: nn::Linear,
+    backbone: Mamba,
+    head: Moe,
+    mean: nn::Linear,
+    log_std: nn::Linear,
+    value: nn::Linear,
+    cfg: PolicyConfig,
+}
+
+impl MambaMoePolicy {
+    pub fn new(p: nn::Path, cfg: &PolicyConfig) -> Result<MambaMoePolicy> {
+        cfg.validate()?;
+        let d = cfg.mamba.d_model;
+        let moe_cfg = MoeConfig { d_model: d, ..cfg.moe.clone() };
+        let input_dim = cfg.obs_dim + cfg.action_dim + cfg.goal_dim;
+        Ok(MambaMoePolicy {
+            input: nn::linear(&p / "input", input_dim, d, Default::default()),
+            backbone: Mamba::new(&p / "backbone", &cfg.mamba),
+            head: Moe::new(&p / "head", &moe_cfg),
+            mean: nn::linear(&p / "mean", d, cfg.action_dim, Default::default()),
+            log_std: nn::linear(&p / "log_std", d, cfg.action_dim, Default::default()),
+            value: nn::linear(&p / "value", d, 1, Default::default()),
+            cfg: cfg.clone(),
+        })
+    }
+
+    fn heads(&self, h: &Tensor) -> PolicyOutput {
+        // h: [..., d] → flatten tokens for the MoE, then restore.
+        let shape = h.size();
+        let d = *shape.last().expect("non-scalar");
+        let moe = self.head.forward(&h.reshape([-1, d]));
+        let z = (h + moe.y.reshape(&shape[..])).silu();
+        let log_std = z.apply(&self.log_std).clamp(self.cfg.log_std_min, self.cfg.log_std_max);
+        PolicyOutput {
+            mean: z.apply(&self.mean),
+            log_std,
+            value: z.apply(&self.value).squeeze_dim(-1),
+            aux_loss: moe.aux_loss,
+            moe: moe.metrics,
+        }
+    }
+
+    /// Whole sequences: `obs [b, l, o]`, `prev_action [b, l, a]`, `goal [b, l, g]`.
+    pub fn forward(&self, obs: &Tensor, prev_action: &Tensor, goal: &Tensor, scan: Scan) -> PolicyOutput {
+        let x = Tensor::cat(&[obs, prev_action, goal], -1).apply(&self.input);
+        self.heads(&self.backbone.forward(&x, scan))
+    }
+
+    pub fn zero_state(&self, batch: i64, device: tch::Device) -> Vec<BlockState> {
+        self.backbone.zero_state(batch, device)
+    }
+
+    /// One timestep: `obs [b, o]`, `prev_action [b, a]`, `goal [b, g]`; memory constant in time.
+    pub fn step(&self, obs: &Tensor, prev_action: &Tensor, goal: &Tensor, state: &mut [BlockState]) -> PolicyOutput {
+        let x = Tensor::cat(&[obs, prev_action, goal], -1).apply(&self.input);
+        self.heads(&self.backbone.step(&x, state))
+    }
+}
+
+/// Saves a var store as safetensors, atomically (temp file, then rename).
+pub fn save_checkpoint(vs: &nn::VarStore, path: &Path) -> Result<()> {
+    // tch picks the format from the extension: the temp file must end in .safetensors too.
+    let tmp = path.with_extension("partial.safetensors");
+    vs.save(&tmp).map_err(|e| AgentError::Checkpoint(path.to_path_buf(), e.to_string()))?;
+    std::fs::rename(&tmp, path).map_err(|e| AgentError::Checkpoint(path.to_path_buf(), e.to_string()))
+}
+
+/// Loads safetensors into a var store whose variables must all be present with equal shapes.
+pub fn load_checkpoint(vs: &mut nn::VarStore, path: &Path) -> Result<()> {
+    vs.load(path).map_err(|e| AgentError::Checkpoint(path.to_path_buf(), e.to_string()))
+}
