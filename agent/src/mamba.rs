@@ -93,8 +93,20 @@ impl MambaConfig {
 pub enum Scan {
     /// Sequential recurrence (slow, obviously right).
     Reference,
-    /// Chunked log-space parallel scan (fast; the training path).
+    /// Chunked log-space scan, parallel over time within chunks. Correct, but on this CPU still
+    /// slower than `Reference` (experiments/2026-11-28-mamba-vs-attention).
     Chunked,
+}
+
+/// `h0`, or zeros `[b, e, n]` shaped from `u: [b, l, e]` and `a: [e, n]`.
+fn initial_state(u: &Tensor, a: &Tensor, h0: Option<&Tensor>) -> Tensor {
+    match h0 {
+        Some(h) => h.shallow_clone(),
+        None => {
+            let (b, _, e) = u.size3().expect("u is [b, l, e]");
+            Tensor::zeros([b, e, a.size()[1]], (u.kind(), u.device()))
+        }
+    }
 }
 
 /// Sequential selective scan: `h_t = exp(Δ_t A) h_{t−1} + Δ_t B_t u_t`, `y_t = C_t h_t + D u_t`.
@@ -109,12 +121,8 @@ pub fn selective_scan_ref(
     d: &Tensor,
     h0: Option<&Tensor>,
 ) -> (Tensor, Tensor) {
-    let (b, l, e) = u.size3().expect("u is [b, l, e]");
-    let n = a.size()[1];
-    let mut h = match h0 {
-        Some(h) => h.shallow_clone(),
-        None => Tensor::zeros([b, e, n], (u.kind(), u.device())),
-    };
+    let l = u.size()[1];
+    let mut h = initial_state(u, a, h0);
     let mut ys = Vec::with_capacity(l as usize);
     for t in 0..l {
         let dt_t = dt.select(1, t); // [b, e]
@@ -148,12 +156,8 @@ pub fn selective_scan_chunked(
     h0: Option<&Tensor>,
     chunk: i64,
 ) -> (Tensor, Tensor) {
-    let (b, l, e) = u.size3().expect("u is [b, l, e]");
-    let n = a.size()[1];
-    let mut h = match h0 {
-        Some(h) => h.shallow_clone(),
-        None => Tensor::zeros([b, e, n], (u.kind(), u.device())),
-    };
+    let l = u.size()[1];
+    let mut h = initial_state(u, a, h0);
     let mut ys = Vec::with_capacity((l / chunk + 1) as usize);
     let mut start = 0;
     while start < l {
