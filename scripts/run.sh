@@ -4,7 +4,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-export CARGO_INCREMENTAL=0
-# tch builds against the venv's torch (torch-sys finds it through python3); binaries carry an rpath.
-export LIBTORCH_USE_PYTORCH=1 PATH="$PWD/.venv/bin:$PATH"
+source scripts/env.sh
 cargo run --quiet --bin cupworld -- demo --out out/demo "$@"

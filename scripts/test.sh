@@ -3,9 +3,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-export CARGO_INCREMENTAL=0
-# tch builds against the venv's torch (torch-sys finds it through python3); binaries carry an rpath.
-export LIBTORCH_USE_PYTORCH=1 PATH="$PWD/.venv/bin:$PATH"
+source scripts/env.sh
 export CUPWORLD_PYTHON="$PWD/.venv/bin/python3"
 bash scripts/check_deps.sh
 cargo test --workspace --all-targets

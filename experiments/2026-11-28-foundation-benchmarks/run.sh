@@ -2,6 +2,7 @@
 # Reproduces REPORT.md's tables (2-core CPU-only machine, lavapipe). Writes JSON next to this file.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+source scripts/env.sh
 cargo build --quiet --bin cupworld
 bin=target/debug/cupworld
 out=experiments/2026-11-28-foundation-benchmarks
