@@ -88,6 +88,32 @@ fn time_ms(repeats: usize, mut f: impl FnMut()) -> f64 {
     times[times.len() / 2]
 }
 
+/// Steps a model from position 0 and, around each of `positions`, returns the median time of 50
+/// steps (µs) and the state size after them (KB). `step` advances one position and returns the
+/// bytes of state it now holds.
+fn step_latencies(positions: &[i64], mut step: impl FnMut() -> usize) -> Vec<(f64, f64)> {
+    let mut t = 0i64;
+    let mut out = vec![];
+    for &p in positions {
+        while t + 25 < p {
+            step();
+            t += 1;
+        }
+        let mut bytes = 0;
+        let mut times: Vec<f64> = (0..50)
+            .map(|_| {
+                let s = Instant::now();
+                bytes = step();
+                s.elapsed().as_secs_f64() * 1e6
+            })
+            .collect();
+        t += 50;
+        times.sort_by(|a, b| a.partial_cmp(b).expect("finite"));
+        out.push((times[25], bytes as f64 / 1024.0));
+    }
+    out
+}
+
 pub fn run(max_length: i64, attention_max: i64, json: bool) -> Result<()> {
     let _guard = tch::no_grad_guard();
     tch::manual_seed(0);
@@ -135,46 +161,16 @@ pub fn run(max_length: i64, attention_max: i64, json: bool) -> Result<()> {
     // from the CPU caches (Mamba's step read 3× slower at 10,000 when interleaved).
     let positions = [1i64, 1000, 10_000];
     let x1 = Tensor::randn([1, d], (Kind::Float, Device::Cpu));
-    let median_us = |mut v: Vec<f64>| {
-        v.sort_by(|a, b| a.partial_cmp(b).expect("finite"));
-        v[v.len() / 2]
-    };
     let mut state = mamba.zero_state(1, Device::Cpu);
-    let mut mamba_us = vec![];
-    let mut t = 0i64;
-    for &p in &positions {
-        while t + 25 < p {
-            let _ = mamba.step(&x1, &mut state);
-            t += 1;
-        }
-        let times: Vec<f64> = (0..50)
-            .map(|_| {
-                let s = Instant::now();
-                let _ = mamba.step(&x1, &mut state);
-                t += 1;
-                s.elapsed().as_secs_f64() * 1e6
-            })
-            .collect();
-        mamba_us.push((median_us(times), state.bytes() as f64 / 1024.0));
-    }
+    let mamba_us = step_latencies(&positions, || {
+        let _ = mamba.step(&x1, &mut state);
+        state.bytes()
+    });
     let mut cache = KvCache::default();
-    let mut attention_us = vec![];
-    let mut t = 0i64;
-    for &p in &positions {
-        while t + 25 < p {
-            let _ = attention.step(&x1, &mut cache);
-            t += 1;
-        }
-        let times: Vec<f64> = (0..50)
-            .map(|_| {
-                let s = Instant::now();
-                let _ = attention.step(&x1, &mut cache);
-                t += 1;
-                s.elapsed().as_secs_f64() * 1e6
-            })
-            .collect();
-        attention_us.push((median_us(times), cache.bytes() as f64 / 1024.0));
-    }
+    let attention_us = step_latencies(&positions, || {
+        let _ = attention.step(&x1, &mut cache);
+        cache.bytes()
+    });
     let steps: Vec<StepRow> = positions
         .iter()
         .zip(mamba_us.iter().zip(&attention_us))

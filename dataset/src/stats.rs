@@ -112,7 +112,7 @@ impl StatsAccumulator {
         self.task_index.add([0.0]);
     }
 
-    pub fn to_json(&self, _height: u32, _width: u32) -> Value {
+    pub fn to_json(&self) -> Value {
         let flat = |v: &[f64]| json!(v);
         let chw = |v: &[f64]| json!(v.iter().map(|x| vec![vec![*x]]).collect::<Vec<_>>());
         json!({

@@ -233,7 +233,7 @@ impl DatasetWriter {
             "features": schema::features_json(self.info.height, self.info.width),
         });
         write_json(&self.root.join(schema::INFO_PATH), &info)?;
-        write_json(&self.root.join(schema::STATS_PATH), &self.stats.to_json(self.info.height, self.info.width))?;
+        write_json(&self.root.join(schema::STATS_PATH), &self.stats.to_json())?;
         let files = hash_tree(&self.root)?;
         let manifest = Manifest::new(meta, self.info.clone(), self.episodes.iter().map(|e| e.seed).collect(), files);
         manifest.write(&self.root)?;
