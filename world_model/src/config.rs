@@ -1,0 +1,260 @@
+//! The world model's settings, one serde struct (unknown keys are refused, so typos are named).
+
+use serde::{Deserialize, Serialize};
+
+use crate::{Result, WmError};
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EncoderConfig {
+    /// Channels of the stride-4 patchify stem, then of each stride-2 stage. The patch grid side
+    /// is `image_size / (4 · 2^(len − 1))`.
+    pub channels: Vec<i64>,
+    /// Width of one patch latent.
+    pub latent_dim: i64,
+}
+
+impl Default for EncoderConfig {
+    fn default() -> Self {
+        EncoderConfig { channels: vec![32, 64, 128], latent_dim: 64 }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PredictorConfig {
+    pub width: i64,
+    pub depth: i64,
+    pub heads: i64,
+    pub mlp_ratio: i64,
+}
+
+impl Default for PredictorConfig {
+    fn default() -> Self {
+        PredictorConfig { width: 128, depth: 4, heads: 4, mlp_ratio: 4 }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LossConfig {
+    /// Weight of the teacher-forced next-frame L1.
+    pub teacher: f64,
+    /// Weight of the autoregressive rollout L1 (V-JEPA 2-AC, JEPA-WMs).
+    pub rollout: f64,
+    /// Weight of the variance hinge on the encoder's latents (VICReg/PLDM-style guard against
+    /// collapse: every latent dimension keeps a standard deviation of at least `std_target`).
+    pub variance: f64,
+    pub std_target: f64,
+    /// Weight of the off-diagonal covariance penalty (decorrelates latent dimensions).
+    pub covariance: f64,
+}
+
+impl Default for LossConfig {
+    fn default() -> Self {
+        LossConfig { teacher: 1.0, rollout: 1.0, variance: 1.0, std_target: 0.5, covariance: 0.04 }
+    }
+}
+
+/// Target-encoder momentum, linear from `start` to `end` over the run (I-JEPA's schedule shape).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EmaConfig {
+    pub start: f64,
+    pub end: f64,
+}
+
+impl Default for EmaConfig {
+    fn default() -> Self {
+        EmaConfig { start: 0.99, end: 0.999 }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OptimConfig {
+    pub lr: f64,
+    pub min_lr: f64,
+    pub warmup_steps: u64,
+    pub weight_decay: f64,
+    pub beta1: f64,
+    pub beta2: f64,
+    pub eps: f64,
+    /// Global gradient-norm clip; 0 turns it off.
+    pub grad_clip: f64,
+}
+
+impl Default for OptimConfig {
+    fn default() -> Self {
+        OptimConfig {
+            lr: 1e-3,
+            min_lr: 1e-4,
+            warmup_steps: 100,
+            weight_decay: 0.01,
+            beta1: 0.9,
+            beta2: 0.99,
+            eps: 1e-8,
+            grad_clip: 1.0,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WmConfig {
+    pub image_size: i64,
+    pub action_dim: i64,
+    pub encoder: EncoderConfig,
+    pub predictor: PredictorConfig,
+    /// Frames per training clip. The predictor sees at most `clip_len − 1` frames of history.
+    pub clip_len: i64,
+    /// Steps of the autoregressive rollout loss, predicted from the first `clip_len − rollout_steps`
+    /// real frames.
+    pub rollout_steps: i64,
+    pub batch_size: i64,
+    pub steps: u64,
+    pub loss: LossConfig,
+    pub ema: EmaConfig,
+    pub optim: OptimConfig,
+    pub seed: u64,
+}
+
+impl Default for WmConfig {
+    fn default() -> Self {
+        WmConfig::preset("small").expect("built-in preset")
+    }
+}
+
+impl WmConfig {
+    /// Built-in sizes: `tiny` (CI: seconds), `small` (the main job on a 2-core CPU).
+    pub fn preset(name: &str) -> Result<WmConfig> {
+        let base = WmConfig {
+            image_size: 64,
+            action_dim: 2,
+            encoder: EncoderConfig::default(),
+            predictor: PredictorConfig::default(),
+            clip_len: 6,
+            rollout_steps: 2,
+            batch_size: 32,
+            steps: 3000,
+            loss: LossConfig::default(),
+            ema: EmaConfig::default(),
+            optim: OptimConfig::default(),
+            seed: 0,
+        };
+        match name {
+            "small" => Ok(base),
+            "tiny" => Ok(WmConfig {
+                encoder: EncoderConfig { channels: vec![8, 16, 16], latent_dim: 16 },
+                predictor: PredictorConfig { width: 32, depth: 1, heads: 2, mlp_ratio: 2 },
+                clip_len: 4,
+                rollout_steps: 1,
+                batch_size: 4,
+                steps: 20,
+                optim: OptimConfig { warmup_steps: 2, ..OptimConfig::default() },
+                ..base
+            }),
+            other => Err(WmError::Config(format!("unknown preset {other:?} (known: tiny, small)"))),
+        }
+    }
+
+    /// Side of the square patch grid.
+    pub fn grid(&self) -> i64 {
+        let stages = self.encoder.channels.len().max(1) as u32 - 1;
+        self.image_size / (4 * 2i64.pow(stages))
+    }
+
+    /// Patches per frame.
+    pub fn patches(&self) -> i64 {
+        self.grid() * self.grid()
+    }
+
+    /// The longest history the predictor is trained on (its positional table's length).
+    pub fn max_frames(&self) -> i64 {
+        self.clip_len
+    }
+
+    /// Checks every key; the error names it and its value.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |key: &str, why: String| Err(WmError::Config(format!("{key}: {why}")));
+        if self.image_size <= 0 || self.encoder.channels.is_empty() || self.grid() < 1 {
+            return bad(
+                "image_size/encoder.channels",
+                format!("{} with {:?} leaves no patch grid", self.image_size, self.encoder.channels),
+            );
+        }
+        if self.grid() * 4 * 2i64.pow(self.encoder.channels.len() as u32 - 1) != self.image_size {
+            return bad("image_size", format!("{} is not divisible into the patch grid", self.image_size));
+        }
+        let positive = [
+            ("action_dim", self.action_dim),
+            ("encoder.latent_dim", self.encoder.latent_dim),
+            ("predictor.width", self.predictor.width),
+            ("predictor.depth", self.predictor.depth),
+            ("predictor.heads", self.predictor.heads),
+            ("predictor.mlp_ratio", self.predictor.mlp_ratio),
+            ("batch_size", self.batch_size),
+        ];
+        for (key, v) in positive {
+            if v <= 0 {
+                return bad(key, format!("{v} must be positive"));
+            }
+        }
+        if self.encoder.channels.iter().any(|&c| c <= 0) {
+            return bad("encoder.channels", format!("{:?} must all be positive", self.encoder.channels));
+        }
+        if self.predictor.width % self.predictor.heads != 0 {
+            return bad(
+                "predictor.heads",
+                format!("{} does not divide predictor.width {}", self.predictor.heads, self.predictor.width),
+            );
+        }
+        if self.clip_len < 2 {
+            return bad("clip_len", format!("{} must be at least 2", self.clip_len));
+        }
+        if self.rollout_steps < 0 || self.rollout_steps >= self.clip_len {
+            return bad("rollout_steps", format!("{} must be in [0, clip_len {})", self.rollout_steps, self.clip_len));
+        }
+        if !(0.0..=1.0).contains(&self.ema.start) || !(0.0..=1.0).contains(&self.ema.end) {
+            return bad("ema", format!("start {} and end {} must be in [0, 1]", self.ema.start, self.ema.end));
+        }
+        let nonneg = [
+            ("loss.teacher", self.loss.teacher),
+            ("loss.rollout", self.loss.rollout),
+            ("loss.variance", self.loss.variance),
+            ("loss.std_target", self.loss.std_target),
+            ("loss.covariance", self.loss.covariance),
+            ("optim.weight_decay", self.optim.weight_decay),
+            ("optim.grad_clip", self.optim.grad_clip),
+        ];
+        for (key, v) in nonneg {
+            if !(v.is_finite() && v >= 0.0) {
+                return bad(key, format!("{v} must be a finite number >= 0"));
+            }
+        }
+        if !(self.optim.lr.is_finite() && self.optim.lr > 0.0 && self.optim.min_lr >= 0.0) {
+            return bad("optim.lr", format!("{} (min_lr {}) must be positive", self.optim.lr, self.optim.min_lr));
+        }
+        if !(0.0..1.0).contains(&self.optim.beta1) || !(0.0..1.0).contains(&self.optim.beta2) {
+            return bad("optim.beta1/beta2", format!("{}, {} must be in [0, 1)", self.optim.beta1, self.optim.beta2));
+        }
+        Ok(())
+    }
+
+    /// Learning rate at `step`: linear warm-up, then cosine decay to `min_lr` at `steps`.
+    pub fn lr_at(&self, step: u64) -> f64 {
+        let o = &self.optim;
+        if step < o.warmup_steps {
+            return o.lr * (step + 1) as f64 / o.warmup_steps as f64;
+        }
+        let span = self.steps.saturating_sub(o.warmup_steps).max(1) as f64;
+        let t = ((step - o.warmup_steps) as f64 / span).min(1.0);
+        o.min_lr + 0.5 * (o.lr - o.min_lr) * (1.0 + (std::f64::consts::PI * t).cos())
+    }
+
+    /// Target-encoder momentum at `step`.
+    pub fn ema_at(&self, step: u64) -> f64 {
+        let t = (step as f64 / self.steps.max(1) as f64).min(1.0);
+        self.ema.start + (self.ema.end - self.ema.start) * t
+    }
+}

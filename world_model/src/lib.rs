@@ -1,0 +1,36 @@
+//! A JEPA world model for push-the-cup, in libtorch (tch).
+//!
+//! Frames are encoded into a grid of patch latents; a frame-causal transformer predicts the next
+//! frame's latents from past latents and actions. Targets come from an EMA copy of the encoder
+//! (stop-gradient, layer-normed), so the model never predicts pixels. Surprise, the L1 distance
+//! between predicted and observed latents, is what the violation-of-expectation tests read.
+//!
+//! ```text
+//! frames [b,t,3,64,64] ──encoder──► z [b,t,P,D] ──predictor(z_≤t, a_≤t)──► ẑ_{t+1}
+//!                      └─target encoder (EMA, no grad)──► z̄ [b,t,P,D]   loss = |ẑ_{t+1} − z̄_{t+1}|
+//! ```
+//! This crate knows tensors only: data loading, the simulator and the renderer live elsewhere.
+
+pub mod checkpoint;
+pub mod config;
+pub mod model;
+pub mod optim;
+
+pub use checkpoint::{Checkpoint, load_checkpoint, load_model, read_checkpoint_config, save_checkpoint};
+pub use config::{EmaConfig, EncoderConfig, LossConfig, OptimConfig, PredictorConfig, WmConfig};
+pub use model::{Collapse, LatentHistory, LossParts, StepReport, WorldModel, collapse_stats};
+pub use optim::AdamW;
+
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error)]
+pub enum WmError {
+    #[error("world-model config: {0}")]
+    Config(String),
+    #[error("checkpoint {0}: {1}")]
+    Checkpoint(PathBuf, String),
+    #[error(transparent)]
+    Torch(#[from] tch::TchError),
+}
+
+pub type Result<T> = std::result::Result<T, WmError>;

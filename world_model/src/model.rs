@@ -1,0 +1,510 @@
+//! Encoder, EMA target encoder, and the action-conditioned frame-causal predictor.
+
+use std::collections::VecDeque;
+
+use tch::{Device, Kind, Tensor, nn};
+
+use crate::{Result, WmConfig, WmError};
+
+fn group_norm(p: nn::Path, c: i64) -> nn::GroupNorm {
+    let groups = if c % 8 == 0 { 8 } else { 1 };
+    nn::group_norm(p, groups, c, Default::default())
+}
+
+/// Convolutional patch encoder: a stride-4 patchify stem (as a ViT's patch embedding), stride-2
+/// stages, then a 1×1 projection to one latent per patch. Convolutions are much cheaper than
+/// attention on a 2-core CPU at 64×64, and keep the spatial grid DINO-WM found essential.
+#[derive(Debug)]
+struct Encoder {
+    stem: nn::Conv2D,
+    stem_norm: nn::GroupNorm,
+    stages: Vec<(nn::Conv2D, nn::GroupNorm)>,
+    head: nn::Conv2D,
+}
+
+impl Encoder {
+    fn new(p: nn::Path, cfg: &WmConfig) -> Encoder {
+        let ch = &cfg.encoder.channels;
+        let stem = nn::conv2d(&p / "stem", 3, ch[0], 4, nn::ConvConfig { stride: 4, ..Default::default() });
+        let stem_norm = group_norm(&p / "stem_norm", ch[0]);
+        let stages = ch
+            .windows(2)
+            .enumerate()
+            .map(|(i, w)| {
+                let conv = nn::conv2d(
+                    &p / format!("stage{i}"),
+                    w[0],
+                    w[1],
+                    3,
+                    nn::ConvConfig { stride: 2, padding: 1, ..Default::default() },
+                );
+                (conv, group_norm(&p / format!("norm{i}"), w[1]))
+            })
+            .collect();
+        let head = nn::conv2d(&p / "head", *ch.last().expect("validated"), cfg.encoder.latent_dim, 1, Default::default());
+        Encoder { stem, stem_norm, stages, head }
+    }
+
+    /// `frames [n, 3, H, W]` as u8 or float in `[0, 255]` → raw patch latents `[n, P, D]`.
+    fn forward(&self, frames: &Tensor) -> Tensor {
+        let x = frames.to_kind(Kind::Float) / 255.0;
+        let x = (x - 0.5) / 0.25;
+        let mut h = x.apply(&self.stem).apply(&self.stem_norm).gelu("none");
+        for (conv, norm) in &self.stages {
+            h = h.apply(conv).apply(norm).gelu("none");
+        }
+        let h = h.apply(&self.head); // [n, D, g, g]
+        h.flatten(2, 3).transpose(1, 2) // [n, P, D]
+    }
+}
+
+#[derive(Debug)]
+struct Block {
+    ln1: nn::LayerNorm,
+    qkv: nn::Linear,
+    proj: nn::Linear,
+    ln2: nn::LayerNorm,
+    fc1: nn::Linear,
+    fc2: nn::Linear,
+    heads: i64,
+}
+
+impl Block {
+    fn new(p: nn::Path, w: i64, heads: i64, mlp_ratio: i64) -> Block {
+        Block {
+            ln1: nn::layer_norm(&p / "ln1", vec![w], Default::default()),
+            qkv: nn::linear(&p / "qkv", w, 3 * w, Default::default()),
+            proj: nn::linear(&p / "proj", w, w, Default::default()),
+            ln2: nn::layer_norm(&p / "ln2", vec![w], Default::default()),
+            fc1: nn::linear(&p / "fc1", w, mlp_ratio * w, Default::default()),
+            fc2: nn::linear(&p / "fc2", mlp_ratio * w, w, Default::default()),
+            heads,
+        }
+    }
+
+    fn forward(&self, x: &Tensor, mask: &Tensor) -> Tensor {
+        let (b, n, w) = x.size3().expect("[b, n, w]");
+        let qkv = x.apply(&self.ln1).apply(&self.qkv).reshape([b, n, 3, self.heads, w / self.heads]).permute([2, 0, 3, 1, 4]);
+        let (q, k, v) = (qkv.get(0), qkv.get(1), qkv.get(2));
+        let a = Tensor::scaled_dot_product_attention(&q, &k, &v, Some(mask), 0.0, false, None, false);
+        let x = x + a.transpose(1, 2).reshape([b, n, w]).apply(&self.proj);
+        let m = x.apply(&self.ln2).apply(&self.fc1).gelu("none").apply(&self.fc2);
+        x + m
+    }
+}
+
+/// Frame-causal transformer: every frame contributes its patch tokens and one action token (the
+/// action taken at that frame, V-JEPA 2-AC's action tokens); a token at frame t sees all tokens of
+/// frames ≤ t. The patch tokens of frame t predict frame t+1, as a residual on z_t.
+#[derive(Debug)]
+struct Predictor {
+    input: nn::Linear,
+    action: nn::Linear,
+    patch_pos: Tensor,
+    action_pos: Tensor,
+    time_pos: Tensor,
+    blocks: Vec<Block>,
+    ln: nn::LayerNorm,
+    output: nn::Linear,
+    max_frames: i64,
+}
+
+impl Predictor {
+    fn new(p: nn::Path, cfg: &WmConfig) -> Predictor {
+        let (w, d, pc) = (cfg.predictor.width, cfg.encoder.latent_dim, &cfg.predictor);
+        let init = nn::Init::Randn { mean: 0.0, stdev: 0.02 };
+        Predictor {
+            input: nn::linear(&p / "input", d, w, Default::default()),
+            action: nn::linear(&p / "action", cfg.action_dim, w, Default::default()),
+            patch_pos: p.var("patch_pos", &[cfg.patches(), w], init),
+            action_pos: p.var("action_pos", &[1, w], init),
+            time_pos: p.var("time_pos", &[cfg.max_frames(), 1, w], init),
+            blocks: (0..pc.depth).map(|i| Block::new(&p / format!("block{i}"), w, pc.heads, pc.mlp_ratio)).collect(),
+            ln: nn::layer_norm(&p / "ln", vec![w], Default::default()),
+            // Zero-initialised output: an untrained predictor says "nothing changes" (copy-last),
+            // and training must earn every improvement over that baseline.
+            output: nn::linear(
+                &p / "output",
+                w,
+                d,
+                nn::LinearConfig { ws_init: nn::Init::Const(0.0), bs_init: Some(nn::Init::Const(0.0)), bias: true },
+            ),
+            max_frames: cfg.max_frames(),
+        }
+    }
+
+    /// `z [b, t, P, D]` (layer-normed latents), `a [b, t, A]` → predictions of frames 1..=t, `[b, t, P, D]`.
+    fn forward(&self, z: &Tensor, a: &Tensor) -> Tensor {
+        let (b, t, p, d) = z.size4().expect("[b, t, P, D]");
+        assert!(t <= self.max_frames, "history of {t} frames exceeds the trained {}", self.max_frames);
+        let time = self.time_pos.narrow(0, 0, t); // [t, 1, w]
+        let patches = z.apply(&self.input) + &self.patch_pos + &time;
+        let action = a.apply(&self.action).unsqueeze(2) + &self.action_pos + &time;
+        let w = patches.size()[3];
+        let mut x = Tensor::cat(&[patches, action], 2).reshape([b, t * (p + 1), w]);
+        let mask = block_causal_mask(t, p + 1, z.device());
+        for block in &self.blocks {
+            x = block.forward(&x, &mask);
+        }
+        let delta = x.apply(&self.ln).apply(&self.output).reshape([b, t, p + 1, d]).narrow(2, 0, p);
+        layer_norm(&(z + delta))
+    }
+}
+
+/// `[n, n]` boolean, true where token i (of frame i / per_frame) may attend token j: frame(j) ≤ frame(i).
+pub fn block_causal_mask(frames: i64, per_frame: i64, device: Device) -> Tensor {
+    let f = Tensor::arange(frames * per_frame, (Kind::Int64, device)).divide_scalar_mode(per_frame, "floor");
+    f.unsqueeze(0).le_tensor(&f.unsqueeze(1))
+}
+
+/// Layer norm over the latent dimension without affine parameters (targets and inputs alike).
+pub fn layer_norm(z: &Tensor) -> Tensor {
+    let d = *z.size().last().expect("non-scalar");
+    z.layer_norm([d], None::<Tensor>, None::<Tensor>, 1e-5, false)
+}
+
+/// The losses of one training batch.
+#[derive(Debug)]
+pub struct LossParts {
+    /// The weighted sum to back-propagate.
+    pub total: Tensor,
+    pub teacher: f64,
+    pub rollout: f64,
+    pub variance: f64,
+    pub covariance: f64,
+    /// Target latents of the batch `[b, t, P, D]` (no grad), for collapse statistics.
+    pub targets: Tensor,
+}
+
+/// Signs of representation collapse in a set of latents.
+#[derive(Clone, Copy, Debug, serde::Serialize)]
+pub struct Collapse {
+    /// Mean over latent dimensions of the standard deviation across samples (0 = collapsed).
+    pub mean_std: f64,
+    /// Effective rank (exp of the entropy of the normalised singular values) of per-frame pooled
+    /// latents; at most `latent_dim`.
+    pub effective_rank: f64,
+}
+
+/// Collapse statistics of `latents [b, t, P, D]`.
+pub fn collapse_stats(latents: &Tensor) -> Collapse {
+    tch::no_grad(|| {
+        let d = *latents.size().last().expect("non-scalar");
+        let tokens = latents.reshape([-1, d]);
+        let mean_std = tokens.std_dim(0, true, false).mean(Kind::Float).double_value(&[]);
+        let pooled = latents.mean_dim(-2, false, Kind::Float).reshape([-1, d]);
+        let centred = &pooled - pooled.mean_dim(0, true, Kind::Float);
+        // Singular values from the eigenvalues of the Gram matrix (svdvals' driver is CUDA-only in tch).
+        let gram = centred.transpose(0, 1).matmul(&centred);
+        let s = Tensor::linalg_eigvalsh(&gram, "L").clamp_min(0.0).sqrt();
+        let p = &s / (s.sum(Kind::Float) + 1e-12);
+        let entropy = -(&p * (&p + 1e-12).log()).sum(Kind::Float);
+        Collapse { mean_std, effective_rank: entropy.exp().double_value(&[]) }
+    })
+}
+
+/// The world model: online encoder and predictor (trained), target encoder (EMA, never trained).
+pub struct WorldModel {
+    pub cfg: WmConfig,
+    /// Online encoder (`encoder.*`) and predictor (`predictor.*`).
+    pub vs: nn::VarStore,
+    /// Target encoder, same names as the online `encoder.*`.
+    pub target_vs: nn::VarStore,
+    encoder: Encoder,
+    target: Encoder,
+    predictor: Predictor,
+}
+
+impl WorldModel {
+    /// A freshly initialised model; initialisation depends on `cfg.seed` only.
+    pub fn new(cfg: &WmConfig, device: Device) -> Result<WorldModel> {
+        cfg.validate()?;
+        tch::manual_seed(cfg.seed as i64);
+        let vs = nn::VarStore::new(device);
+        let encoder = Encoder::new(vs.root() / "encoder", cfg);
+        let predictor = Predictor::new(vs.root() / "predictor", cfg);
+        let mut target_vs = nn::VarStore::new(device);
+        let target = Encoder::new(target_vs.root() / "encoder", cfg);
+        target_vs.freeze();
+        let mut model = WorldModel { cfg: cfg.clone(), vs, target_vs, encoder, target, predictor };
+        model.ema_update(0.0); // the target starts as a copy of the online encoder
+        Ok(model)
+    }
+
+    pub fn device(&self) -> Device {
+        self.vs.device()
+    }
+
+    /// Online latents, layer-normed: `frames [n, 3, H, W]` → `[n, P, D]`.
+    pub fn encode(&self, frames: &Tensor) -> Tensor {
+        layer_norm(&self.encoder.forward(&frames.to_device(self.device())))
+    }
+
+    /// Target latents (EMA encoder, no gradient), layer-normed.
+    pub fn encode_target(&self, frames: &Tensor) -> Tensor {
+        tch::no_grad(|| layer_norm(&self.target.forward(&frames.to_device(self.device()))))
+    }
+
+    /// Pooled (mean over patches) online latent per frame: `[n, D]`.
+    pub fn encode_pooled(&self, frames: &Tensor) -> Tensor {
+        self.encode(frames).mean_dim(1, false, Kind::Float)
+    }
+
+    /// Teacher-forced predictions: `z [b, t, P, D]`, `a [b, t, A]` → predicted frames 1..=t.
+    pub fn predict(&self, z: &Tensor, a: &Tensor) -> Tensor {
+        self.predictor.forward(z, &a.to_device(self.device()).to_kind(Kind::Float))
+    }
+
+    /// Autoregressive rollout: from real latents `z [b, c, P, D]` and actions `a [b, c + k − 1, A]`,
+    /// predict `k` frames feeding each prediction back in. The window keeps the last
+    /// `clip_len − 1` frames, as in training. Returns `[b, k, P, D]`.
+    pub fn rollout(&self, z: &Tensor, a: &Tensor, k: i64) -> Tensor {
+        let window = self.cfg.clip_len - 1;
+        let c = z.size()[1];
+        let mut seq = z.shallow_clone();
+        let mut out = Vec::with_capacity(k as usize);
+        for i in 0..k {
+            let len = seq.size()[1];
+            let from = (len - window).max(0);
+            let ctx = seq.narrow(1, from, len - from);
+            let acts = a.narrow(1, c + i - (len - from), len - from);
+            let next = self.predict(&ctx, &acts).select(1, len - from - 1).unsqueeze(1);
+            out.push(next.shallow_clone());
+            seq = Tensor::cat(&[seq, next], 1);
+        }
+        Tensor::cat(&out, 1)
+    }
+
+    /// The training losses on clips `frames [b, T, 3, H, W]` with `actions [b, T, A]`.
+    pub fn losses(&self, frames: &Tensor, actions: &Tensor) -> LossParts {
+        let cfg = &self.cfg;
+        let (b, t) = (frames.size()[0], frames.size()[1]);
+        let flat = frames.flatten(0, 1);
+        let z = self.encode(&flat);
+        let (p, d) = (z.size()[1], z.size()[2]);
+        let z = z.reshape([b, t, p, d]);
+        let targets = self.encode_target(&flat).reshape([b, t, p, d]);
+        let a = actions.to_device(self.device()).to_kind(Kind::Float);
+
+        let pred = self.predict(&z.narrow(1, 0, t - 1), &a.narrow(1, 0, t - 1));
+        let teacher = (&pred - targets.narrow(1, 1, t - 1)).abs().mean(Kind::Float);
+        let k = cfg.rollout_steps;
+        let rollout = if k > 0 {
+            let c = t - k;
+            let roll = self.rollout(&z.narrow(1, 0, c), &a.narrow(1, 0, t - 1), k);
+            (&roll - targets.narrow(1, c, k)).abs().mean(Kind::Float)
+        } else {
+            Tensor::zeros([], (Kind::Float, self.device()))
+        };
+        // Variance hinge and covariance penalty on the online latents' dimensions across tokens.
+        let tokens = z.reshape([-1, d]);
+        let std = (tokens.var_dim(0, true, false) + 1e-4).sqrt();
+        let variance = (-&std + cfg.loss.std_target).relu().mean(Kind::Float);
+        let centred = &tokens - tokens.mean_dim(0, true, Kind::Float);
+        let n = tokens.size()[0].max(2);
+        let cov = centred.transpose(0, 1).matmul(&centred) / (n - 1) as f64;
+        let off = &cov - cov.diagonal(0, 0, 1).diag_embed(0, 0, 1);
+        let covariance = off.square().sum(Kind::Float) / d as f64;
+        let l = &cfg.loss;
+        let total = &teacher * l.teacher + &rollout * l.rollout + &variance * l.variance + &covariance * l.covariance;
+        LossParts {
+            total,
+            teacher: teacher.double_value(&[]),
+            rollout: rollout.double_value(&[]),
+            variance: variance.double_value(&[]),
+            covariance: covariance.double_value(&[]),
+            targets,
+        }
+    }
+
+    /// Moves the target encoder towards the online one: `θ̄ ← m·θ̄ + (1 − m)·θ`.
+    pub fn ema_update(&mut self, momentum: f64) {
+        let online = self.vs.variables();
+        tch::no_grad(|| {
+            for (name, mut t) in self.target_vs.variables() {
+                let o = online.get(&name).expect("target names mirror encoder.*");
+                t.copy_(&(&t * momentum + o * (1.0 - momentum)));
+            }
+        });
+    }
+
+    /// Per-frame surprise of one episode: L1 between the predicted and the target latents of every
+    /// frame t ≥ 1, the prediction made from the last `clip_len − 1` real frames (Garrido et al.).
+    /// `frames [T, 3, H, W]`, `actions [T, A]`; entry 0 is NaN (nothing predicts the first frame).
+    /// Also returns the per-patch surprise map `[T, P]` (entry 0 zero).
+    pub fn surprise(&self, frames: &Tensor, actions: &Tensor) -> (Vec<f64>, Tensor) {
+        tch::no_grad(|| {
+            let t = frames.size()[0];
+            let z = self.encode(frames);
+            let target = self.encode_target(frames);
+            let a = actions.to_device(self.device()).to_kind(Kind::Float);
+            let w = (self.cfg.clip_len - 1).min(t - 1).max(1);
+            let mut maps = vec![Tensor::zeros([1, z.size()[1]], (Kind::Float, self.device()))];
+            // Frames 1..w: one growing prefix run gives all their predictions.
+            if t > 1 {
+                let pre = self.predict(&z.narrow(0, 0, w).unsqueeze(0), &a.narrow(0, 0, w).unsqueeze(0)).squeeze_dim(0);
+                maps.push((&pre - target.narrow(0, 1, w)).abs().mean_dim(-1, false, Kind::Float));
+            }
+            // Frames w+1..T-1: full windows, batched.
+            let rest = t - 1 - w;
+            if rest > 0 {
+                let idx = Tensor::arange(rest, (Kind::Int64, self.device())).unsqueeze(1)
+                    + Tensor::arange(w, (Kind::Int64, self.device())).unsqueeze(0)
+                    + 1; // windows start at 1..=rest
+                let zw = z.index_select(0, &idx.flatten(0, 1)).reshape([rest, w, z.size()[1], z.size()[2]]);
+                let aw = a.index_select(0, &idx.flatten(0, 1)).reshape([rest, w, -1]);
+                let pred = self.predict(&zw, &aw).select(1, w - 1);
+                maps.push((&pred - target.narrow(0, w + 1, rest)).abs().mean_dim(-1, false, Kind::Float));
+            }
+            let map = Tensor::cat(&maps, 0);
+            let mut curve: Vec<f64> = Vec::<f32>::try_from(map.mean_dim(-1, false, Kind::Float).to_device(Device::Cpu))
+                .expect("float curve")
+                .into_iter()
+                .map(f64::from)
+                .collect();
+            curve[0] = f64::NAN;
+            (curve, map)
+        })
+    }
+
+    /// One step for acting and the viewer: encodes `frame [3, H, W]`, scores it against the
+    /// prediction made at the previous step (its surprise), then records `action` (the action now
+    /// taken) and predicts the next frame's latents.
+    pub fn step(&self, history: &mut LatentHistory, frame: &Tensor, action: [f32; 2]) -> Option<f64> {
+        tch::no_grad(|| {
+            let f = frame.unsqueeze(0);
+            let z = self.encode(&f).squeeze_dim(0);
+            let surprise = history.pending.take().map(|pred| {
+                let target = self.encode_target(&f).squeeze_dim(0);
+                (pred - target).abs().mean(Kind::Float).double_value(&[])
+            });
+            let a = Tensor::from_slice(&action[..self.cfg.action_dim as usize]).to_device(self.device());
+            history.push(z, a);
+            let zs = Tensor::stack(&history.latents.iter().collect::<Vec<_>>(), 0).unsqueeze(0);
+            let acts = Tensor::stack(&history.actions.iter().collect::<Vec<_>>(), 0).unsqueeze(0);
+            let n = zs.size()[1];
+            history.pending = Some(self.predict(&zs, &acts).select(1, n - 1).squeeze_dim(0));
+            surprise
+        })
+    }
+
+    /// Number of trainable parameters (online encoder + predictor).
+    pub fn parameters(&self) -> i64 {
+        self.vs.trainable_variables().iter().map(|t| t.numel() as i64).sum()
+    }
+
+    /// Checks that a tensor batch has the shape this model expects; the error names it.
+    pub fn check_frames(&self, frames: &Tensor) -> Result<()> {
+        let s = frames.size();
+        let n = self.cfg.image_size;
+        if s.len() < 3 || s[s.len() - 3..] != [3, n, n] {
+            return Err(WmError::Config(format!("frames of shape {s:?}; this model takes [.., 3, {n}, {n}]")));
+        }
+        Ok(())
+    }
+}
+
+/// The cached history of `step`: latents and actions of the last frames, and the pending
+/// prediction of the next frame. Memory is bounded by the predictor's window.
+pub struct LatentHistory {
+    capacity: usize,
+    latents: VecDeque<Tensor>,
+    actions: VecDeque<Tensor>,
+    pending: Option<Tensor>,
+}
+
+impl LatentHistory {
+    pub fn new(cfg: &WmConfig) -> LatentHistory {
+        LatentHistory {
+            capacity: (cfg.clip_len - 1).max(1) as usize,
+            latents: VecDeque::new(),
+            actions: VecDeque::new(),
+            pending: None,
+        }
+    }
+
+    fn push(&mut self, z: Tensor, a: Tensor) {
+        if self.latents.len() == self.capacity {
+            self.latents.pop_front();
+            self.actions.pop_front();
+        }
+        self.latents.push_back(z);
+        self.actions.push_back(a);
+    }
+
+    /// The predicted latents of the next frame `[P, D]`, once a frame has been seen.
+    pub fn prediction(&self) -> Option<&Tensor> {
+        self.pending.as_ref()
+    }
+
+    pub fn len(&self) -> usize {
+        self.latents.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.latents.is_empty()
+    }
+}
+
+/// What one optimisation step did.
+#[derive(Clone, Copy, Debug, serde::Serialize)]
+pub struct StepReport {
+    pub loss: f64,
+    pub teacher: f64,
+    pub rollout: f64,
+    pub variance: f64,
+    pub covariance: f64,
+    pub grad_norm: f64,
+    pub lr: f64,
+    pub momentum: f64,
+    /// True when the loss or a gradient was not finite: nothing was updated.
+    pub skipped: bool,
+    pub collapse: Collapse,
+}
+
+impl WorldModel {
+    pub fn zero_grad(&self) {
+        for mut p in self.vs.trainable_variables() {
+            let mut g = p.grad();
+            if g.defined() {
+                let _ = g.zero_();
+            }
+            let _ = &mut p;
+        }
+    }
+
+    /// One training step at optimiser step `step`: losses, backward, AdamW, EMA. A non-finite loss
+    /// or gradient norm skips the update (the caller counts these).
+    pub fn train_step(&mut self, opt: &mut crate::AdamW, frames: &Tensor, actions: &Tensor, step: u64) -> StepReport {
+        let parts = self.losses(frames, actions);
+        let loss = parts.total.double_value(&[]);
+        let collapse = collapse_stats(&parts.targets);
+        let (lr, momentum) = (self.cfg.lr_at(step), self.cfg.ema_at(step));
+        let mut report = StepReport {
+            loss,
+            teacher: parts.teacher,
+            rollout: parts.rollout,
+            variance: parts.variance,
+            covariance: parts.covariance,
+            grad_norm: f64::NAN,
+            lr,
+            momentum,
+            skipped: true,
+            collapse,
+        };
+        if !loss.is_finite() {
+            return report;
+        }
+        self.zero_grad();
+        parts.total.backward();
+        report.grad_norm = crate::AdamW::grad_norm(&self.vs);
+        if !report.grad_norm.is_finite() {
+            self.zero_grad();
+            return report;
+        }
+        opt.step(&self.vs, lr, &self.cfg.optim);
+        self.ema_update(momentum);
+        report.skipped = false;
+        report
+    }
+}
