@@ -2,8 +2,14 @@
 
 mod bench;
 mod bench_seq;
+mod eval_wm;
 mod generate;
+mod live;
+mod plot;
 mod sheet;
+mod train_wm;
+mod voe;
+mod wm_data;
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -44,12 +50,31 @@ enum Command {
         #[arg(long, default_value_t = 2)]
         scale: u32,
     },
-    /// Generate a small dataset, verify it and write its contact sheet: the README's main job.
+    /// Train the JEPA world model from datasets (--data) or live simulation (--live).
+    TrainWm(TrainWmArgs),
+    /// Evaluate a world model: prediction vs baselines, linear probes, violation of expectation.
+    EvalWm(EvalWmArgs),
+    /// Score episodes of any dataset with a world model: per-episode surprise (JSON) and curves (PNG).
+    Surprise {
+        #[arg(long)]
+        checkpoint: PathBuf,
+        #[arg(long)]
+        data: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+        /// Episodes to plot as PNG.
+        #[arg(long, default_value_t = 20)]
+        plots: usize,
+        #[arg(long, default_value = "cpu")]
+        device: String,
+    },
+    /// The README's main job: generate data, train the world model, evaluate it, write the report.
     Demo {
         #[arg(long, default_value = "out/demo")]
         out: PathBuf,
-        #[arg(long, default_value_t = 24)]
-        episodes: u64,
+        /// small (the full default run, ~25 min on 2 cores) or tiny (a smoke test in seconds).
+        #[arg(long, default_value = "small")]
+        scale: String,
     },
     /// Benchmarks: sim (physics steps/s), render (frames/s), gen (end to end).
     Bench {
@@ -70,6 +95,10 @@ struct EnvArgs {
     /// Control steps (actions, frames) per second; must divide --physics-hz (default 10).
     #[arg(long)]
     control_hz: Option<u32>,
+    /// Control steps an episode goes on after the cup falls or reaches the goal (default 0), so
+    /// the frames show the fall and the landing.
+    #[arg(long)]
+    linger_steps: Option<u32>,
 }
 
 impl EnvArgs {
@@ -83,6 +112,9 @@ impl EnvArgs {
         }
         if let Some(v) = self.control_hz {
             cfg.control_hz = v;
+        }
+        if let Some(v) = self.linger_steps {
+            cfg.linger_steps = v;
         }
         cfg.validate()?;
         Ok(cfg)
@@ -155,6 +187,228 @@ struct GenArgs {
     json: bool,
 }
 
+#[derive(Args)]
+struct TrainWmArgs {
+    /// Dataset directories to train on (each is verified first).
+    #[arg(long)]
+    data: Vec<PathBuf>,
+    /// Train on live simulation instead: simulators and the renderer fill a replay buffer.
+    #[arg(long, conflicts_with = "data")]
+    live: bool,
+    /// Tasks the live simulators cycle through (comma-separated).
+    #[arg(long, default_value = "push-to-goal,knock-off", value_delimiter = ',')]
+    live_tasks: Vec<String>,
+    /// Episodes kept in the live replay buffer.
+    #[arg(long, default_value_t = 200)]
+    replay_episodes: usize,
+    #[arg(long, default_value_t = 0)]
+    live_seed: u64,
+    /// Steps live episodes go on after the cup falls (so falls and landings are seen).
+    #[arg(long, default_value_t = 6)]
+    linger_steps: u32,
+    /// Built-in size: tiny or small.
+    #[arg(long, default_value = "small")]
+    preset: String,
+    /// A JSON model/training config (keys as in the run's config.json "model"); overrides --preset.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    #[arg(long)]
+    steps: Option<u64>,
+    #[arg(long)]
+    batch_size: Option<i64>,
+    #[arg(long)]
+    seed: Option<u64>,
+    /// The run directory.
+    #[arg(long)]
+    out: PathBuf,
+    /// Continue the run in --out from its newest checkpoint.
+    #[arg(long)]
+    resume: bool,
+    /// cpu, cuda or cuda:N.
+    #[arg(long, default_value = "cpu")]
+    device: String,
+    #[arg(long, default_value_t = 100)]
+    checkpoint_every: u64,
+    /// Checkpoints kept (the newest).
+    #[arg(long, default_value_t = 3)]
+    keep: usize,
+    /// libtorch intra-op threads (default: libtorch's choice).
+    #[arg(long)]
+    threads: Option<i32>,
+    /// Non-finite steps in a row that stop the run.
+    #[arg(long, default_value_t = 10)]
+    max_nonfinite: u32,
+    #[arg(long, hide = true)]
+    stop_after: Option<u64>,
+    #[arg(long, hide = true, default_value_t = 0)]
+    poison_batches: u64,
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+struct EvalWmArgs {
+    /// A checkpoint file, or a run directory (its newest checkpoint).
+    #[arg(long)]
+    checkpoint: PathBuf,
+    /// Held-out dataset directories.
+    #[arg(long, required = true)]
+    data: Vec<PathBuf>,
+    #[arg(long)]
+    out: PathBuf,
+    /// Matched VoE pairs per category.
+    #[arg(long, default_value_t = 40)]
+    voe_pairs: usize,
+    #[arg(long, default_value_t = 7_000)]
+    voe_seed: u64,
+    #[arg(long, default_value_t = 8)]
+    horizons: i64,
+    #[arg(long, default_value = "cpu")]
+    device: String,
+    #[arg(long)]
+    threads: Option<i32>,
+}
+
+/// `cpu`, `cuda` or `cuda:N`, refusing CUDA where libtorch sees no GPU.
+fn parse_device(s: &str) -> Result<tch::Device> {
+    let d = match s {
+        "cpu" => tch::Device::Cpu,
+        "cuda" => tch::Device::Cuda(0),
+        _ => match s.strip_prefix("cuda:").and_then(|n| n.parse().ok()) {
+            Some(n) => tch::Device::Cuda(n),
+            None => bail!("--device {s:?}: expected cpu, cuda or cuda:N"),
+        },
+    };
+    if let tch::Device::Cuda(n) = d
+        && (!tch::Cuda::is_available() || n as i64 >= tch::Cuda::device_count())
+    {
+        bail!("--device {s}: libtorch sees {} CUDA device(s) here", tch::Cuda::device_count());
+    }
+    Ok(d)
+}
+
+fn wm_config(a: &TrainWmArgs) -> Result<world_model::WmConfig> {
+    let mut cfg = match &a.config {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+            serde_json::from_str(&text).with_context(|| format!("{}: not a valid world-model config", path.display()))?
+        }
+        None => world_model::WmConfig::preset(&a.preset)?,
+    };
+    if let Some(v) = a.steps {
+        cfg.steps = v;
+    }
+    if let Some(v) = a.batch_size {
+        cfg.batch_size = v;
+    }
+    if let Some(v) = a.seed {
+        cfg.seed = v;
+    }
+    cfg.validate()?;
+    Ok(cfg)
+}
+
+fn train_wm_cmd(a: TrainWmArgs) -> Result<()> {
+    if let Some(n) = a.threads {
+        tch::set_num_threads(n);
+    }
+    let data = if a.live {
+        train_wm::DataSource::Live {
+            tasks: a.live_tasks.clone(),
+            replay_episodes: a.replay_episodes,
+            seed: a.live_seed,
+            linger_steps: a.linger_steps,
+        }
+    } else {
+        if a.data.is_empty() {
+            bail!("give --data DIR (one or more datasets) or --live");
+        }
+        train_wm::DataSource::Datasets(a.data.clone())
+    };
+    let opts = train_wm::TrainOptions {
+        cfg: wm_config(&a)?,
+        data,
+        out: a.out.clone(),
+        resume: a.resume,
+        device: parse_device(&a.device)?,
+        checkpoint_every: a.checkpoint_every.max(1),
+        keep: a.keep,
+        max_nonfinite: a.max_nonfinite.max(1),
+        stop_after: a.stop_after,
+        poison_batches: a.poison_batches,
+        progress: std::io::stderr().is_terminal(),
+    };
+    let s = train_wm::run(&opts)?;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&s)?);
+    } else {
+        println!(
+            "trained {} to step {} in {:.1} s ({:.0} frames/s), final loss {:.4}, {} non-finite steps skipped; checkpoint {}",
+            s.out.display(),
+            s.steps,
+            s.seconds,
+            s.frames_per_s,
+            s.final_loss,
+            s.nonfinite_steps,
+            s.final_checkpoint.display()
+        );
+    }
+    Ok(())
+}
+
+fn eval_wm_cmd(a: EvalWmArgs) -> Result<()> {
+    if let Some(n) = a.threads {
+        tch::set_num_threads(n);
+    }
+    let report = eval_wm::run(&eval_wm::EvalOptions {
+        checkpoint: a.checkpoint,
+        data: a.data,
+        out: a.out.clone(),
+        voe_pairs: a.voe_pairs,
+        voe_seed: a.voe_seed,
+        horizons: a.horizons,
+        device: parse_device(&a.device)?,
+    })?;
+    print_eval_summary(&report);
+    println!("report: {}", a.out.join("report.md").display());
+    Ok(())
+}
+
+fn print_eval_summary(r: &eval_wm::EvalReport) {
+    let p = &r.prediction;
+    println!(
+        "prediction L1 h=1: trained {:.4} / copy-last {:.4} / random {:.4}; h={}: {:.4} / {:.4} / {:.4}; below copy-last at every horizon: {}",
+        p.trained[0],
+        p.copy_last[0],
+        p.random_init[0],
+        p.horizons.len(),
+        p.trained[p.horizons.len() - 1],
+        p.copy_last[p.horizons.len() - 1],
+        p.random_init[p.horizons.len() - 1],
+        p.trained_below_copy_last_at_every_horizon
+    );
+    println!(
+        "probe: cup position R² {:.3}/{:.3} (random init {:.3}/{:.3}); on-table accuracy {:.3} (random {:.3}, majority {:.3})",
+        r.probe.trained_position_r2[0],
+        r.probe.trained_position_r2[1],
+        r.probe.random_init_position_r2[0],
+        r.probe.random_init_position_r2[1],
+        r.probe.trained_on_table_accuracy,
+        r.probe.random_init_on_table_accuracy,
+        r.probe.on_table_majority_baseline
+    );
+    let v = &r.voe;
+    let cats: Vec<String> =
+        v.trained.by_max.iter().map(|(n, s)| format!("{n} {:.0}%", 100.0 * s.pairwise_accuracy)).collect();
+    println!(
+        "VoE pairwise accuracy (max): overall {:.1}% [{}]; random init {:.1}%; change detector {:.1}%",
+        100.0 * v.trained.overall_by_max.pairwise_accuracy,
+        cats.join(", "),
+        100.0 * v.random_init.overall_by_max.pairwise_accuracy,
+        100.0 * v.change_detector.overall_by_max.pairwise_accuracy
+    );
+}
+
 #[derive(Subcommand)]
 enum DatasetCommand {
     /// Check every file against the manifest and the dataset's structure.
@@ -223,7 +477,15 @@ fn run(cli: Cli) -> Result<()> {
             println!("wrote {}", out.display());
             Ok(())
         }
-        Command::Demo { out, episodes } => demo(&out, episodes),
+        Command::TrainWm(a) => train_wm_cmd(a),
+        Command::EvalWm(a) => eval_wm_cmd(a),
+        Command::Surprise { checkpoint, data, out, plots, device } => {
+            let r = eval_wm::surprise_cmd(&checkpoint, &data, &out, plots, parse_device(&device)?)?;
+            let n = r["episodes"].as_array().map(|v| v.len()).unwrap_or(0);
+            println!("scored {n} episodes: {}", out.join("surprise.json").display());
+            Ok(())
+        }
+        Command::Demo { out, scale } => demo(&out, &scale),
         Command::Bench { which } => bench::run(which),
     }
 }
@@ -312,40 +574,109 @@ fn gen_cmd(a: GenArgs) -> Result<()> {
     Ok(())
 }
 
-fn demo(out: &std::path::Path, episodes: u64) -> Result<()> {
-    let data = out.join("dataset");
-    let cfg = generate::GenConfig {
-        env: sim::EnvConfig::for_task(Task::PushToGoal),
-        policy: PolicyKind::Mixed,
-        episodes,
-        base_seed: 0,
-        out: data.clone(),
-        shard_index: 0,
-        num_shards: 1,
-        render: render::RenderConfig::default(),
-        renderers: default_renderers(),
-        sim_workers: 1,
-        progress: std::io::stderr().is_terminal(),
-    };
-    let summary = generate::run(&cfg)?;
-    println!(
-        "generated {} episodes, {} frames in {:.1} s ({:.0} frames/s) on {}",
-        summary.episodes, summary.frames, summary.seconds, summary.frames_per_s, summary.render_adapter
-    );
-    let report = dataset::verify(&data);
-    if !report.ok() {
-        bail!("{}: verification failed: {}", data.display(), report.problems.join("; "));
+/// Sizes of the main job.
+struct DemoScale {
+    train_episodes: u64,
+    heldout_episodes: u64,
+    preset: &'static str,
+    steps: Option<u64>,
+    voe_pairs: usize,
+}
+
+fn demo_scale(name: &str) -> Result<DemoScale> {
+    match name {
+        "small" => Ok(DemoScale { train_episodes: 150, heldout_episodes: 30, preset: "small", steps: None, voe_pairs: 40 }),
+        "tiny" => Ok(DemoScale { train_episodes: 6, heldout_episodes: 4, preset: "tiny", steps: Some(20), voe_pairs: 3 }),
+        other => bail!("--scale {other:?}: expected small or tiny"),
     }
+}
+
+/// The whole loop at a small scale: generate (push-to-goal and knock-off, mixed policies, falls
+/// kept with linger steps), verify, train the world model, evaluate it, write the report. Every
+/// stage resumes: complete datasets are kept, training continues from its newest checkpoint.
+fn demo(out: &std::path::Path, scale: &str) -> Result<()> {
+    let scale = demo_scale(scale)?;
+    let began = std::time::Instant::now();
+    let mut timing = serde_json::Map::new();
+    let progress = std::io::stderr().is_terminal();
+    let gen_one = |task: Task, episodes: u64, seed: u64, dir: PathBuf| -> Result<PathBuf> {
+        let cfg = generate::GenConfig {
+            env: sim::EnvConfig { linger_steps: 6, ..sim::EnvConfig::for_task(task) },
+            policy: PolicyKind::Mixed,
+            episodes,
+            base_seed: seed,
+            out: dir.clone(),
+            shard_index: 0,
+            num_shards: 1,
+            render: render::RenderConfig::default(),
+            renderers: default_renderers(),
+            sim_workers: 1,
+            progress,
+        };
+        let s = generate::run(&cfg)?;
+        if !s.skipped {
+            println!("generated {}: {} episodes, {} frames ({:.0} frames/s)", dir.display(), s.episodes, s.frames, s.frames_per_s);
+        }
+        let report = dataset::verify(&dir);
+        if !report.ok() {
+            bail!("{}: verification failed: {}", dir.display(), report.problems.join("; "));
+        }
+        Ok(dir)
+    };
+    let t = std::time::Instant::now();
+    let data = out.join("data");
+    let train = vec![
+        gen_one(Task::PushToGoal, scale.train_episodes, 0, data.join("train-push-to-goal"))?,
+        gen_one(Task::KnockOff, scale.train_episodes, 0, data.join("train-knock-off"))?,
+    ];
+    let heldout = vec![
+        gen_one(Task::PushToGoal, scale.heldout_episodes, 1_000, data.join("heldout-push-to-goal"))?,
+        gen_one(Task::KnockOff, scale.heldout_episodes, 1_000, data.join("heldout-knock-off"))?,
+    ];
+    sheet::write_contact_sheet(&train[1], &out.join("contact_sheet.png"), 6, 8, 2)?;
+    timing.insert("generate_s".into(), t.elapsed().as_secs_f64().into());
+
+    let t = std::time::Instant::now();
+    let mut cfg = world_model::WmConfig::preset(scale.preset)?;
+    if let Some(s) = scale.steps {
+        cfg.steps = s;
+    }
+    let run_dir = out.join("world_model");
+    let summary = train_wm::run(&train_wm::TrainOptions {
+        cfg,
+        data: train_wm::DataSource::Datasets(train),
+        resume: true,
+        out: run_dir.clone(),
+        device: tch::Device::Cpu,
+        checkpoint_every: 100,
+        keep: 3,
+        max_nonfinite: 10,
+        stop_after: None,
+        poison_batches: 0,
+        progress,
+    })?;
     println!(
-        "verified {}: {} files, {} episodes, {} frames",
-        data.display(),
-        report.files_checked,
-        report.episodes,
-        report.frames
+        "trained the world model to step {} ({:.0} frames/s), final loss {:.4}",
+        summary.steps, summary.frames_per_s, summary.final_loss
     );
-    let sheet = out.join("contact_sheet.png");
-    sheet::write_contact_sheet(&data, &sheet, 6, 8, 2)?;
-    println!("contact sheet: {}", sheet.display());
+    timing.insert("train_s".into(), t.elapsed().as_secs_f64().into());
+
+    let t = std::time::Instant::now();
+    let eval_dir = out.join("eval");
+    let report = eval_wm::run(&eval_wm::EvalOptions {
+        checkpoint: run_dir,
+        data: heldout,
+        out: eval_dir.clone(),
+        voe_pairs: scale.voe_pairs,
+        voe_seed: 7_000,
+        horizons: 8,
+        device: tch::Device::Cpu,
+    })?;
+    timing.insert("evaluate_s".into(), t.elapsed().as_secs_f64().into());
+    timing.insert("total_s".into(), began.elapsed().as_secs_f64().into());
+    std::fs::write(out.join("timing.json"), serde_json::to_string_pretty(&timing)?)?;
+    print_eval_summary(&report);
+    println!("report: {} (timing {})", eval_dir.join("report.md").display(), serde_json::Value::Object(timing));
     Ok(())
 }
 

@@ -91,6 +91,10 @@ pub struct EnvConfig {
     pub cup_mass: Range,
     pub cup_friction: Range,
     pub table_friction: f32,
+    /// Control steps an episode goes on after its terminal event (success, or the cup leaving the
+    /// table), so the data shows what follows, e.g. the cup falling and landing. 0 = Gymnasium's
+    /// usual immediate termination.
+    pub linger_steps: u32,
 }
 
 impl Default for EnvConfig {
@@ -113,6 +117,7 @@ impl Default for EnvConfig {
             cup_mass: Range::new(0.15, 0.35),
             cup_friction: Range::new(0.3, 0.6),
             table_friction: 0.5,
+            linger_steps: 0,
         }
     }
 }

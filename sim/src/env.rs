@@ -157,6 +157,9 @@ struct Episode {
     /// Shaping potentials from the previous step.
     prev_task_distance: f32,
     prev_reach: f32,
+    /// The control step at which the episode's terminal event (success or the cup leaving the
+    /// table) first happened; the episode ends `linger_steps` later.
+    event_step: Option<u32>,
 }
 
 /// A push-the-cup environment. Create it, then `reset(seed)` before the first `step`.
@@ -201,6 +204,7 @@ impl Env {
             done: false,
             prev_task_distance: 0.0,
             prev_reach: 0.0,
+            event_step: None,
         });
         let info = self.info(false);
         let ep = self.episode.as_mut().expect("just set");
@@ -248,15 +252,19 @@ impl Env {
         ep.prev_task_distance = distance;
         ep.prev_reach = reach;
         let left_table = !info.on_table && task == Task::PushToGoal;
-        if info.success {
-            reward += SUCCESS_BONUS;
-        } else if left_table {
-            reward -= FALL_PENALTY;
+        if !diverged && ep.event_step.is_none() && (info.success || left_table) {
+            ep.event_step = Some(ep.step);
+            if info.success {
+                reward += SUCCESS_BONUS;
+            } else {
+                reward -= FALL_PENALTY;
+            }
         }
         if diverged {
             reward = 0.0;
         }
-        let terminated = !diverged && (info.success || left_table);
+        let linger = self.config.linger_steps;
+        let terminated = !diverged && ep.event_step.is_some_and(|s| ep.step >= s + linger);
         let truncated = !terminated && (diverged || ep.step >= max_steps);
         ep.done = terminated || truncated;
         Ok(StepResult { obs: self.observation(&info), reward, terminated, truncated, info })

@@ -175,3 +175,34 @@ fn episode_seeds_do_not_depend_on_sharding() {
     assert_eq!(seeds.len(), 1000);
     assert_ne!(episode_seed(7, 0), episode_seed(8, 0));
 }
+
+#[test]
+fn linger_steps_show_the_cup_landing_after_it_falls() {
+    let run = |linger: u32| {
+        let mut env = Env::new(EnvConfig { linger_steps: linger, ..EnvConfig::for_task(Task::KnockOff) }).unwrap();
+        let seed = sim::episode_seed(5, 0);
+        let (_, mut info) = env.reset(seed);
+        let mut actor = sim::Actor::new(PolicyKind::Expert, Task::KnockOff, seed);
+        let (mut steps, mut fell_at, mut returns) = (0u32, None, 0.0);
+        loop {
+            let r = env.step(actor.act(&info)).unwrap();
+            steps += 1;
+            returns += r.reward;
+            if r.info.fallen && fell_at.is_none() {
+                fell_at = Some(steps);
+            }
+            info = r.info;
+            if r.terminated || r.truncated {
+                assert!(r.terminated && info.success, "the expert should knock the cup off");
+                return (steps, fell_at.unwrap(), info.cup.position[1], info.table_top_y, returns);
+            }
+        }
+    };
+    let (steps0, fell0, _, _, ret0) = run(0);
+    assert_eq!(steps0, fell0, "without lingering the episode ends at the fall");
+    let (steps, fell, y, top, ret) = run(8);
+    assert_eq!(fell, fell0);
+    assert_eq!(steps, fell + 8, "the episode goes on 8 steps after the fall");
+    assert!(y < top - 0.3, "after 0.8 s the cup should be far below the table top ({y} vs {top})");
+    assert!((ret - ret0).abs() < 5.0, "the success bonus is paid once ({ret0} → {ret})");
+}

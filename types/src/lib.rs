@@ -64,7 +64,7 @@ impl Default for CameraSpec {
     /// The camera the models see: in front of and above the table, looking down at its centre, wide
     /// enough for the largest table top and the floor around it (so a falling cup stays in view).
     fn default() -> Self {
-        CameraSpec { eye: [0.0, 2.0, 1.2], target: [0.0, 0.35, 0.05], fov_y_deg: 55.0 }
+        CameraSpec { eye: [0.0, 1.75, 0.95], target: [0.0, 0.5, 0.0], fov_y_deg: 50.0 }
     }
 }
 

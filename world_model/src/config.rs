@@ -7,16 +7,18 @@ use crate::{Result, WmError};
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct EncoderConfig {
-    /// Channels of the stride-4 patchify stem, then of each stride-2 stage. The patch grid side
-    /// is `image_size / (4 · 2^(len − 1))`.
+    /// Channels of the patchify stem, then of each 3×3 stage.
     pub channels: Vec<i64>,
+    /// Strides: the stem's (its kernel too, as a ViT patch embedding), then each stage's (1 or 2).
+    /// The patch grid side is `image_size / product(strides)`.
+    pub strides: Vec<i64>,
     /// Width of one patch latent.
     pub latent_dim: i64,
 }
 
 impl Default for EncoderConfig {
     fn default() -> Self {
-        EncoderConfig { channels: vec![32, 64, 128], latent_dim: 64 }
+        EncoderConfig { channels: vec![32, 64, 128], strides: vec![4, 2, 2], latent_dim: 64 }
     }
 }
 
@@ -145,7 +147,7 @@ impl WmConfig {
         match name {
             "small" => Ok(base),
             "tiny" => Ok(WmConfig {
-                encoder: EncoderConfig { channels: vec![8, 16, 16], latent_dim: 16 },
+                encoder: EncoderConfig { channels: vec![8, 16, 16], strides: vec![4, 2, 2], latent_dim: 16 },
                 predictor: PredictorConfig { width: 32, depth: 1, heads: 2, mlp_ratio: 2 },
                 clip_len: 4,
                 rollout_steps: 1,
@@ -160,8 +162,7 @@ impl WmConfig {
 
     /// Side of the square patch grid.
     pub fn grid(&self) -> i64 {
-        let stages = self.encoder.channels.len().max(1) as u32 - 1;
-        self.image_size / (4 * 2i64.pow(stages))
+        self.image_size / self.encoder.strides.iter().product::<i64>().max(1)
     }
 
     /// Patches per frame.
@@ -177,14 +178,22 @@ impl WmConfig {
     /// Checks every key; the error names it and its value.
     pub fn validate(&self) -> Result<()> {
         let bad = |key: &str, why: String| Err(WmError::Config(format!("{key}: {why}")));
-        if self.image_size <= 0 || self.encoder.channels.is_empty() || self.grid() < 1 {
+        let e = &self.encoder;
+        if e.channels.is_empty() || e.channels.len() != e.strides.len() {
             return bad(
-                "image_size/encoder.channels",
-                format!("{} with {:?} leaves no patch grid", self.image_size, self.encoder.channels),
+                "encoder.strides",
+                format!("{:?} must give one stride per entry of encoder.channels {:?}", e.strides, e.channels),
             );
         }
-        if self.grid() * 4 * 2i64.pow(self.encoder.channels.len() as u32 - 1) != self.image_size {
-            return bad("image_size", format!("{} is not divisible into the patch grid", self.image_size));
+        if e.strides.iter().any(|&s| s < 1) || e.strides[1..].iter().any(|&s| s > 2) {
+            return bad("encoder.strides", format!("{:?}: the stem's must be ≥ 1, the stages' 1 or 2", e.strides));
+        }
+        let total: i64 = e.strides.iter().product();
+        if self.image_size <= 0 || self.image_size % total != 0 {
+            return bad(
+                "image_size",
+                format!("{} is not divisible by the encoder's total stride {total}", self.image_size),
+            );
         }
         let positive = [
             ("action_dim", self.action_dim),

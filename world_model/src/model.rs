@@ -11,8 +11,8 @@ fn group_norm(p: nn::Path, c: i64) -> nn::GroupNorm {
     nn::group_norm(p, groups, c, Default::default())
 }
 
-/// Convolutional patch encoder: a stride-4 patchify stem (as a ViT's patch embedding), stride-2
-/// stages, then a 1×1 projection to one latent per patch. Convolutions are much cheaper than
+/// Convolutional patch encoder: a patchify stem (as a ViT's patch embedding), 3×3 stages, then a
+/// 1×1 projection to one latent per patch. Convolutions are much cheaper than
 /// attention on a 2-core CPU at 64×64, and keep the spatial grid DINO-WM found essential.
 #[derive(Debug)]
 struct Encoder {
@@ -24,8 +24,8 @@ struct Encoder {
 
 impl Encoder {
     fn new(p: nn::Path, cfg: &WmConfig) -> Encoder {
-        let ch = &cfg.encoder.channels;
-        let stem = nn::conv2d(&p / "stem", 3, ch[0], 4, nn::ConvConfig { stride: 4, ..Default::default() });
+        let (ch, st) = (&cfg.encoder.channels, &cfg.encoder.strides);
+        let stem = nn::conv2d(&p / "stem", 3, ch[0], st[0], nn::ConvConfig { stride: st[0], ..Default::default() });
         let stem_norm = group_norm(&p / "stem_norm", ch[0]);
         let stages = ch
             .windows(2)
@@ -36,7 +36,7 @@ impl Encoder {
                     w[0],
                     w[1],
                     3,
-                    nn::ConvConfig { stride: 2, padding: 1, ..Default::default() },
+                    nn::ConvConfig { stride: st[i + 1], padding: 1, ..Default::default() },
                 );
                 (conv, group_norm(&p / format!("norm{i}"), w[1]))
             })
@@ -95,7 +95,8 @@ impl Block {
 
 /// Frame-causal transformer: every frame contributes its patch tokens and one action token (the
 /// action taken at that frame, V-JEPA 2-AC's action tokens); a token at frame t sees all tokens of
-/// frames ≤ t. The patch tokens of frame t predict frame t+1, as a residual on z_t.
+/// frames ≤ t. The patch tokens of frame t predict frame t+1 as a residual on frame t's target
+/// latents, so an untrained predictor is exactly "copy the last latent".
 #[derive(Debug)]
 struct Predictor {
     input: nn::Linear,
@@ -133,8 +134,9 @@ impl Predictor {
         }
     }
 
-    /// `z [b, t, P, D]` (layer-normed latents), `a [b, t, A]` → predictions of frames 1..=t, `[b, t, P, D]`.
-    fn forward(&self, z: &Tensor, a: &Tensor) -> Tensor {
+    /// `z [b, t, P, D]` (layer-normed online latents), `base` (the same frames' target latents),
+    /// `a [b, t, A]` → predictions of frames 1..=t, `[b, t, P, D]`.
+    fn forward(&self, z: &Tensor, base: &Tensor, a: &Tensor) -> Tensor {
         let (b, t, p, d) = z.size4().expect("[b, t, P, D]");
         assert!(t <= self.max_frames, "history of {t} frames exceeds the trained {}", self.max_frames);
         let time = self.time_pos.narrow(0, 0, t); // [t, 1, w]
@@ -147,7 +149,7 @@ impl Predictor {
             x = block.forward(&x, &mask);
         }
         let delta = x.apply(&self.ln).apply(&self.output).reshape([b, t, p + 1, d]).narrow(2, 0, p);
-        layer_norm(&(z + delta))
+        layer_norm(&(base + delta))
     }
 }
 
@@ -196,7 +198,11 @@ pub fn collapse_stats(latents: &Tensor) -> Collapse {
         let centred = &pooled - pooled.mean_dim(0, true, Kind::Float);
         // Singular values from the eigenvalues of the Gram matrix (svdvals' driver is CUDA-only in tch).
         let gram = centred.transpose(0, 1).matmul(&centred);
-        let s = Tensor::linalg_eigvalsh(&gram, "L").clamp_min(0.0).sqrt();
+        let Ok(eig) = Tensor::f_linalg_eigvalsh(&gram, "L") else {
+            // Non-finite latents (a poisoned batch): nothing meaningful to report.
+            return Collapse { mean_std, effective_rank: f64::NAN };
+        };
+        let s = eig.clamp_min(0.0).sqrt();
         let p = &s / (s.sum(Kind::Float) + 1e-12);
         let entropy = -(&p * (&p + 1e-12).log()).sum(Kind::Float);
         Collapse { mean_std, effective_rank: entropy.exp().double_value(&[]) }
@@ -250,27 +256,29 @@ impl WorldModel {
         self.encode(frames).mean_dim(1, false, Kind::Float)
     }
 
-    /// Teacher-forced predictions: `z [b, t, P, D]`, `a [b, t, A]` → predicted frames 1..=t.
-    pub fn predict(&self, z: &Tensor, a: &Tensor) -> Tensor {
-        self.predictor.forward(z, &a.to_device(self.device()).to_kind(Kind::Float))
+    /// Teacher-forced predictions: online latents `z [b, t, P, D]`, their target latents `base`,
+    /// actions `a [b, t, A]` → predicted target latents of frames 1..=t.
+    pub fn predict(&self, z: &Tensor, base: &Tensor, a: &Tensor) -> Tensor {
+        self.predictor.forward(z, base, &a.to_device(self.device()).to_kind(Kind::Float))
     }
 
-    /// Autoregressive rollout: from real latents `z [b, c, P, D]` and actions `a [b, c + k − 1, A]`,
-    /// predict `k` frames feeding each prediction back in. The window keeps the last
-    /// `clip_len − 1` frames, as in training. Returns `[b, k, P, D]`.
-    pub fn rollout(&self, z: &Tensor, a: &Tensor, k: i64) -> Tensor {
+    /// Autoregressive rollout: from real latents `z [b, c, P, D]` (online) and `base` (target) and
+    /// actions `a [b, c + k − 1, A]`, predict `k` frames feeding each prediction back in (as both).
+    /// The window keeps the last `clip_len − 1` frames, as in training. Returns `[b, k, P, D]`.
+    pub fn rollout(&self, z: &Tensor, base: &Tensor, a: &Tensor, k: i64) -> Tensor {
         let window = self.cfg.clip_len - 1;
         let c = z.size()[1];
-        let mut seq = z.shallow_clone();
+        let (mut seq, mut seq_base) = (z.shallow_clone(), base.shallow_clone());
         let mut out = Vec::with_capacity(k as usize);
         for i in 0..k {
             let len = seq.size()[1];
             let from = (len - window).max(0);
-            let ctx = seq.narrow(1, from, len - from);
-            let acts = a.narrow(1, c + i - (len - from), len - from);
-            let next = self.predict(&ctx, &acts).select(1, len - from - 1).unsqueeze(1);
+            let n = len - from;
+            let acts = a.narrow(1, c + i - n, n);
+            let next = self.predict(&seq.narrow(1, from, n), &seq_base.narrow(1, from, n), &acts).select(1, n - 1).unsqueeze(1);
             out.push(next.shallow_clone());
-            seq = Tensor::cat(&[seq, next], 1);
+            seq = Tensor::cat(&[&seq, &next], 1);
+            seq_base = Tensor::cat(&[&seq_base, &next], 1);
         }
         Tensor::cat(&out, 1)
     }
@@ -286,12 +294,12 @@ impl WorldModel {
         let targets = self.encode_target(&flat).reshape([b, t, p, d]);
         let a = actions.to_device(self.device()).to_kind(Kind::Float);
 
-        let pred = self.predict(&z.narrow(1, 0, t - 1), &a.narrow(1, 0, t - 1));
+        let pred = self.predict(&z.narrow(1, 0, t - 1), &targets.narrow(1, 0, t - 1), &a.narrow(1, 0, t - 1));
         let teacher = (&pred - targets.narrow(1, 1, t - 1)).abs().mean(Kind::Float);
         let k = cfg.rollout_steps;
         let rollout = if k > 0 {
             let c = t - k;
-            let roll = self.rollout(&z.narrow(1, 0, c), &a.narrow(1, 0, t - 1), k);
+            let roll = self.rollout(&z.narrow(1, 0, c), &targets.narrow(1, 0, c), &a.narrow(1, 0, t - 1), k);
             (&roll - targets.narrow(1, c, k)).abs().mean(Kind::Float)
         } else {
             Tensor::zeros([], (Kind::Float, self.device()))
@@ -342,7 +350,9 @@ impl WorldModel {
             let mut maps = vec![Tensor::zeros([1, z.size()[1]], (Kind::Float, self.device()))];
             // Frames 1..w: one growing prefix run gives all their predictions.
             if t > 1 {
-                let pre = self.predict(&z.narrow(0, 0, w).unsqueeze(0), &a.narrow(0, 0, w).unsqueeze(0)).squeeze_dim(0);
+                let pre = self
+                    .predict(&z.narrow(0, 0, w).unsqueeze(0), &target.narrow(0, 0, w).unsqueeze(0), &a.narrow(0, 0, w).unsqueeze(0))
+                    .squeeze_dim(0);
                 maps.push((&pre - target.narrow(0, 1, w)).abs().mean_dim(-1, false, Kind::Float));
             }
             // Frames w+1..T-1: full windows, batched.
@@ -351,9 +361,11 @@ impl WorldModel {
                 let idx = Tensor::arange(rest, (Kind::Int64, self.device())).unsqueeze(1)
                     + Tensor::arange(w, (Kind::Int64, self.device())).unsqueeze(0)
                     + 1; // windows start at 1..=rest
-                let zw = z.index_select(0, &idx.flatten(0, 1)).reshape([rest, w, z.size()[1], z.size()[2]]);
-                let aw = a.index_select(0, &idx.flatten(0, 1)).reshape([rest, w, -1]);
-                let pred = self.predict(&zw, &aw).select(1, w - 1);
+                let idx = idx.flatten(0, 1);
+                let zw = z.index_select(0, &idx).reshape([rest, w, z.size()[1], z.size()[2]]);
+                let bw = target.index_select(0, &idx).reshape([rest, w, z.size()[1], z.size()[2]]);
+                let aw = a.index_select(0, &idx).reshape([rest, w, -1]);
+                let pred = self.predict(&zw, &bw, &aw).select(1, w - 1);
                 maps.push((&pred - target.narrow(0, w + 1, rest)).abs().mean_dim(-1, false, Kind::Float));
             }
             let map = Tensor::cat(&maps, 0);
@@ -374,16 +386,14 @@ impl WorldModel {
         tch::no_grad(|| {
             let f = frame.unsqueeze(0);
             let z = self.encode(&f).squeeze_dim(0);
-            let surprise = history.pending.take().map(|pred| {
-                let target = self.encode_target(&f).squeeze_dim(0);
-                (pred - target).abs().mean(Kind::Float).double_value(&[])
-            });
+            let target = self.encode_target(&f).squeeze_dim(0);
+            let surprise = history.pending.take().map(|pred| (pred - &target).abs().mean(Kind::Float).double_value(&[]));
             let a = Tensor::from_slice(&action[..self.cfg.action_dim as usize]).to_device(self.device());
-            history.push(z, a);
-            let zs = Tensor::stack(&history.latents.iter().collect::<Vec<_>>(), 0).unsqueeze(0);
-            let acts = Tensor::stack(&history.actions.iter().collect::<Vec<_>>(), 0).unsqueeze(0);
+            history.push(z, target, a);
+            let stack = |v: &VecDeque<Tensor>| Tensor::stack(&v.iter().collect::<Vec<_>>(), 0).unsqueeze(0);
+            let (zs, bs, acts) = (stack(&history.latents), stack(&history.targets), stack(&history.actions));
             let n = zs.size()[1];
-            history.pending = Some(self.predict(&zs, &acts).select(1, n - 1).squeeze_dim(0));
+            history.pending = Some(self.predict(&zs, &bs, &acts).select(1, n - 1).squeeze_dim(0));
             surprise
         })
     }
@@ -409,6 +419,7 @@ impl WorldModel {
 pub struct LatentHistory {
     capacity: usize,
     latents: VecDeque<Tensor>,
+    targets: VecDeque<Tensor>,
     actions: VecDeque<Tensor>,
     pending: Option<Tensor>,
 }
@@ -418,17 +429,20 @@ impl LatentHistory {
         LatentHistory {
             capacity: (cfg.clip_len - 1).max(1) as usize,
             latents: VecDeque::new(),
+            targets: VecDeque::new(),
             actions: VecDeque::new(),
             pending: None,
         }
     }
 
-    fn push(&mut self, z: Tensor, a: Tensor) {
+    fn push(&mut self, z: Tensor, target: Tensor, a: Tensor) {
         if self.latents.len() == self.capacity {
             self.latents.pop_front();
+            self.targets.pop_front();
             self.actions.pop_front();
         }
         self.latents.push_back(z);
+        self.targets.push_back(target);
         self.actions.push_back(a);
     }
 

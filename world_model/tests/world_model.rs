@@ -30,13 +30,13 @@ fn predictions_never_see_the_future() {
     let frames = random_frames(3);
     let actions = Tensor::randn([1, 3, 2], (Kind::Float, Device::Cpu));
     let z = model.encode(&frames).unsqueeze(0);
-    let before = model.predict(&z, &actions);
+    let before = model.predict(&z, &z, &actions);
     // Change the last frame's latents and action: predictions made from frames 0 and 1 must not move.
     let z2 = z.copy();
     let _ = z2.narrow(1, 2, 1).fill_(3.0);
     let a2 = actions.copy();
     let _ = a2.narrow(1, 2, 1).fill_(-1.0);
-    let after = model.predict(&z2, &a2);
+    let after = model.predict(&z2, &z2, &a2);
     let early = (before.narrow(1, 0, 2) - after.narrow(1, 0, 2)).abs().max().double_value(&[]);
     assert!(early < 1e-6, "frames 0..1 predictions changed by {early} when frame 2 changed");
     let last = (before.narrow(1, 2, 1) - after.narrow(1, 2, 1)).abs().max().double_value(&[]);
@@ -72,19 +72,22 @@ fn rollout_of_one_step_is_the_teacher_forced_prediction() {
     tch::manual_seed(3);
     let model = WorldModel::new(&tiny(), Device::Cpu).unwrap();
     perturb(&model);
-    let z = model.encode(&random_frames(3)).unsqueeze(0);
+    let f = random_frames(3);
+    let (z, base) = (model.encode(&f).unsqueeze(0), model.encode_target(&f).unsqueeze(0));
     let a = Tensor::randn([1, 3, 2], (Kind::Float, Device::Cpu));
-    let teacher = model.predict(&z, &a).select(1, 2);
-    let roll = model.rollout(&z, &a, 1).select(1, 0);
+    let teacher = model.predict(&z, &base, &a).select(1, 2);
+    let roll = model.rollout(&z, &base, &a, 1).select(1, 0);
     assert!((teacher - roll).abs().max().double_value(&[]) < 1e-6);
 }
 
 #[test]
 fn untrained_predictor_copies_the_last_latent() {
     let model = WorldModel::new(&tiny(), Device::Cpu).unwrap();
-    let z = model.encode(&random_frames(2)).unsqueeze(0);
-    let pred = model.predict(&z, &Tensor::zeros([1, 2, 2], (Kind::Float, Device::Cpu)));
-    let diff = (pred - &z).abs().max().double_value(&[]);
+    let f = random_frames(2);
+    let (z, base) = (model.encode(&f).unsqueeze(0), model.encode_target(&f).unsqueeze(0) * 1.5);
+    let pred = model.predict(&z, &base, &Tensor::zeros([1, 2, 2], (Kind::Float, Device::Cpu)));
+    // The residual base is the target latents (re-normalised), whatever the online inputs.
+    let diff = (pred - world_model::model::layer_norm(&base)).abs().max().double_value(&[]);
     assert!(diff < 1e-3, "zero-initialised output should give copy-last, differs by {diff}");
 }
 
@@ -207,7 +210,8 @@ fn learns_action_conditioned_motion_better_than_copying() {
     let flat = f.flatten(0, 1);
     let z = model.encode(&flat).reshape([b, cfg.clip_len, cfg.patches(), -1]);
     let tgt = model.encode_target(&flat).reshape([b, cfg.clip_len, cfg.patches(), -1]);
-    let pred = tch::no_grad(|| model.predict(&z.narrow(1, 0, cfg.clip_len - 1), &a.narrow(1, 0, cfg.clip_len - 1)));
+    let n = cfg.clip_len - 1;
+    let pred = tch::no_grad(|| model.predict(&z.narrow(1, 0, n), &tgt.narrow(1, 0, n), &a.narrow(1, 0, n)));
     let err = (&pred - tgt.narrow(1, 1, cfg.clip_len - 1)).abs().mean(Kind::Float).double_value(&[]);
     let copy = (tgt.narrow(1, 0, cfg.clip_len - 1) - tgt.narrow(1, 1, cfg.clip_len - 1)).abs().mean(Kind::Float).double_value(&[]);
     let stats = world_model::collapse_stats(&tgt);

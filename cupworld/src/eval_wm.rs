@@ -1,0 +1,540 @@
+//! `cupworld eval-wm` and `cupworld surprise`: how well the world model predicts, what its latents
+//! know (linear probes), and whether it is surprised by impossible events (VoE). Writes
+//! `report.json`, `report.md` and figures.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use serde::Serialize;
+use tch::{Device, Kind, Tensor};
+use types::FrameTag;
+use world_model::{WorldModel, load_model};
+
+use crate::plot::{Plot, Series, line_plot};
+use crate::voe::{Category, VoePair, VoeScore, generate_pairs, score};
+use crate::wm_data::{EpisodeTensors, load_datasets};
+
+pub struct EvalOptions {
+    pub checkpoint: PathBuf,
+    pub data: Vec<PathBuf>,
+    pub out: PathBuf,
+    pub voe_pairs: usize,
+    pub voe_seed: u64,
+    pub horizons: i64,
+    pub device: Device,
+}
+
+#[derive(Debug, Serialize)]
+pub struct PredictionReport {
+    pub horizons: Vec<i64>,
+    pub clips: usize,
+    pub trained: Vec<f64>,
+    pub copy_last: Vec<f64>,
+    pub random_init: Vec<f64>,
+    pub trained_below_copy_last_at_every_horizon: bool,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ProbeReport {
+    pub fit_frames: usize,
+    pub test_frames: usize,
+    pub trained_position_r2: [f64; 2],
+    pub random_init_position_r2: [f64; 2],
+    pub trained_on_table_accuracy: f64,
+    pub random_init_on_table_accuracy: f64,
+    /// Accuracy of always answering the majority class of the test frames.
+    pub on_table_majority_baseline: f64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct VoeModelReport {
+    pub by_max: Vec<(String, VoeScore)>,
+    pub by_mean: Vec<(String, VoeScore)>,
+    pub overall_by_max: VoeScore,
+    pub overall_by_mean: VoeScore,
+}
+
+#[derive(Debug, Serialize)]
+pub struct VoeReport {
+    pub pairs_per_category: usize,
+    pub frames_before_break: usize,
+    pub frames_after_break: usize,
+    /// (category, episode seed) of every pair, to regenerate any of them.
+    pub pair_seeds: Vec<(String, u64)>,
+    pub trained: VoeModelReport,
+    pub random_init: VoeModelReport,
+    /// Surprise = frame-to-frame change of the trained target latents: a pure change detector.
+    pub change_detector: VoeModelReport,
+}
+
+#[derive(Debug, Serialize)]
+pub struct EvalReport {
+    pub checkpoint: PathBuf,
+    pub data: Vec<PathBuf>,
+    pub episodes: usize,
+    pub prediction: PredictionReport,
+    pub probe: ProbeReport,
+    pub voe: VoeReport,
+    pub seconds: f64,
+}
+
+fn l1_per_clip(a: &Tensor, b: &Tensor) -> Tensor {
+    (a - b).abs().flatten(1, -1).mean_dim(1, false, Kind::Float)
+}
+
+/// Latent L1 at horizons 1..=h from `clip_len − 1` real frames, averaged over clips taken every
+/// 4 frames of every episode.
+fn prediction_errors(model: &WorldModel, episodes: &[EpisodeTensors], h: i64) -> (Vec<f64>, Vec<f64>, usize) {
+    let w = model.cfg.clip_len - 1;
+    let len = w + h;
+    let (mut frames, mut actions) = (vec![], vec![]);
+    for ep in episodes {
+        let mut s = 0;
+        while s + len <= ep.len() {
+            frames.push(ep.frames.narrow(0, s, len));
+            actions.push(ep.actions.narrow(0, s, len));
+            s += 4;
+        }
+    }
+    let n = frames.len();
+    let (mut model_sum, mut copy_sum) = (vec![0.0; h as usize], vec![0.0; h as usize]);
+    for (f, a) in frames.chunks(64).zip(actions.chunks(64)) {
+        let f = Tensor::stack(f, 0);
+        let a = Tensor::stack(a, 0).to_kind(Kind::Float);
+        tch::no_grad(|| {
+            let b = f.size()[0];
+            let flat = f.flatten(0, 1);
+            let z = model.encode(&flat);
+            let (p, d) = (z.size()[1], z.size()[2]);
+            let z = z.reshape([b, len, p, d]);
+            let tgt = model.encode_target(&flat).reshape([b, len, p, d]);
+            let roll = model.rollout(&z.narrow(1, 0, w), &tgt.narrow(1, 0, w), &a.narrow(1, 0, len - 1), h);
+            for k in 0..h {
+                let truth = tgt.select(1, w + k);
+                model_sum[k as usize] += l1_per_clip(&roll.select(1, k), &truth).sum(Kind::Float).double_value(&[]);
+                copy_sum[k as usize] += l1_per_clip(&tgt.select(1, w - 1), &truth).sum(Kind::Float).double_value(&[]);
+            }
+        });
+    }
+    let avg = |v: Vec<f64>| v.into_iter().map(|s| s / n.max(1) as f64).collect();
+    (avg(model_sum), avg(copy_sum), n)
+}
+
+/// Ridge regression on standardised features, λ picked on a validation split of the fit set.
+fn ridge_fit_predict(x_fit: &Tensor, y_fit: &Tensor, x_test: &Tensor) -> Tensor {
+    let mean = x_fit.mean_dim(0, true, Kind::Float);
+    let std = x_fit.std_dim(0, true, true) + 1e-4;
+    let norm = |x: &Tensor| (x - &mean) / &std;
+    let (xf, xt) = (norm(x_fit), norm(x_test));
+    let y_mean = y_fit.mean_dim(0, true, Kind::Float);
+    let yc = y_fit - &y_mean;
+    let n = xf.size()[0];
+    let cut = n * 4 / 5;
+    let solve = |x: &Tensor, y: &Tensor, lambda: f64| {
+        let f = x.size()[1];
+        let a = x.transpose(0, 1).matmul(x) + Tensor::eye(f, (Kind::Float, x.device())) * lambda;
+        Tensor::linalg_solve(&a, &x.transpose(0, 1).matmul(y), true)
+    };
+    let (xa, ya, xb, yb) = (xf.narrow(0, 0, cut), yc.narrow(0, 0, cut), xf.narrow(0, cut, n - cut), yc.narrow(0, cut, n - cut));
+    let mut best = (f64::INFINITY, 1.0);
+    for lambda in [0.1, 1.0, 10.0, 100.0, 1000.0, 10000.0] {
+        let err = (xb.matmul(&solve(&xa, &ya, lambda)) - &yb).square().mean(Kind::Float).double_value(&[]);
+        if err < best.0 {
+            best = (err, lambda);
+        }
+    }
+    xt.matmul(&solve(&xf, &yc, best.1)) + y_mean
+}
+
+fn r2(pred: &Tensor, truth: &Tensor) -> f64 {
+    let ss_res = (pred - truth).square().sum(Kind::Float).double_value(&[]);
+    let ss_tot = (truth - truth.mean(Kind::Float)).square().sum(Kind::Float).double_value(&[]);
+    1.0 - ss_res / ss_tot.max(1e-12)
+}
+
+struct ProbeData {
+    fit: (Tensor, Tensor, Tensor),
+    test: (Tensor, Tensor, Tensor),
+}
+
+/// Features (flattened patch latents of the frozen encoder), cup (x, z), and ±1 "cup on the table"
+/// (its height within 2 cm of where it started), split by episode: every third episode is test.
+fn probe_data(model: &WorldModel, episodes: &[EpisodeTensors]) -> ProbeData {
+    let (mut fit, mut test) = ((vec![], vec![], vec![]), (vec![], vec![], vec![]));
+    tch::no_grad(|| {
+        for (i, ep) in episodes.iter().enumerate() {
+            let feats = ep.frames.split(128, 0).iter().map(|f| model.encode(f).flatten(1, 2)).collect::<Vec<_>>();
+            let x = Tensor::cat(&feats, 0).to_device(Device::Cpu);
+            let pos = Tensor::stack(&[ep.env_state.select(1, 0), ep.env_state.select(1, 2)], 1);
+            let y = ep.env_state.select(1, 1);
+            let on = (y.ge_tensor(&(y.get(0) - 0.02))).to_kind(Kind::Float) * 2.0 - 1.0;
+            let dst = if i % 3 == 2 { &mut test } else { &mut fit };
+            dst.0.push(x);
+            dst.1.push(pos);
+            dst.2.push(on.unsqueeze(1));
+        }
+    });
+    let cat = |v: (Vec<Tensor>, Vec<Tensor>, Vec<Tensor>)| (Tensor::cat(&v.0, 0), Tensor::cat(&v.1, 0), Tensor::cat(&v.2, 0));
+    ProbeData { fit: cat(fit), test: cat(test) }
+}
+
+fn probe(model: &WorldModel, episodes: &[EpisodeTensors]) -> ([f64; 2], f64, f64, usize, usize) {
+    let d = probe_data(model, episodes);
+    let pos = ridge_fit_predict(&d.fit.0, &d.fit.1, &d.test.0);
+    let r2x = r2(&pos.select(1, 0), &d.test.1.select(1, 0));
+    let r2z = r2(&pos.select(1, 1), &d.test.1.select(1, 1));
+    let on = ridge_fit_predict(&d.fit.0, &d.fit.2, &d.test.0);
+    let correct = on.sign().eq_tensor(&d.test.2).to_kind(Kind::Float).mean(Kind::Float).double_value(&[]);
+    let majority = {
+        let p = d.test.2.gt(0.0).to_kind(Kind::Float).mean(Kind::Float).double_value(&[]);
+        p.max(1.0 - p)
+    };
+    (([r2x, r2z]), correct, majority, d.fit.0.size()[0] as usize, d.test.0.size()[0] as usize)
+}
+
+/// Renders scenes in batches on one renderer; returns frames `[T, 3, H, W]` per clip.
+fn render_clips(clips: &[&[types::SceneSnapshot]], size: u32) -> Result<Vec<Tensor>> {
+    let mut renderer = render::Renderer::new(render::RenderConfig { width: size, height: size, ..Default::default() })?;
+    let jobs: Vec<(usize, usize)> = clips.iter().enumerate().flat_map(|(c, s)| (0..s.len()).map(move |t| (c, t))).collect();
+    let mut frames: Vec<Vec<Vec<u8>>> = clips.iter().map(|s| vec![vec![]; s.len()]).collect();
+    let slots = renderer.config().slots;
+    for batch in jobs.chunks(slots) {
+        let scenes: Vec<(FrameTag, &types::SceneSnapshot)> = batch
+            .iter()
+            .map(|&(c, t)| (FrameTag { episode: c as u64, step: t as u32 }, &clips[c][t]))
+            .collect();
+        for (frame, &(c, t)) in renderer.render(&scenes)?.into_iter().zip(batch) {
+            frames[c][t] = frame.rgb;
+        }
+    }
+    let s = size as i64;
+    Ok(frames
+        .into_iter()
+        .map(|f| {
+            let t = f.len() as i64;
+            let flat: Vec<u8> = f.into_iter().flatten().collect();
+            Tensor::from_slice(&flat).reshape([t, s, s, 3]).permute([0, 3, 1, 2]).contiguous()
+        })
+        .collect())
+}
+
+/// Surprise of the frames from the breaking point on: (max, mean).
+fn window_scores(curve: &[f64], from: usize) -> (f64, f64) {
+    let w = &curve[from..];
+    let max = w.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    (max, w.iter().sum::<f64>() / w.len() as f64)
+}
+
+fn change_curve(model: &WorldModel, frames: &Tensor) -> Vec<f64> {
+    tch::no_grad(|| {
+        let z = model.encode_target(frames);
+        let t = z.size()[0];
+        let diff = (z.narrow(0, 1, t - 1) - z.narrow(0, 0, t - 1)).abs().flatten(1, -1).mean_dim(1, false, Kind::Float);
+        let mut v: Vec<f64> = Vec::<f32>::try_from(diff).expect("floats").into_iter().map(f64::from).collect();
+        v.insert(0, f64::NAN);
+        v
+    })
+}
+
+struct VoeCurves {
+    /// Per pair: (category, possible curve, impossible curve).
+    curves: Vec<(Category, Vec<f64>, Vec<f64>)>,
+}
+
+fn voe_report(curves: &VoeCurves, break_at: usize) -> VoeModelReport {
+    let mut by_max = vec![];
+    let mut by_mean = vec![];
+    let (mut all_max, mut all_mean) = (vec![], vec![]);
+    for cat in Category::ALL {
+        let (mut m, mut a) = (vec![], vec![]);
+        for (c, p, i) in curves.curves.iter().filter(|(c, _, _)| *c == cat) {
+            let _ = c;
+            let (pm, pa) = window_scores(p, break_at);
+            let (im, ia) = window_scores(i, break_at);
+            m.push((pm, im));
+            a.push((pa, ia));
+        }
+        if m.is_empty() {
+            continue;
+        }
+        all_max.extend(m.iter().copied());
+        all_mean.extend(a.iter().copied());
+        by_max.push((cat.name().to_string(), score(&m)));
+        by_mean.push((cat.name().to_string(), score(&a)));
+    }
+    // Overall accuracy is the mean over pairs; AUROC pools categories (their scales differ, so
+    // the per-category AUROC is the more meaningful one).
+    VoeModelReport { by_max, by_mean, overall_by_max: score(&all_max), overall_by_mean: score(&all_mean) }
+}
+
+pub fn run(opts: &EvalOptions) -> Result<EvalReport> {
+    let began = std::time::Instant::now();
+    let ckpt = crate::train_wm::resolve_checkpoint(&opts.checkpoint)?;
+    let trained = load_model(&ckpt, opts.device)?;
+    let random = WorldModel::new(&trained.cfg, opts.device)?;
+    std::fs::create_dir_all(&opts.out).with_context(|| format!("creating {}", opts.out.display()))?;
+    let episodes = load_datasets(&opts.data, trained.cfg.image_size)?;
+    if episodes.len() < 6 {
+        bail!("evaluation needs at least 6 held-out episodes, the data holds {}", episodes.len());
+    }
+    tracing::info!("prediction at horizons 1..={}", opts.horizons);
+    let (t_err, copy, clips) = prediction_errors(&trained, &episodes, opts.horizons);
+    let (r_err, _, _) = prediction_errors(&random, &episodes, opts.horizons);
+    let horizons: Vec<i64> = (1..=opts.horizons).collect();
+    let prediction = PredictionReport {
+        trained_below_copy_last_at_every_horizon: t_err.iter().zip(&copy).all(|(t, c)| t < c),
+        horizons: horizons.clone(),
+        clips,
+        trained: t_err,
+        copy_last: copy,
+        random_init: r_err,
+    };
+    tracing::info!("linear probes");
+    let (t_r2, t_acc, majority, fit_frames, test_frames) = probe(&trained, &episodes);
+    let (r_r2, r_acc, _, _, _) = probe(&random, &episodes);
+    let probe = ProbeReport {
+        fit_frames,
+        test_frames,
+        trained_position_r2: t_r2,
+        random_init_position_r2: r_r2,
+        trained_on_table_accuracy: t_acc,
+        random_init_on_table_accuracy: r_acc,
+        on_table_majority_baseline: majority,
+    };
+
+    tracing::info!("violation of expectation: {} pairs per category", opts.voe_pairs);
+    let pairs = generate_pairs(opts.voe_pairs, opts.voe_seed, &Category::ALL)?;
+    let scenes: Vec<&[types::SceneSnapshot]> =
+        pairs.iter().flat_map(|p| [p.possible.as_slice(), p.impossible.as_slice()]).collect();
+    let frames = render_clips(&scenes, trained.cfg.image_size as u32)?;
+    let curves_for = |f: &dyn Fn(&Tensor, &Tensor) -> Vec<f64>| VoeCurves {
+        curves: pairs
+            .iter()
+            .enumerate()
+            .map(|(k, p)| {
+                let a: Vec<f32> = p.actions.iter().flatten().copied().collect();
+                let a = Tensor::from_slice(&a).reshape([-1, 2]);
+                (p.category, f(&frames[2 * k], &a), f(&frames[2 * k + 1], &a))
+            })
+            .collect(),
+    };
+    let trained_curves = curves_for(&|f, a| trained.surprise(f, a).0);
+    let random_curves = curves_for(&|f, a| random.surprise(f, a).0);
+    let change_curves = curves_for(&|f, _| change_curve(&trained, f));
+    let b = pairs.first().map_or(crate::voe::PRE, |p| p.break_at);
+    let voe = VoeReport {
+        pair_seeds: pairs.iter().map(|p| (p.category.name().to_string(), p.seed)).collect(),
+        pairs_per_category: opts.voe_pairs,
+        frames_before_break: b,
+        frames_after_break: crate::voe::POST,
+        trained: voe_report(&trained_curves, b),
+        random_init: voe_report(&random_curves, b),
+        change_detector: voe_report(&change_curves, b),
+    };
+    write_figures(&opts.out, &prediction, &trained_curves, &pairs, &frames)?;
+    let report = EvalReport {
+        checkpoint: ckpt,
+        data: opts.data.clone(),
+        episodes: episodes.len(),
+        prediction,
+        probe,
+        voe,
+        seconds: began.elapsed().as_secs_f64(),
+    };
+    std::fs::write(opts.out.join("report.json"), serde_json::to_string_pretty(&report)?)?;
+    std::fs::write(opts.out.join("report.md"), markdown(&report))?;
+    Ok(report)
+}
+
+fn write_figures(
+    out: &Path,
+    pred: &PredictionReport,
+    curves: &VoeCurves,
+    pairs: &[VoePair],
+    frames: &[Tensor],
+) -> Result<()> {
+    let h: Vec<f64> = pred.horizons.iter().map(|&h| h as f64).collect();
+    let zip = |v: &[f64]| h.iter().copied().zip(v.iter().copied()).collect::<Vec<_>>();
+    line_plot(
+        &out.join("prediction.png"),
+        &Plot { title: "Latent prediction error on held-out episodes", x_label: "horizon (control steps)", y_label: "latent L1", log_x: false, log_y: false, markers: vec![] },
+        &[
+            Series::new("trained", zip(&pred.trained)),
+            Series::new("copy last latent", zip(&pred.copy_last)),
+            Series::new("random init", zip(&pred.random_init)),
+        ],
+    )?;
+    for cat in Category::ALL {
+        let mine: Vec<&(Category, Vec<f64>, Vec<f64>)> = curves.curves.iter().filter(|c| c.0 == cat).collect();
+        if mine.is_empty() {
+            continue;
+        }
+        let mean = |pick: &dyn Fn(&(Category, Vec<f64>, Vec<f64>)) -> &Vec<f64>| -> Vec<(f64, f64)> {
+            let n = pick(mine[0]).len();
+            (1..n).map(|t| (t as f64, mine.iter().map(|c| pick(c)[t]).sum::<f64>() / mine.len() as f64)).collect()
+        };
+        let first = |v: &Vec<f64>| -> Vec<(f64, f64)> { v.iter().enumerate().skip(1).map(|(t, &s)| (t as f64, s)).collect() };
+        line_plot(
+            &out.join(format!("voe_{}.png", cat.name())),
+            &Plot {
+                title: &format!("Surprise, {} (mean over {} pairs; line = breaking point)", cat.name(), mine.len()),
+                x_label: "frame",
+                y_label: "surprise (latent L1)",
+                log_x: false,
+                log_y: false,
+                markers: vec![crate::voe::PRE as f64],
+            },
+            &[
+                Series::new("possible (mean)", mean(&|c| &c.1)),
+                Series::new("impossible (mean)", mean(&|c| &c.2)),
+                Series::new("possible (pair 1)", first(&mine[0].1)),
+                Series::new("impossible (pair 1)", first(&mine[0].2)),
+            ],
+        )?;
+    }
+    // A film strip: for each category, pair 1's possible (upper) and impossible (lower) frames.
+    let mut rows: Vec<&Tensor> = vec![];
+    for cat in Category::ALL {
+        if let Some(k) = pairs.iter().position(|p| p.category == cat) {
+            rows.push(&frames[2 * k]);
+            rows.push(&frames[2 * k + 1]);
+        }
+    }
+    if let Some(first) = rows.first() {
+        let (t, s) = (first.size()[0], first.size()[2]);
+        let gap = 2;
+        let (w, hgt) = ((t * (s + gap)) as u32, (rows.len() as i64 * (s + gap)) as u32);
+        let mut img = image::RgbImage::from_pixel(w, hgt, image::Rgb([255, 255, 255]));
+        for (r, clip) in rows.iter().enumerate() {
+            let hwc = clip.permute([0, 2, 3, 1]).contiguous();
+            let data = Vec::<u8>::try_from(hwc.flatten(0, -1)).expect("u8 frames");
+            for f in 0..t {
+                for y in 0..s {
+                    for x in 0..s {
+                        let i = (((f * s + y) * s + x) * 3) as usize;
+                        let px = image::Rgb([data[i], data[i + 1], data[i + 2]]);
+                        img.put_pixel((f * (s + gap) + x) as u32, (r as i64 * (s + gap) + y) as u32, px);
+                    }
+                }
+            }
+        }
+        // Mark the breaking-point column with a red bar under each row.
+        let bx = (crate::voe::PRE as i64 * (s + gap)) as u32;
+        for r in 0..rows.len() as u32 {
+            for x in bx..bx + s as u32 {
+                img.put_pixel(x, r * (s + gap) as u32 + s as u32, image::Rgb([220, 30, 30]));
+            }
+        }
+        img.save(out.join("voe_frames.png")).with_context(|| format!("writing {}", out.join("voe_frames.png").display()))?;
+    }
+    Ok(())
+}
+
+fn pct(x: f64) -> String {
+    format!("{:.1}%", 100.0 * x)
+}
+
+fn markdown(r: &EvalReport) -> String {
+    let mut s = String::new();
+    s += "# World-model evaluation\n\n";
+    s += &format!("Checkpoint `{}`, {} held-out episodes, {:.0} s.\n\n", r.checkpoint.display(), r.episodes, r.seconds);
+    s += "## Prediction (latent L1 on held-out clips; lower is better)\n\n![prediction](prediction.png)\n\n";
+    s += "| horizon | trained | copy last latent | random init |\n|---|---|---|---|\n";
+    for (i, h) in r.prediction.horizons.iter().enumerate() {
+        s += &format!(
+            "| {h} | {:.4} | {:.4} | {:.4} |\n",
+            r.prediction.trained[i], r.prediction.copy_last[i], r.prediction.random_init[i]
+        );
+    }
+    s += &format!(
+        "\n{} clips. Trained below copy-last at every horizon: **{}**.\n\n",
+        r.prediction.clips, r.prediction.trained_below_copy_last_at_every_horizon
+    );
+    let p = &r.probe;
+    s += "## Linear probes (frozen encoder latents → cup state; ridge, split by episode)\n\n";
+    s += "| probe | trained | random init |\n|---|---|---|\n";
+    s += &format!("| cup x, R² | {:.3} | {:.3} |\n", p.trained_position_r2[0], p.random_init_position_r2[0]);
+    s += &format!("| cup z, R² | {:.3} | {:.3} |\n", p.trained_position_r2[1], p.random_init_position_r2[1]);
+    s += &format!(
+        "| cup on the table, accuracy | {} | {} |\n\n",
+        pct(p.trained_on_table_accuracy),
+        pct(p.random_init_on_table_accuracy)
+    );
+    s += &format!(
+        "{} fit frames, {} test frames; always answering the majority class scores {}.\n\n",
+        p.fit_frames,
+        p.test_frames,
+        pct(p.on_table_majority_baseline)
+    );
+    let v = &r.voe;
+    s += &format!(
+        "## Intuitive physics: violation of expectation\n\n{} matched pairs per category; surprise scored over the \
+         {} frames from the breaking point on (max, and mean in brackets). Pairwise accuracy = possible twin less \
+         surprising.\n\n",
+        v.pairs_per_category,
+        v.frames_after_break + 1
+    );
+    s += "| category | trained acc. | trained AUROC | random init acc. | change detector acc. |\n|---|---|---|---|---|\n";
+    for (i, (name, t)) in v.trained.by_max.iter().enumerate() {
+        s += &format!(
+            "| {name} | {} ({}) | {:.3} | {} ({}) | {} |\n",
+            pct(t.pairwise_accuracy),
+            pct(v.trained.by_mean[i].1.pairwise_accuracy),
+            t.auroc,
+            pct(v.random_init.by_max[i].1.pairwise_accuracy),
+            pct(v.random_init.by_mean[i].1.pairwise_accuracy),
+            pct(v.change_detector.by_max[i].1.pairwise_accuracy),
+        );
+    }
+    s += &format!(
+        "| **overall** | **{}** ({}) | {:.3} | {} ({}) | {} |\n\n",
+        pct(v.trained.overall_by_max.pairwise_accuracy),
+        pct(v.trained.overall_by_mean.pairwise_accuracy),
+        v.trained.overall_by_max.auroc,
+        pct(v.random_init.overall_by_max.pairwise_accuracy),
+        pct(v.random_init.overall_by_mean.pairwise_accuracy),
+        pct(v.change_detector.overall_by_max.pairwise_accuracy),
+    );
+    s += "The change detector scores a frame by how much the (trained) target latents moved since the previous \
+          frame: it catches events that change the picture (teleport, vanish, recolor) but prefers the impossible \
+          twin when the impossible event is *less* motion (levitate, pass-through), so those two categories test \
+          learned physics rather than change detection.\n\n";
+    s += "![frames](voe_frames.png)\n\nRows in pairs, per category (teleport, vanish, levitate, pass-through, recolor): \
+          possible above, impossible below; the red bar marks the breaking point.\n\n";
+    for cat in Category::ALL {
+        s += &format!("![{0}](voe_{0}.png)\n", cat.name());
+    }
+    s
+}
+
+/// `cupworld surprise`: per-episode surprise of any dataset's episodes.
+pub fn surprise_cmd(checkpoint: &Path, data: &Path, out: &Path, plots: usize, device: Device) -> Result<serde_json::Value> {
+    let ckpt = crate::train_wm::resolve_checkpoint(checkpoint)?;
+    let model = load_model(&ckpt, device)?;
+    let episodes = load_datasets(&[data.to_path_buf()], model.cfg.image_size)?;
+    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    let mut rows = vec![];
+    for (i, ep) in episodes.iter().enumerate() {
+        if ep.len() < 2 {
+            continue;
+        }
+        let (curve, _) = model.surprise(&ep.frames, &ep.actions);
+        let valid: Vec<f64> = curve[1..].to_vec();
+        let (max_at, max) = valid.iter().enumerate().fold((0, f64::NEG_INFINITY), |m, (k, &v)| if v > m.1 { (k + 1, v) } else { m });
+        let mean = valid.iter().sum::<f64>() / valid.len() as f64;
+        if i < plots {
+            line_plot(
+                &out.join(format!("episode_{i:06}.png")),
+                &Plot { title: &format!("Surprise, episode {i} (seed {})", ep.seed), x_label: "frame", y_label: "surprise (latent L1)", log_x: false, log_y: false, markers: vec![] },
+                &[Series::new("surprise", valid.iter().enumerate().map(|(k, &v)| ((k + 1) as f64, v)).collect())],
+            )?;
+        }
+        rows.push(serde_json::json!({
+            "episode_index": i, "seed": ep.seed, "frames": ep.len(), "mean": mean, "max": max, "max_frame": max_at,
+            "curve": curve.iter().map(|v| if v.is_finite() { serde_json::json!(v) } else { serde_json::Value::Null }).collect::<Vec<_>>(),
+        }));
+    }
+    let result = serde_json::json!({"checkpoint": ckpt, "data": data, "episodes": rows});
+    std::fs::write(out.join("surprise.json"), serde_json::to_string_pretty(&result)?)?;
+    Ok(result)
+}

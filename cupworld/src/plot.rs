@@ -1,0 +1,126 @@
+//! Line plots as PNG (plotters, with an embedded DejaVu Sans so no system fonts are needed).
+
+use std::path::Path;
+use std::sync::Once;
+
+use anyhow::{Result, anyhow};
+use plotters::prelude::*;
+
+static FONT: Once = Once::new();
+
+fn register_font() {
+    FONT.call_once(|| {
+        let bytes: &'static [u8] = include_bytes!("../../assets/fonts/DejaVuSans.ttf");
+        // Registration fails only on a malformed font, which the build embeds: a programming error.
+        if plotters::style::register_font("sans-serif", FontStyle::Normal, bytes).is_err() {
+            panic!("embedded DejaVuSans.ttf did not load");
+        }
+    });
+}
+
+/// One named line.
+pub struct Series {
+    pub name: String,
+    pub points: Vec<(f64, f64)>,
+}
+
+impl Series {
+    pub fn new(name: impl Into<String>, points: Vec<(f64, f64)>) -> Series {
+        Series { name: name.into(), points: points.into_iter().filter(|(x, y)| x.is_finite() && y.is_finite()).collect() }
+    }
+}
+
+pub struct Plot<'a> {
+    pub title: &'a str,
+    pub x_label: &'a str,
+    pub y_label: &'a str,
+    pub log_x: bool,
+    pub log_y: bool,
+    /// Vertical marker lines (e.g. a VoE breaking point).
+    pub markers: Vec<f64>,
+}
+
+const COLORS: [RGBColor; 6] = [
+    RGBColor(31, 119, 180),
+    RGBColor(214, 39, 40),
+    RGBColor(44, 160, 44),
+    RGBColor(255, 127, 14),
+    RGBColor(148, 103, 189),
+    RGBColor(127, 127, 127),
+];
+
+fn range(values: impl Iterator<Item = f64>, log: bool) -> (f64, f64) {
+    let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
+    for v in values.filter(|v| v.is_finite() && (!log || *v > 0.0)) {
+        lo = lo.min(v);
+        hi = hi.max(v);
+    }
+    if !lo.is_finite() {
+        return (if log { 0.1 } else { 0.0 }, 1.0);
+    }
+    if log {
+        (lo / 1.2, hi * 1.2)
+    } else {
+        let pad = ((hi - lo) * 0.05).max(1e-9);
+        (lo - pad, hi + pad)
+    }
+}
+
+/// Writes `series` as a line plot of 800×500 pixels to `path`.
+pub fn line_plot(path: &Path, plot: &Plot, series: &[Series]) -> Result<()> {
+    register_font();
+    let err = |e: String| anyhow!("plotting {}: {e}", path.display());
+    let root = BitMapBackend::new(path, (800, 500)).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| err(e.to_string()))?;
+    let (x0, x1) = range(series.iter().flat_map(|s| s.points.iter().map(|p| p.0)), plot.log_x);
+    let (y0, y1) = range(series.iter().flat_map(|s| s.points.iter().map(|p| p.1)), plot.log_y);
+    let mut builder = ChartBuilder::on(&root);
+    builder.caption(plot.title, ("sans-serif", 22)).margin(12).x_label_area_size(40).y_label_area_size(70);
+    macro_rules! draw {
+        ($chart:expr) => {{
+            let mut chart = $chart;
+            chart
+                .configure_mesh()
+                .x_desc(plot.x_label)
+                .y_desc(plot.y_label)
+                .label_style(("sans-serif", 14))
+                .draw()
+                .map_err(|e| err(e.to_string()))?;
+            for (i, s) in series.iter().enumerate() {
+                let c = COLORS[i % COLORS.len()];
+                chart
+                    .draw_series(LineSeries::new(s.points.iter().copied(), c.stroke_width(2)))
+                    .map_err(|e| err(e.to_string()))?
+                    .label(s.name.clone())
+                    .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], c.stroke_width(2)));
+                if s.points.len() <= 40 {
+                    chart
+                        .draw_series(s.points.iter().map(|&p| Circle::new(p, 3, c.filled())))
+                        .map_err(|e| err(e.to_string()))?;
+                }
+            }
+            for &m in &plot.markers {
+                chart
+                    .draw_series(LineSeries::new(vec![(m, y0), (m, y1)], BLACK.mix(0.4).stroke_width(1)))
+                    .map_err(|e| err(e.to_string()))?;
+            }
+            chart
+                .configure_series_labels()
+                .background_style(WHITE.mix(0.8))
+                .border_style(BLACK)
+                .label_font(("sans-serif", 14))
+                .draw()
+                .map_err(|e| err(e.to_string()))?;
+        }};
+    }
+    match (plot.log_x, plot.log_y) {
+        (false, false) => draw!(builder.build_cartesian_2d(x0..x1, y0..y1).map_err(|e| err(e.to_string()))?),
+        (true, false) => draw!(builder.build_cartesian_2d((x0..x1).log_scale(), y0..y1).map_err(|e| err(e.to_string()))?),
+        (false, true) => draw!(builder.build_cartesian_2d(x0..x1, (y0..y1).log_scale()).map_err(|e| err(e.to_string()))?),
+        (true, true) => {
+            draw!(builder.build_cartesian_2d((x0..x1).log_scale(), (y0..y1).log_scale()).map_err(|e| err(e.to_string()))?)
+        }
+    }
+    root.present().map_err(|e| err(e.to_string()))?;
+    Ok(())
+}

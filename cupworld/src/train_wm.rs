@@ -1,0 +1,395 @@
+//! `cupworld train-wm`: trains the JEPA world model from datasets or live simulation.
+//!
+//! Run directory: `config.json` (the resolved model config and data sources), `metrics.jsonl` (one
+//! line per step), `plots/{loss,collapse}.png`, `checkpoints/step-XXXXXXXX.safetensors` (the last
+//! `keep`), written atomically. `--resume` continues from the newest checkpoint exactly: the
+//! weights, optimiser moments, EMA target, step and sampler position all come back.
+
+use std::io::{BufRead, Write};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use serde::{Deserialize, Serialize};
+use tch::Device;
+use world_model::{AdamW, WmConfig, WorldModel, load_checkpoint, save_checkpoint};
+
+use crate::plot::{Plot, Series, line_plot};
+use crate::wm_data::{ClipSampler, EpisodeTensors, ReplayBuffer, SamplerState, load_datasets};
+
+/// Where the training data comes from.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub enum DataSource {
+    /// Verified datasets on disk.
+    Datasets(Vec<PathBuf>),
+    /// Simulators and the renderer, streamed into a replay buffer of this many episodes.
+    Live { tasks: Vec<String>, replay_episodes: usize, seed: u64, linger_steps: u32 },
+}
+
+#[derive(Clone, Debug)]
+pub struct TrainOptions {
+    pub cfg: WmConfig,
+    pub data: DataSource,
+    pub out: PathBuf,
+    pub resume: bool,
+    pub device: Device,
+    pub checkpoint_every: u64,
+    pub keep: usize,
+    /// Consecutive skipped (non-finite) steps that stop the run.
+    pub max_nonfinite: u32,
+    /// Stop at this step as if killed: no final checkpoint (tests of --resume).
+    pub stop_after: Option<u64>,
+    /// Poison the first N batches with NaN (tests of the non-finite guard).
+    pub poison_batches: u64,
+    pub progress: bool,
+}
+
+/// The trainer's own state, stored inside every checkpoint.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct TrainerState {
+    step: u64,
+    sampler: SamplerState,
+    frames_seen: u64,
+    nonfinite_total: u64,
+    nonfinite_streak: u32,
+    data: DataSource,
+}
+
+#[derive(Debug, Serialize, Deserialize, Clone)]
+pub struct MetricsLine {
+    pub step: u64,
+    pub loss: f64,
+    pub teacher: f64,
+    pub rollout: f64,
+    pub variance: f64,
+    pub covariance: f64,
+    pub grad_norm: f64,
+    pub lr: f64,
+    pub momentum: f64,
+    pub skipped: bool,
+    pub target_std: f64,
+    pub effective_rank: f64,
+    pub frames_per_s: f64,
+    pub elapsed_s: f64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct TrainSummary {
+    pub out: PathBuf,
+    pub steps: u64,
+    pub resumed_from: Option<u64>,
+    pub final_checkpoint: PathBuf,
+    pub seconds: f64,
+    pub frames_per_s: f64,
+    pub final_loss: f64,
+    pub nonfinite_steps: u64,
+    pub parameters: i64,
+    pub episodes: usize,
+}
+
+pub fn checkpoint_dir(run: &Path) -> PathBuf {
+    run.join("checkpoints")
+}
+
+/// The newest checkpoint of a run directory, if any.
+pub fn latest_checkpoint(run: &Path) -> Result<Option<PathBuf>> {
+    let dir = checkpoint_dir(run);
+    if !dir.exists() {
+        return Ok(None);
+    }
+    let mut found: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .with_context(|| format!("reading {}", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            let n = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            n.starts_with("step-") && n.ends_with(".safetensors") && !n.contains(".partial")
+        })
+        .collect();
+    found.sort();
+    Ok(found.pop())
+}
+
+/// A checkpoint path given as a file, or a run directory (its newest checkpoint).
+pub fn resolve_checkpoint(path: &Path) -> Result<PathBuf> {
+    if path.is_dir() {
+        return latest_checkpoint(path)?
+            .with_context(|| format!("{}: a directory without checkpoints/step-*.safetensors", path.display()));
+    }
+    Ok(path.to_path_buf())
+}
+
+enum Feed {
+    Static(Vec<EpisodeTensors>),
+    Live(crate::live::LiveSource, ReplayBuffer),
+}
+
+impl Feed {
+    fn episodes(&self) -> usize {
+        match self {
+            Feed::Static(v) => v.len(),
+            Feed::Live(_, b) => b.received as usize,
+        }
+    }
+}
+
+pub fn run(opts: &TrainOptions) -> Result<TrainSummary> {
+    let cfg = &opts.cfg;
+    cfg.validate()?;
+    let out = &opts.out;
+    let existing = latest_checkpoint(out)?;
+    if existing.is_some() && !opts.resume {
+        bail!("{} already holds checkpoints; pass --resume to continue it, or choose another --out", out.display());
+    }
+    std::fs::create_dir_all(checkpoint_dir(out)).with_context(|| format!("creating {}", out.display()))?;
+    std::fs::create_dir_all(out.join("plots"))?;
+
+    let mut model = WorldModel::new(cfg, opts.device)?;
+    let mut opt = AdamW::new(&model.vs);
+    let mut state = TrainerState {
+        step: 0,
+        sampler: ClipSampler::new(cfg.seed ^ 0x5eed_c11b).state(),
+        frames_seen: 0,
+        nonfinite_total: 0,
+        nonfinite_streak: 0,
+        data: opts.data.clone(),
+    };
+    let mut resumed_from = None;
+    if let Some(path) = existing.as_ref().filter(|_| opts.resume) {
+        let ck = load_checkpoint(path, &mut model, Some(&mut opt))?;
+        state = serde_json::from_value(ck.trainer_state)
+            .with_context(|| format!("{}: trainer state", path.display()))?;
+        if state.data != opts.data {
+            bail!(
+                "{}: the run was trained on {:?}, this command gives {:?}; resume with the same data",
+                path.display(),
+                state.data,
+                opts.data
+            );
+        }
+        resumed_from = Some(state.step);
+        tracing::info!("resuming {} at step {}", out.display(), state.step);
+    }
+    let config_json = serde_json::json!({"model": cfg, "data": opts.data, "device": format!("{:?}", opts.device)});
+    std::fs::write(out.join("config.json"), serde_json::to_string_pretty(&config_json)?)?;
+    let metrics_path = out.join("metrics.jsonl");
+    let mut history = read_metrics(&metrics_path)?;
+    history.retain(|m| m.step < state.step); // lines past the checkpoint belong to the lost tail
+    rewrite_metrics(&metrics_path, &history)?;
+    let mut metrics = std::fs::OpenOptions::new().append(true).create(true).open(&metrics_path)?;
+
+    let mut feed = match &opts.data {
+        DataSource::Datasets(dirs) => Feed::Static(load_datasets(dirs, cfg.image_size)?),
+        DataSource::Live { tasks, replay_episodes, seed, linger_steps } => {
+            let envs = tasks
+                .iter()
+                .map(|t| {
+                    let task: sim::Task = t.parse()?;
+                    Ok(sim::EnvConfig { linger_steps: *linger_steps, ..sim::EnvConfig::for_task(task) })
+                })
+                .collect::<Result<Vec<_>>>()?;
+            let render = render::RenderConfig {
+                width: cfg.image_size as u32,
+                height: cfg.image_size as u32,
+                ..render::RenderConfig::default()
+            };
+            let live = crate::live::LiveSource::spawn(envs, sim::PolicyKind::Mixed, *seed, render)?;
+            tracing::info!("live data: rendering on {}", live.adapter);
+            Feed::Live(live, ReplayBuffer::new(*replay_episodes))
+        }
+    };
+    let mut sampler = ClipSampler::restore(&state.sampler)?;
+    let bar = crate::progress_bar(cfg.steps, "steps", opts.progress);
+    bar.set_position(state.step);
+    let began = Instant::now();
+    let (start_step, mut last_loss) = (state.step, f64::NAN);
+    let mut last_ckpt = existing.clone();
+    while state.step < cfg.steps {
+        if opts.stop_after.is_some_and(|n| state.step >= n) {
+            // Behave like a crash: no final checkpoint, only what was already written survives.
+            bar.finish_and_clear();
+            metrics.flush()?;
+            if let Feed::Live(live, _) = feed {
+                live.stop()?;
+            }
+            bail!("interrupted at step {} (--stop-after); continue with --resume", state.step);
+        }
+        let (frames, actions) = match &mut feed {
+            Feed::Static(eps) => sampler.sample(eps.iter(), cfg.batch_size, cfg.clip_len)?,
+            Feed::Live(live, buffer) => {
+                // Drain what arrived; wait until enough episodes to sample a varied batch.
+                while let Ok(ep) = live.episodes.try_recv() {
+                    buffer.push(ep);
+                }
+                while buffer.episodes.len() < (cfg.batch_size as usize / 4).max(2) {
+                    match live.episodes.recv() {
+                        Ok(ep) => buffer.push(ep),
+                        Err(_) => bail!("the live data pipeline stopped"),
+                    }
+                }
+                sampler.sample(buffer.episodes.iter(), cfg.batch_size, cfg.clip_len)?
+            }
+        };
+        let frames = if state.step < opts.poison_batches { frames.to_kind(tch::Kind::Float) * f64::NAN } else { frames };
+        let t0 = Instant::now();
+        let report = model.train_step(&mut opt, &frames, &actions, state.step);
+        let n_frames = (cfg.batch_size * cfg.clip_len) as u64;
+        state.frames_seen += n_frames;
+        if report.skipped {
+            state.nonfinite_total += 1;
+            state.nonfinite_streak += 1;
+            tracing::warn!("step {}: non-finite loss or gradient, update skipped", state.step);
+            if state.nonfinite_streak >= opts.max_nonfinite {
+                bail!(
+                    "{} non-finite steps in a row (at step {}): stopping; lower optim.lr or check the data",
+                    state.nonfinite_streak,
+                    state.step
+                );
+            }
+        } else {
+            state.nonfinite_streak = 0;
+            last_loss = report.loss;
+        }
+        let line = MetricsLine {
+            step: state.step,
+            loss: report.loss,
+            teacher: report.teacher,
+            rollout: report.rollout,
+            variance: report.variance,
+            covariance: report.covariance,
+            grad_norm: report.grad_norm,
+            lr: report.lr,
+            momentum: report.momentum,
+            skipped: report.skipped,
+            target_std: report.collapse.mean_std,
+            effective_rank: report.collapse.effective_rank,
+            frames_per_s: n_frames as f64 / t0.elapsed().as_secs_f64(),
+            elapsed_s: began.elapsed().as_secs_f64(),
+        };
+        writeln!(metrics, "{}", serde_json::to_string(&line)?)?;
+        bar.set_message(format!("loss {:.4}, {:.0} frames/s", line.loss, line.frames_per_s));
+        bar.inc(1);
+        history.push(line);
+        state.step += 1;
+        state.sampler = sampler.state();
+        if state.step % opts.checkpoint_every == 0 || state.step == cfg.steps {
+            last_ckpt = Some(write_checkpoint(out, &model, &opt, &state, opts.keep)?);
+            write_plots(out, &history)?;
+        }
+    }
+    bar.finish_and_clear();
+    metrics.flush()?;
+    let episodes = feed.episodes();
+    if let Feed::Live(live, _) = feed {
+        live.stop()?;
+    }
+    let final_checkpoint = match last_ckpt {
+        Some(p) if state.step % opts.checkpoint_every == 0 || state.step == cfg.steps => p,
+        _ => write_checkpoint(out, &model, &opt, &state, opts.keep)?,
+    };
+    write_plots(out, &history)?;
+    let seconds = began.elapsed().as_secs_f64();
+    Ok(TrainSummary {
+        out: out.clone(),
+        steps: state.step,
+        resumed_from,
+        final_checkpoint,
+        seconds,
+        frames_per_s: ((state.step - start_step) * (cfg.batch_size * cfg.clip_len) as u64) as f64 / seconds.max(1e-9),
+        final_loss: last_loss,
+        nonfinite_steps: state.nonfinite_total,
+        parameters: model.parameters(),
+        episodes,
+    })
+}
+
+fn write_checkpoint(out: &Path, model: &WorldModel, opt: &AdamW, state: &TrainerState, keep: usize) -> Result<PathBuf> {
+    let path = checkpoint_dir(out).join(format!("step-{:08}.safetensors", state.step));
+    save_checkpoint(&path, model, opt, &serde_json::to_value(state)?)?;
+    // Keep the newest `keep`.
+    let mut all: Vec<PathBuf> = std::fs::read_dir(checkpoint_dir(out))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("step-")))
+        .collect();
+    all.sort();
+    while all.len() > keep.max(1) {
+        let old = all.remove(0);
+        std::fs::remove_file(&old).with_context(|| format!("removing {}", old.display()))?;
+    }
+    Ok(path)
+}
+
+pub fn read_metrics(path: &Path) -> Result<Vec<MetricsLine>> {
+    if !path.exists() {
+        return Ok(vec![]);
+    }
+    let f = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let mut out = vec![];
+    for (i, line) in std::io::BufReader::new(f).lines().enumerate() {
+        let line = line?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        // A line cut by an interruption is dropped (the checkpoint decides where training resumes).
+        match serde_json::from_str(&line) {
+            Ok(m) => out.push(m),
+            Err(e) => tracing::warn!("{}:{}: dropping an unreadable metrics line ({e})", path.display(), i + 1),
+        }
+    }
+    Ok(out)
+}
+
+fn rewrite_metrics(path: &Path, lines: &[MetricsLine]) -> Result<()> {
+    let tmp = path.with_extension("jsonl.partial");
+    let mut f = std::fs::File::create(&tmp)?;
+    for m in lines {
+        writeln!(f, "{}", serde_json::to_string(m)?)?;
+    }
+    f.flush()?;
+    std::fs::rename(&tmp, path)?;
+    Ok(())
+}
+
+/// Moving average over `w` points, for readable noisy curves.
+fn smooth(points: &[(f64, f64)], w: usize) -> Vec<(f64, f64)> {
+    let mut out = vec![];
+    let mut sum = 0.0;
+    for (i, p) in points.iter().enumerate() {
+        sum += p.1;
+        if i >= w {
+            sum -= points[i - w].1;
+        }
+        out.push((p.0, sum / (i + 1).min(w) as f64));
+    }
+    out
+}
+
+fn write_plots(out: &Path, history: &[MetricsLine]) -> Result<()> {
+    let ok: Vec<&MetricsLine> = history.iter().filter(|m| !m.skipped).collect();
+    let pts = |f: &dyn Fn(&MetricsLine) -> f64| -> Vec<(f64, f64)> { ok.iter().map(|m| (m.step as f64, f(m))).collect() };
+    let w = (ok.len() / 50).max(1);
+    line_plot(
+        &out.join("plots/loss.png"),
+        &Plot { title: "World-model training loss", x_label: "step", y_label: "L1 (latent)", log_x: false, log_y: true, markers: vec![] },
+        &[
+            Series::new("teacher-forced L1", smooth(&pts(&|m| m.teacher), w)),
+            Series::new("rollout L1", smooth(&pts(&|m| m.rollout), w)),
+            Series::new("variance hinge", smooth(&pts(&|m| m.variance), w)),
+        ],
+    )?;
+    line_plot(
+        &out.join("plots/collapse.png"),
+        &Plot {
+            title: "Collapse watch: target latents",
+            x_label: "step",
+            y_label: "value",
+            log_x: false,
+            log_y: false,
+            markers: vec![],
+        },
+        &[
+            Series::new("per-dimension std", pts(&|m| m.target_std)),
+            Series::new("effective rank / 10", pts(&|m| m.effective_rank / 10.0)),
+        ],
+    )?;
+    Ok(())
+}

@@ -1,0 +1,157 @@
+//! Episodes as tensors for the world model: loaded from verified datasets, or streamed live from
+//! simulators and the renderer into a replay buffer; clips sampled from either with a seeded RNG.
+
+use std::collections::VecDeque;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Result, bail};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use tch::{Kind, Tensor};
+
+/// One episode: frames `[T, 3, H, W]` u8, actions `[T, 2]` f32, environment state `[T, 9]` f32
+/// (cup position, cup quaternion, goal), as plain tensors on the CPU.
+pub struct EpisodeTensors {
+    pub frames: Tensor,
+    pub actions: Tensor,
+    pub env_state: Tensor,
+    pub seed: u64,
+}
+
+impl EpisodeTensors {
+    /// From plain rows: RGB8 images (HWC), actions, environment states.
+    pub fn from_rows(seed: u64, size: u32, rows: &[(Vec<u8>, [f32; 2], Vec<f32>)]) -> EpisodeTensors {
+        let t = rows.len() as i64;
+        let s = size as i64;
+        let rgb: Vec<u8> = rows.iter().flat_map(|r| r.0.iter().copied()).collect();
+        let frames = Tensor::from_slice(&rgb).reshape([t, s, s, 3]).permute([0, 3, 1, 2]).contiguous();
+        let actions: Vec<f32> = rows.iter().flat_map(|r| r.1).collect();
+        let env: Vec<f32> = rows.iter().flat_map(|r| r.2.iter().copied()).collect();
+        EpisodeTensors {
+            frames,
+            actions: Tensor::from_slice(&actions).reshape([t, 2]),
+            env_state: Tensor::from_slice(&env).reshape([t, -1]),
+            seed,
+        }
+    }
+
+    pub fn len(&self) -> i64 {
+        self.frames.size()[0]
+    }
+}
+
+/// Loads every episode of the given datasets; each must pass verification (sha256 of every file,
+/// structure), else it is refused with the problems named.
+pub fn load_datasets(dirs: &[PathBuf], image_size: i64) -> Result<Vec<EpisodeTensors>> {
+    let mut out = vec![];
+    for dir in dirs {
+        out.extend(load_dataset(dir, image_size)?);
+    }
+    Ok(out)
+}
+
+pub fn load_dataset(dir: &Path, image_size: i64) -> Result<Vec<EpisodeTensors>> {
+    let report = dataset::verify(dir);
+    if !report.ok() {
+        bail!("{}: the dataset fails verification, refusing to use it: {}", dir.display(), report.problems.join("; "));
+    }
+    let manifest = dataset::Manifest::read(dir)?;
+    if manifest.info.width as i64 != image_size || manifest.info.height as i64 != image_size {
+        bail!(
+            "{}: frames are {}×{}, the world model takes {image_size}×{image_size}",
+            dir.display(),
+            manifest.info.width,
+            manifest.info.height
+        );
+    }
+    let mut out = vec![];
+    dataset::for_each_episode(dir, |ep| {
+        let rows: Vec<_> = ep
+            .rows
+            .into_iter()
+            .map(|r| (r.rgb, r.transition.action, r.transition.environment_state))
+            .collect();
+        out.push(EpisodeTensors::from_rows(ep.seed, image_size as u32, &rows));
+        Ok(())
+    })?;
+    Ok(out)
+}
+
+/// Samples training clips uniformly over every valid (episode, start) pair.
+pub struct ClipSampler {
+    rng: ChaCha8Rng,
+    seed: u64,
+}
+
+/// Where the sampler is: enough to continue the exact same stream after a resume.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct SamplerState {
+    pub seed: u64,
+    /// ChaCha8's position in its stream (a u128, as a decimal string for JSON).
+    pub word_pos: String,
+}
+
+impl ClipSampler {
+    pub fn new(seed: u64) -> ClipSampler {
+        ClipSampler { rng: ChaCha8Rng::seed_from_u64(seed), seed }
+    }
+
+    pub fn state(&self) -> SamplerState {
+        SamplerState { seed: self.seed, word_pos: self.rng.get_word_pos().to_string() }
+    }
+
+    pub fn restore(state: &SamplerState) -> Result<ClipSampler> {
+        let mut s = ClipSampler::new(state.seed);
+        let pos: u128 = state.word_pos.parse().map_err(|_| anyhow::anyhow!("sampler word_pos {:?}", state.word_pos))?;
+        s.rng.set_word_pos(pos);
+        Ok(s)
+    }
+
+    /// `batch` clips of `len` frames: `(frames [b, len, 3, H, W] u8, actions [b, len, 2])`.
+    pub fn sample<'a>(
+        &mut self,
+        episodes: impl Iterator<Item = &'a EpisodeTensors> + Clone,
+        batch: i64,
+        len: i64,
+    ) -> Result<(Tensor, Tensor)> {
+        let starts: Vec<i64> = episodes.clone().map(|e| (e.len() - len + 1).max(0)).collect();
+        let total: i64 = starts.iter().sum();
+        if total == 0 {
+            bail!("no episode has the {len} frames a training clip needs");
+        }
+        let eps: Vec<&EpisodeTensors> = episodes.collect();
+        let (mut frames, mut actions) = (vec![], vec![]);
+        for _ in 0..batch {
+            let mut k = self.rng.random_range(0..total);
+            let mut i = 0;
+            while k >= starts[i] {
+                k -= starts[i];
+                i += 1;
+            }
+            frames.push(eps[i].frames.narrow(0, k, len));
+            actions.push(eps[i].actions.narrow(0, k, len));
+        }
+        Ok((Tensor::stack(&frames, 0), Tensor::stack(&actions, 0).to_kind(Kind::Float)))
+    }
+}
+
+/// A FIFO of the most recent episodes, fed by a live generator.
+pub struct ReplayBuffer {
+    pub capacity: usize,
+    pub episodes: VecDeque<EpisodeTensors>,
+    pub received: u64,
+}
+
+impl ReplayBuffer {
+    pub fn new(capacity: usize) -> ReplayBuffer {
+        ReplayBuffer { capacity: capacity.max(1), episodes: VecDeque::new(), received: 0 }
+    }
+
+    pub fn push(&mut self, ep: EpisodeTensors) {
+        if self.episodes.len() == self.capacity {
+            self.episodes.pop_front();
+        }
+        self.episodes.push_back(ep);
+        self.received += 1;
+    }
+}

@@ -1,0 +1,201 @@
+//! The world-model commands end to end on tiny runs: exact resume, refusals, the non-finite
+//! guard, live training, and the main job at its tiny scale (gen → train → eval → surprise).
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use tch::Device;
+
+fn cupworld(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_cupworld")).args(args).output().unwrap()
+}
+
+fn ok(args: &[&str]) -> String {
+    let out = cupworld(args);
+    assert!(
+        out.status.success(),
+        "cupworld {args:?} failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn fails(args: &[&str]) -> String {
+    let out = cupworld(args);
+    assert!(!out.status.success(), "cupworld {args:?} should have failed");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn dataset(dir: &Path, task: &str, seed: &str) -> String {
+    let d = dir.join(task);
+    let s = d.to_str().unwrap().to_string();
+    ok(&["gen", "--task", task, "--episodes", "4", "--seed", seed, "--max-steps", "14", "--slots", "8", "--linger-steps", "3", "--out", &s]);
+    s
+}
+
+fn train(data: &str, out: &str, extra: &[&str]) -> Vec<String> {
+    let mut v: Vec<String> = ["train-wm", "--data", data, "--out", out, "--preset", "tiny", "--threads", "1", "--checkpoint-every", "4"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    v.extend(extra.iter().map(|s| s.to_string()));
+    v
+}
+
+fn refs(v: &[String]) -> Vec<&str> {
+    v.iter().map(|s| s.as_str()).collect()
+}
+
+fn weights(ckpt: &Path) -> Vec<(String, tch::Tensor)> {
+    let model = world_model::load_model(ckpt, Device::Cpu).unwrap();
+    let mut v: Vec<(String, tch::Tensor)> = model.vs.variables().into_iter().chain(
+        model.target_vs.variables().into_iter().map(|(k, t)| (format!("target.{k}"), t)),
+    ).collect();
+    v.sort_by(|a, b| a.0.cmp(&b.0));
+    v
+}
+
+#[test]
+fn interrupted_and_resumed_training_ends_with_identical_weights() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dataset(dir.path(), "knock-off", "1");
+    let full = dir.path().join("full");
+    let part = dir.path().join("part");
+    let (full_s, part_s) = (full.to_str().unwrap(), part.to_str().unwrap());
+    ok(&refs(&train(&data, full_s, &["--steps", "12"])));
+    // Killed at step 6: the newest checkpoint is step 4, so steps 4 and 5 are redone on resume.
+    let e = fails(&refs(&train(&data, part_s, &["--steps", "12", "--stop-after", "6"])));
+    assert!(e.contains("interrupted at step 6"), "{e}");
+    assert!(part.join("checkpoints/step-00000004.safetensors").exists());
+    assert!(!part.join("checkpoints/step-00000006.safetensors").exists());
+    // Without --resume the run directory is not overwritten.
+    let e = fails(&refs(&train(&data, part_s, &["--steps", "12"])));
+    assert!(e.contains("--resume"), "{e}");
+    ok(&refs(&train(&data, part_s, &["--steps", "12", "--resume"])));
+
+    let a = weights(&full.join("checkpoints/step-00000012.safetensors"));
+    let b = weights(&part.join("checkpoints/step-00000012.safetensors"));
+    assert_eq!(a.len(), b.len());
+    for ((na, ta), (nb, tb)) in a.iter().zip(&b) {
+        assert_eq!(na, nb);
+        assert!(ta.equal(tb), "{na} differs between the uninterrupted and the resumed run");
+    }
+    // The metrics log has one line per step, the redone steps not doubled, and equal losses.
+    let lines = |d: &Path| -> Vec<serde_json::Value> {
+        std::fs::read_to_string(d.join("metrics.jsonl")).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+    };
+    let (la, lb) = (lines(&full), lines(&part));
+    assert_eq!(lb.len(), 12);
+    for (x, y) in la.iter().zip(&lb) {
+        assert_eq!(x["step"], y["step"]);
+        assert_eq!(x["loss"], y["loss"], "step {}", x["step"]);
+    }
+    assert!(full.join("plots/loss.png").exists() && full.join("plots/collapse.png").exists());
+    // Only the newest 3 checkpoints are kept.
+    assert_eq!(std::fs::read_dir(full.join("checkpoints")).unwrap().count(), 3);
+}
+
+#[test]
+fn bad_inputs_are_refused_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dataset(dir.path(), "push-to-goal", "2");
+    let run = dir.path().join("run");
+    let run_s = run.to_str().unwrap();
+    ok(&refs(&train(&data, run_s, &["--steps", "4"])));
+    // Another config on resume: the differing key is named.
+    let e = fails(&refs(&train(&data, run_s, &["--steps", "8", "--batch-size", "3", "--resume"])));
+    assert!(e.contains("batch_size") && e.contains("step-00000004.safetensors"), "{e}");
+    // A truncated checkpoint: named, not loaded.
+    let ckpt = run.join("checkpoints/step-00000004.safetensors");
+    let bytes = std::fs::read(&ckpt).unwrap();
+    std::fs::write(&ckpt, &bytes[..bytes.len() - 100]).unwrap();
+    let e = fails(&refs(&train(&data, run_s, &["--steps", "8", "--resume"])));
+    assert!(e.contains("step-00000004.safetensors"), "{e}");
+    let e = fails(&["eval-wm", "--checkpoint", ckpt.to_str().unwrap(), "--data", &data, "--out", run_s]);
+    assert!(e.contains("step-00000004.safetensors"), "{e}");
+    // A dataset that fails verification is refused.
+    let parquet = Path::new(&data).join("data/chunk-000/file-000.parquet");
+    let mut p = std::fs::read(&parquet).unwrap();
+    let mid = p.len() / 2;
+    p[mid] ^= 0xff;
+    std::fs::write(&parquet, p).unwrap();
+    let other = dir.path().join("other");
+    let e = fails(&refs(&train(&data, other.to_str().unwrap(), &["--steps", "2"])));
+    assert!(e.contains("fails verification") && e.contains("push-to-goal"), "{e}");
+    // A config file with a typo names the key.
+    let cfg = dir.path().join("bad.json");
+    std::fs::write(&cfg, r#"{"clip_lenn": 4}"#).unwrap();
+    let e = fails(&["train-wm", "--data", &data, "--out", other.to_str().unwrap(), "--config", cfg.to_str().unwrap()]);
+    assert!(e.contains("bad.json") && e.contains("clip_lenn"), "{e}");
+}
+
+#[test]
+fn non_finite_steps_are_skipped_and_counted_then_stop_the_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dataset(dir.path(), "knock-off", "4");
+    let a = dir.path().join("a");
+    let out = ok(&refs(&train(&data, a.to_str().unwrap(), &["--steps", "6", "--poison-batches", "2", "--json"])));
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["nonfinite_steps"], 2, "{v}");
+    assert!(v["final_loss"].as_f64().unwrap().is_finite());
+    let b = dir.path().join("b");
+    let e = fails(&refs(&train(&data, b.to_str().unwrap(), &["--steps", "6", "--poison-batches", "6", "--max-nonfinite", "3"])));
+    assert!(e.contains("3 non-finite steps in a row"), "{e}");
+}
+
+#[test]
+fn live_training_streams_episodes_from_the_simulator() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("live");
+    let out = ok(&[
+        "train-wm", "--live", "--out", run.to_str().unwrap(), "--preset", "tiny", "--steps", "5", "--replay-episodes", "8", "--json",
+    ]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["steps"], 5, "{v}");
+    assert!(v["episodes"].as_u64().unwrap() >= 2, "{v}");
+    let cfg = std::fs::read_to_string(run.join("config.json")).unwrap();
+    assert!(cfg.contains("Live"), "{cfg}");
+}
+
+#[test]
+fn main_job_at_tiny_scale_writes_the_report_and_surprise_scores() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("demo");
+    let stdout = ok(&["demo", "--out", out.to_str().unwrap(), "--scale", "tiny"]);
+    assert!(stdout.contains("VoE pairwise accuracy"), "{stdout}");
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("eval/report.json")).unwrap()).unwrap();
+    assert_eq!(report["prediction"]["trained"].as_array().unwrap().len(), 8);
+    let acc = report["voe"]["trained"]["overall_by_max"]["pairwise_accuracy"].as_f64().unwrap();
+    assert!((0.0..=1.0).contains(&acc));
+    assert_eq!(report["voe"]["trained"]["by_max"].as_array().unwrap().len(), 5, "all five categories");
+    for f in ["report.md", "prediction.png", "voe_frames.png", "voe_levitate.png"] {
+        assert!(out.join("eval").join(f).exists(), "{f} missing");
+    }
+    let timing: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("timing.json")).unwrap()).unwrap();
+    assert!(timing["total_s"].as_f64().unwrap() > 0.0);
+
+    let s = dir.path().join("surprise");
+    ok(&[
+        "surprise",
+        "--checkpoint",
+        out.join("world_model").to_str().unwrap(),
+        "--data",
+        out.join("data/heldout-knock-off").to_str().unwrap(),
+        "--out",
+        s.to_str().unwrap(),
+        "--plots",
+        "2",
+    ]);
+    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(s.join("surprise.json")).unwrap()).unwrap();
+    let eps = v["episodes"].as_array().unwrap();
+    assert_eq!(eps.len(), 4);
+    for e in eps {
+        let curve = e["curve"].as_array().unwrap();
+        assert!(curve[0].is_null(), "nothing predicts the first frame");
+        assert_eq!(curve.len() as u64, e["frames"].as_u64().unwrap());
+        assert!(e["max"].as_f64().unwrap() >= e["mean"].as_f64().unwrap());
+    }
+    assert!(s.join("episode_000001.png").exists());
+}
