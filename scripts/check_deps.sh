@@ -20,5 +20,6 @@ forbid sim bevy tch parquet
 forbid render rapier3d tch parquet
 forbid dataset bevy rapier3d tch
 forbid agent bevy rapier3d parquet
+forbid world_model bevy rapier3d parquet
 [ $status -eq 0 ] && echo "check_deps: crate boundaries hold"
 exit $status

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The main job (README) on its embedded defaults: generate a small rendered push-the-cup dataset,
-# verify it and write a contact sheet of its frames into out/demo. No GPU, display or services.
+# The main job (README) on its embedded defaults: generate push-the-cup data, train the JEPA world
+# model, evaluate it (prediction, probes, violation of expectation) and write out/demo/eval/report.md.
+# No GPU, display or services. Extra arguments go to `cupworld demo` (e.g. --scale tiny).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh

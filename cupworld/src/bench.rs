@@ -69,6 +69,21 @@ pub enum BenchCommand {
         #[arg(long)]
         json: bool,
     },
+    /// World model: training frames/s (and where the step's time goes), encoder and predictor
+    /// inference latency.
+    Wm {
+        /// tiny or small.
+        #[arg(long, default_value = "small")]
+        preset: String,
+        /// Training steps timed (after 3 warm-up steps).
+        #[arg(long, default_value_t = 20)]
+        steps: usize,
+        /// cpu, cuda or cuda:N.
+        #[arg(long, default_value = "cpu")]
+        device: String,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 pub fn run(cmd: BenchCommand) -> Result<()> {
@@ -82,10 +97,11 @@ pub fn run(cmd: BenchCommand) -> Result<()> {
         BenchCommand::Gen { episodes, slots, renderers, json } => {
             bench_gen(episodes, slots, renderers.unwrap_or_else(crate::default_renderers), json)
         }
+        BenchCommand::Wm { preset, steps, device, json } => crate::bench_wm::run(&preset, steps, &device, json),
     }
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
+pub fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.partial_cmp(b).expect("finite"));
     v[v.len() / 2]
 }

@@ -42,6 +42,9 @@ pub struct ProbeReport {
     pub random_init_position_r2: [f64; 2],
     pub trained_on_table_accuracy: f64,
     pub random_init_on_table_accuracy: f64,
+    /// Mean of the recalls of "on" and "off" (falls are rare frames; NaN when a class is absent).
+    pub trained_on_table_balanced_accuracy: f64,
+    pub random_init_on_table_balanced_accuracy: f64,
     /// Accuracy of always answering the majority class of the test frames.
     pub on_table_majority_baseline: f64,
 }
@@ -178,18 +181,30 @@ fn probe_data(model: &WorldModel, episodes: &[EpisodeTensors]) -> ProbeData {
     ProbeData { fit: cat(fit), test: cat(test) }
 }
 
-fn probe(model: &WorldModel, episodes: &[EpisodeTensors]) -> ([f64; 2], f64, f64, usize, usize) {
+fn probe(model: &WorldModel, episodes: &[EpisodeTensors]) -> ([f64; 2], f64, f64, f64, usize, usize) {
     let d = probe_data(model, episodes);
-    let pos = ridge_fit_predict(&d.fit.0, &d.fit.1, &d.test.0);
-    let r2x = r2(&pos.select(1, 0), &d.test.1.select(1, 0));
-    let r2z = r2(&pos.select(1, 1), &d.test.1.select(1, 1));
+    // Table-plane position is probed on frames with the cup on the table: a cup that fell off
+    // the back edge is hidden by the table, and no encoder can say where it lies.
+    let on_table = |x: &Tensor, on: &Tensor| x.index_select(0, &on.squeeze_dim(1).gt(0.0).nonzero().squeeze_dim(1));
+    let pos = ridge_fit_predict(&on_table(&d.fit.0, &d.fit.2), &on_table(&d.fit.1, &d.fit.2), &on_table(&d.test.0, &d.test.2));
+    let truth = on_table(&d.test.1, &d.test.2);
+    let r2x = r2(&pos.select(1, 0), &truth.select(1, 0));
+    let r2z = r2(&pos.select(1, 1), &truth.select(1, 1));
     let on = ridge_fit_predict(&d.fit.0, &d.fit.2, &d.test.0);
-    let correct = on.sign().eq_tensor(&d.test.2).to_kind(Kind::Float).mean(Kind::Float).double_value(&[]);
+    let hit = on.sign().eq_tensor(&d.test.2).to_kind(Kind::Float);
+    let correct = hit.mean(Kind::Float).double_value(&[]);
+    // Balanced accuracy: the mean of the two classes' recalls (falls are rare frames).
+    let recall = |cls: f64| {
+        let m = d.test.2.eq(cls).to_kind(Kind::Float);
+        let n = m.sum(Kind::Float).double_value(&[]);
+        if n > 0.0 { (&hit * &m).sum(Kind::Float).double_value(&[]) / n } else { f64::NAN }
+    };
+    let balanced = 0.5 * (recall(1.0) + recall(-1.0));
     let majority = {
         let p = d.test.2.gt(0.0).to_kind(Kind::Float).mean(Kind::Float).double_value(&[]);
         p.max(1.0 - p)
     };
-    (([r2x, r2z]), correct, majority, d.fit.0.size()[0] as usize, d.test.0.size()[0] as usize)
+    (([r2x, r2z]), correct, balanced, majority, d.fit.0.size()[0] as usize, d.test.0.size()[0] as usize)
 }
 
 /// Renders scenes in batches on one renderer; returns frames `[T, 3, H, W]` per clip.
@@ -290,8 +305,8 @@ pub fn run(opts: &EvalOptions) -> Result<EvalReport> {
         random_init: r_err,
     };
     tracing::info!("linear probes");
-    let (t_r2, t_acc, majority, fit_frames, test_frames) = probe(&trained, &episodes);
-    let (r_r2, r_acc, _, _, _) = probe(&random, &episodes);
+    let (t_r2, t_acc, t_bal, majority, fit_frames, test_frames) = probe(&trained, &episodes);
+    let (r_r2, r_acc, r_bal, _, _, _) = probe(&random, &episodes);
     let probe = ProbeReport {
         fit_frames,
         test_frames,
@@ -299,6 +314,8 @@ pub fn run(opts: &EvalOptions) -> Result<EvalReport> {
         random_init_position_r2: r_r2,
         trained_on_table_accuracy: t_acc,
         random_init_on_table_accuracy: r_acc,
+        trained_on_table_balanced_accuracy: t_bal,
+        random_init_on_table_balanced_accuracy: r_bal,
         on_table_majority_baseline: majority,
     };
 
@@ -451,14 +468,17 @@ fn markdown(r: &EvalReport) -> String {
         r.prediction.clips, r.prediction.trained_below_copy_last_at_every_horizon
     );
     let p = &r.probe;
-    s += "## Linear probes (frozen encoder latents → cup state; ridge, split by episode)\n\n";
+    s += "## Linear probes (frozen encoder latents → cup state; ridge, split by episode)\n\n\
+          Position is probed on frames with the cup on the table (a cup fallen behind the table is hidden).\n\n";
     s += "| probe | trained | random init |\n|---|---|---|\n";
     s += &format!("| cup x, R² | {:.3} | {:.3} |\n", p.trained_position_r2[0], p.random_init_position_r2[0]);
     s += &format!("| cup z, R² | {:.3} | {:.3} |\n", p.trained_position_r2[1], p.random_init_position_r2[1]);
     s += &format!(
-        "| cup on the table, accuracy | {} | {} |\n\n",
+        "| cup on the table, accuracy | {} | {} |\n| cup on the table, balanced accuracy | {} | {} |\n\n",
         pct(p.trained_on_table_accuracy),
-        pct(p.random_init_on_table_accuracy)
+        pct(p.random_init_on_table_accuracy),
+        pct(p.trained_on_table_balanced_accuracy),
+        pct(p.random_init_on_table_balanced_accuracy)
     );
     s += &format!(
         "{} fit frames, {} test frames; always answering the majority class scores {}.\n\n",

@@ -2,6 +2,7 @@
 
 mod bench;
 mod bench_seq;
+mod bench_wm;
 mod eval_wm;
 mod generate;
 mod live;
@@ -388,13 +389,15 @@ fn print_eval_summary(r: &eval_wm::EvalReport) {
         p.trained_below_copy_last_at_every_horizon
     );
     println!(
-        "probe: cup position R² {:.3}/{:.3} (random init {:.3}/{:.3}); on-table accuracy {:.3} (random {:.3}, majority {:.3})",
+        "probe: cup position R² {:.3}/{:.3} (random init {:.3}/{:.3}); on-table accuracy {:.3}, balanced {:.3} (random {:.3}/{:.3}, majority {:.3})",
         r.probe.trained_position_r2[0],
         r.probe.trained_position_r2[1],
         r.probe.random_init_position_r2[0],
         r.probe.random_init_position_r2[1],
         r.probe.trained_on_table_accuracy,
+        r.probe.trained_on_table_balanced_accuracy,
         r.probe.random_init_on_table_accuracy,
+        r.probe.random_init_on_table_balanced_accuracy,
         r.probe.on_table_majority_baseline
     );
     let v = &r.voe;
@@ -585,7 +588,7 @@ struct DemoScale {
 
 fn demo_scale(name: &str) -> Result<DemoScale> {
     match name {
-        "small" => Ok(DemoScale { train_episodes: 150, heldout_episodes: 30, preset: "small", steps: None, voe_pairs: 40 }),
+        "small" => Ok(DemoScale { train_episodes: 400, heldout_episodes: 40, preset: "small", steps: None, voe_pairs: 40 }),
         "tiny" => Ok(DemoScale { train_episodes: 6, heldout_episodes: 4, preset: "tiny", steps: Some(20), voe_pairs: 3 }),
         other => bail!("--scale {other:?}: expected small or tiny"),
     }

@@ -14,11 +14,14 @@ pub struct EncoderConfig {
     pub strides: Vec<i64>,
     /// Width of one patch latent.
     pub latent_dim: i64,
+    /// Append two coordinate channels (x, y in [-1, 1]) to the image (CoordConv), so features can
+    /// say where inside a patch something is, not only which patch.
+    pub coords: bool,
 }
 
 impl Default for EncoderConfig {
     fn default() -> Self {
-        EncoderConfig { channels: vec![32, 64, 128], strides: vec![4, 2, 2], latent_dim: 64 }
+        EncoderConfig { channels: vec![32, 64, 128], strides: vec![4, 2, 2], latent_dim: 64, coords: true }
     }
 }
 
@@ -40,7 +43,13 @@ impl Default for PredictorConfig {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LossConfig {
-    /// Weight of the teacher-forced next-frame L1.
+    /// Distance between predicted and target latents: `l1` (V-JEPA), `mse` (DINO-WM) or `huber`
+    /// (L1 beyond `huber_beta`, quadratic below it). Because an unchanged patch is predicted
+    /// exactly by the residual, L1's gradient there is sign noise of full size, which drowns
+    /// the few patches that move; huber keeps L1's sharpness without that noise.
+    pub distance: Distance,
+    pub huber_beta: f64,
+    /// Weight of the teacher-forced next-frame term.
     pub teacher: f64,
     /// Weight of the autoregressive rollout L1 (V-JEPA 2-AC, JEPA-WMs).
     pub rollout: f64,
@@ -54,8 +63,16 @@ pub struct LossConfig {
 
 impl Default for LossConfig {
     fn default() -> Self {
-        LossConfig { teacher: 1.0, rollout: 1.0, variance: 1.0, std_target: 0.5, covariance: 0.04 }
+        LossConfig { distance: Distance::Huber, huber_beta: 0.05, teacher: 1.0, rollout: 1.0, variance: 1.0, std_target: 0.5, covariance: 0.04 }
     }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Distance {
+    L1,
+    Mse,
+    Huber,
 }
 
 /// Target-encoder momentum, linear from `start` to `end` over the run (I-JEPA's schedule shape).
@@ -84,19 +101,23 @@ pub struct OptimConfig {
     pub eps: f64,
     /// Global gradient-norm clip; 0 turns it off.
     pub grad_clip: f64,
+    /// The encoder's learning rate relative to the predictor's (0 freezes it: a fixed encoder,
+    /// as V-JEPA 2-AC and DINO-WM train their predictors).
+    pub encoder_lr_scale: f64,
 }
 
 impl Default for OptimConfig {
     fn default() -> Self {
         OptimConfig {
-            lr: 1e-3,
+            lr: 2e-3,
             min_lr: 1e-4,
-            warmup_steps: 100,
+            warmup_steps: 200,
             weight_decay: 0.01,
             beta1: 0.9,
             beta2: 0.99,
             eps: 1e-8,
             grad_clip: 1.0,
+            encoder_lr_scale: 1.0,
         }
     }
 }
@@ -138,7 +159,7 @@ impl WmConfig {
             clip_len: 6,
             rollout_steps: 2,
             batch_size: 32,
-            steps: 3000,
+            steps: 2500,
             loss: LossConfig::default(),
             ema: EmaConfig::default(),
             optim: OptimConfig::default(),
@@ -147,7 +168,7 @@ impl WmConfig {
         match name {
             "small" => Ok(base),
             "tiny" => Ok(WmConfig {
-                encoder: EncoderConfig { channels: vec![8, 16, 16], strides: vec![4, 2, 2], latent_dim: 16 },
+                encoder: EncoderConfig { channels: vec![8, 16, 16], strides: vec![4, 2, 2], latent_dim: 16, coords: true },
                 predictor: PredictorConfig { width: 32, depth: 1, heads: 2, mlp_ratio: 2 },
                 clip_len: 4,
                 rollout_steps: 1,
@@ -235,6 +256,7 @@ impl WmConfig {
             ("loss.covariance", self.loss.covariance),
             ("optim.weight_decay", self.optim.weight_decay),
             ("optim.grad_clip", self.optim.grad_clip),
+            ("optim.encoder_lr_scale", self.optim.encoder_lr_scale),
         ];
         for (key, v) in nonneg {
             if !(v.is_finite() && v >= 0.0) {

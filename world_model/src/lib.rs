@@ -17,7 +17,7 @@ pub mod model;
 pub mod optim;
 
 pub use checkpoint::{Checkpoint, load_checkpoint, load_model, read_checkpoint_config, save_checkpoint};
-pub use config::{EmaConfig, EncoderConfig, LossConfig, OptimConfig, PredictorConfig, WmConfig};
+pub use config::{Distance, EmaConfig, EncoderConfig, LossConfig, OptimConfig, PredictorConfig, WmConfig};
 pub use model::{Collapse, LatentHistory, LossParts, StepReport, WorldModel, collapse_stats};
 pub use optim::AdamW;
 

@@ -20,12 +20,14 @@ struct Encoder {
     stem_norm: nn::GroupNorm,
     stages: Vec<(nn::Conv2D, nn::GroupNorm)>,
     head: nn::Conv2D,
+    coords: bool,
 }
 
 impl Encoder {
     fn new(p: nn::Path, cfg: &WmConfig) -> Encoder {
         let (ch, st) = (&cfg.encoder.channels, &cfg.encoder.strides);
-        let stem = nn::conv2d(&p / "stem", 3, ch[0], st[0], nn::ConvConfig { stride: st[0], ..Default::default() });
+        let inputs = if cfg.encoder.coords { 5 } else { 3 };
+        let stem = nn::conv2d(&p / "stem", inputs, ch[0], st[0], nn::ConvConfig { stride: st[0], ..Default::default() });
         let stem_norm = group_norm(&p / "stem_norm", ch[0]);
         let stages = ch
             .windows(2)
@@ -42,13 +44,20 @@ impl Encoder {
             })
             .collect();
         let head = nn::conv2d(&p / "head", *ch.last().expect("validated"), cfg.encoder.latent_dim, 1, Default::default());
-        Encoder { stem, stem_norm, stages, head }
+        Encoder { stem, stem_norm, stages, head, coords: cfg.encoder.coords }
     }
 
     /// `frames [n, 3, H, W]` as u8 or float in `[0, 255]` → raw patch latents `[n, P, D]`.
     fn forward(&self, frames: &Tensor) -> Tensor {
         let x = frames.to_kind(Kind::Float) / 255.0;
-        let x = (x - 0.5) / 0.25;
+        let mut x = (x - 0.5) / 0.25;
+        if self.coords {
+            let (n, _, hgt, w) = x.size4().expect("[n, 3, H, W]");
+            let opts = (Kind::Float, x.device());
+            let xs = Tensor::linspace(-1.0, 1.0, w, opts).view([1, 1, 1, w]).expand([n, 1, hgt, w], false);
+            let ys = Tensor::linspace(-1.0, 1.0, hgt, opts).view([1, 1, hgt, 1]).expand([n, 1, hgt, w], false);
+            x = Tensor::cat(&[x, xs, ys], 1);
+        }
         let mut h = x.apply(&self.stem).apply(&self.stem_norm).gelu("none");
         for (conv, norm) in &self.stages {
             h = h.apply(conv).apply(norm).gelu("none");
@@ -140,8 +149,11 @@ impl Predictor {
         let (b, t, p, d) = z.size4().expect("[b, t, P, D]");
         assert!(t <= self.max_frames, "history of {t} frames exceeds the trained {}", self.max_frames);
         let time = self.time_pos.narrow(0, 0, t); // [t, 1, w]
-        let patches = z.apply(&self.input) + &self.patch_pos + &time;
-        let action = a.apply(&self.action).unsqueeze(2) + &self.action_pos + &time;
+        let act = a.apply(&self.action).unsqueeze(2); // [b, t, 1, w]
+        // The action reaches every patch token directly (DINO-WM concatenates it to every patch)
+        // as well as through its own token, so no attention has to be learned before it matters.
+        let patches = z.apply(&self.input) + &self.patch_pos + &time + &act;
+        let action = act + &self.action_pos + &time;
         let w = patches.size()[3];
         let mut x = Tensor::cat(&[patches, action], 2).reshape([b, t * (p + 1), w]);
         let mask = block_causal_mask(t, p + 1, z.device());
@@ -295,12 +307,19 @@ impl WorldModel {
         let a = actions.to_device(self.device()).to_kind(Kind::Float);
 
         let pred = self.predict(&z.narrow(1, 0, t - 1), &targets.narrow(1, 0, t - 1), &a.narrow(1, 0, t - 1));
-        let teacher = (&pred - targets.narrow(1, 1, t - 1)).abs().mean(Kind::Float);
+        let dist = |a: &Tensor, b: &Tensor| match cfg.loss.distance {
+            crate::config::Distance::L1 => (a - b).abs().mean(Kind::Float),
+            crate::config::Distance::Mse => (a - b).square().mean(Kind::Float),
+            crate::config::Distance::Huber => {
+                a.smooth_l1_loss(b, tch::Reduction::Mean, cfg.loss.huber_beta)
+            }
+        };
+        let teacher = dist(&pred, &targets.narrow(1, 1, t - 1));
         let k = cfg.rollout_steps;
         let rollout = if k > 0 {
             let c = t - k;
             let roll = self.rollout(&z.narrow(1, 0, c), &targets.narrow(1, 0, c), &a.narrow(1, 0, t - 1), k);
-            (&roll - targets.narrow(1, c, k)).abs().mean(Kind::Float)
+            dist(&roll, &targets.narrow(1, c, k))
         } else {
             Tensor::zeros([], (Kind::Float, self.device()))
         };

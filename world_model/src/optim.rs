@@ -57,6 +57,7 @@ impl AdamW {
                 let v = self.v.get_mut(&name).expect("moments for every variable");
                 v.copy_(&(&*v * cfg.beta2 + g.square() * (1.0 - cfg.beta2)));
                 let update = (&*m / bc1) / ((&*v / bc2).sqrt() + cfg.eps);
+                let lr = if name.starts_with("encoder.") { lr * cfg.encoder_lr_scale } else { lr };
                 if p.dim() >= 2 && cfg.weight_decay > 0.0 {
                     p.copy_(&(&p * (1.0 - lr * cfg.weight_decay)));
                 }

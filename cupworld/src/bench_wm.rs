@@ -1,0 +1,147 @@
+//! `cupworld bench wm`: how fast the world model trains and infers, and what bounds training.
+
+use std::time::Instant;
+
+use anyhow::Result;
+use serde::Serialize;
+use tch::{Device, Kind, Tensor};
+use world_model::{AdamW, LatentHistory, WmConfig, WorldModel};
+
+use crate::bench::median;
+
+#[derive(Serialize)]
+struct WmBench {
+    preset: String,
+    device: String,
+    threads: i32,
+    parameters: i64,
+    batch_clips: i64,
+    clip_len: i64,
+    train_step_ms: f64,
+    train_frames_per_s: f64,
+    /// Where a training step's time goes (ms, medians of separate runs of each part).
+    encoder_fwd_bwd_ms: f64,
+    predictor_fwd_bwd_ms: f64,
+    optimizer_and_ema_ms: f64,
+    encoder_latency_ms_per_frame: f64,
+    encoder_frames_per_s_batch_64: f64,
+    step_latency_ms: f64,
+}
+
+fn time_ms(device: Device, f: &mut dyn FnMut()) -> f64 {
+    f();
+    if let Device::Cuda(_) = device {
+        tch::Cuda::synchronize(0);
+    }
+    let t = Instant::now();
+    f();
+    if let Device::Cuda(_) = device {
+        tch::Cuda::synchronize(0);
+    }
+    t.elapsed().as_secs_f64() * 1e3
+}
+
+pub fn run(preset: &str, steps: usize, device: &str, json: bool) -> Result<()> {
+    let device = crate::parse_device(device)?;
+    let cfg = WmConfig::preset(preset)?;
+    let mut model = WorldModel::new(&cfg, device)?;
+    let mut opt = AdamW::new(&model.vs);
+    let (b, t, s) = (cfg.batch_size, cfg.clip_len, cfg.image_size);
+    let frames = Tensor::randint(256, [b, t, 3, s, s], (Kind::Uint8, device));
+    let actions = Tensor::rand([b, t, 2], (Kind::Float, device)) * 2.0 - 1.0;
+
+    let mut step_ms = vec![];
+    for i in 0..steps + 3 {
+        let ms = time_ms(device, &mut || {
+            model.train_step(&mut opt, &frames, &actions, i as u64);
+        });
+        if i >= 3 {
+            step_ms.push(ms); // time_ms warms with one call and times a second
+        }
+    }
+    let train_step_ms = median(step_ms);
+
+    // Parts, measured alone: encoder forward+backward on the clip's frames; predictor
+    // forward+backward (teacher + rollout) on fixed latents; optimiser + EMA.
+    let flat = frames.flatten(0, 1);
+    let reps = steps.clamp(3, 10);
+    let enc: Vec<f64> = (0..reps)
+        .map(|_| {
+            time_ms(device, &mut || {
+                model.zero_grad();
+                model.encode(&flat).abs().mean(Kind::Float).backward();
+            })
+        })
+        .collect();
+    let z = model.encode_target(&flat).reshape([b, t, cfg.patches(), -1]);
+    let pred: Vec<f64> = (0..reps)
+        .map(|_| {
+            time_ms(device, &mut || {
+                model.zero_grad();
+                let zi = z.detach().set_requires_grad(true);
+                let p = model.predict(&zi.narrow(1, 0, t - 1), &z.narrow(1, 0, t - 1), &actions.narrow(1, 0, t - 1));
+                let k = cfg.rollout_steps;
+                let r = model.rollout(&zi.narrow(1, 0, t - k), &z.narrow(1, 0, t - k), &actions.narrow(1, 0, t - 1), k);
+                (p.abs().mean(Kind::Float) + r.abs().mean(Kind::Float)).backward();
+            })
+        })
+        .collect();
+    let optim: Vec<f64> = (0..reps)
+        .map(|i| {
+            time_ms(device, &mut || {
+                opt.step(&model.vs, 1e-6, &cfg.optim);
+                model.ema_update(cfg.ema_at(i as u64));
+            })
+        })
+        .collect();
+
+    let one = frames.select(0, 0).narrow(0, 0, 1);
+    let enc1 = median((0..20).map(|_| time_ms(device, &mut || drop(model.encode(&one)))).collect());
+    let batch = flat.narrow(0, 0, 64.min(flat.size()[0]));
+    let enc64 = median((0..5).map(|_| time_ms(device, &mut || drop(model.encode(&batch)))).collect());
+    let mut history = LatentHistory::new(&cfg);
+    for i in 0..t {
+        model.step(&mut history, &frames.select(0, 0).select(0, i), [0.1, -0.2]);
+    }
+    let step = median(
+        (0..20)
+            .map(|i| time_ms(device, &mut || {
+                let _ = model.step(&mut history, &frames.select(0, 0).select(0, i % t), [0.1, -0.2]);
+            }))
+            .collect(),
+    );
+    let r = WmBench {
+        preset: preset.to_string(),
+        device: format!("{device:?}"),
+        threads: tch::get_num_threads(),
+        parameters: model.parameters(),
+        batch_clips: b,
+        clip_len: t,
+        train_step_ms,
+        train_frames_per_s: (b * t) as f64 / (train_step_ms / 1e3),
+        encoder_fwd_bwd_ms: median(enc),
+        predictor_fwd_bwd_ms: median(pred),
+        optimizer_and_ema_ms: median(optim),
+        encoder_latency_ms_per_frame: enc1,
+        encoder_frames_per_s_batch_64: batch.size()[0] as f64 / (enc64 / 1e3),
+        step_latency_ms: step,
+    };
+    if json {
+        println!("{}", serde_json::to_string_pretty(&r)?);
+    } else {
+        println!("world model `{}` on {} ({} threads), {} parameters", r.preset, r.device, r.threads, r.parameters);
+        println!(
+            "train step ({} clips × {} frames): {:.1} ms = {:.0} frames/s",
+            r.batch_clips, r.clip_len, r.train_step_ms, r.train_frames_per_s
+        );
+        println!(
+            "  encoder fwd+bwd {:.1} ms, predictor fwd+bwd (teacher + rollout) {:.1} ms, optimiser + EMA {:.1} ms",
+            r.encoder_fwd_bwd_ms, r.predictor_fwd_bwd_ms, r.optimizer_and_ema_ms
+        );
+        println!(
+            "inference: encoder {:.2} ms per frame (batch 1), {:.0} frames/s (batch 64); step {:.2} ms",
+            r.encoder_latency_ms_per_frame, r.encoder_frames_per_s_batch_64, r.step_latency_ms
+        );
+    }
+    Ok(())
+}
