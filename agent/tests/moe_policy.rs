@@ -48,6 +48,8 @@ fn forced_logits(tokens: i64, experts: i64, c: f64, skew: bool) -> Tensor {
 
 #[test]
 fn balance_loss_equals_its_weight_at_uniform_routing_and_grows_with_imbalance() {
+    // libtorch's RNG is global: tests that draw from it run one at a time, so seeded ones stay seeded.
+    let _seed = SEED.lock().unwrap_or_else(|e| e.into_inner());
     let cfg = MoeConfig { balance_loss_weight: 0.01, z_loss_weight: 0.0, ..small(8, 1) };
     let (_vs, m) = moe(cfg);
     let x = Tensor::randn([64, 16], (Kind::Float, Device::Cpu));
@@ -88,6 +90,8 @@ fn bias_balancing_evens_out_a_skewed_router_without_gradients() {
 
 #[test]
 fn compute_follows_k_not_the_number_of_experts() {
+    // libtorch's RNG is global: tests that draw from it run one at a time, so seeded ones stay seeded.
+    let _seed = SEED.lock().unwrap_or_else(|e| e.into_inner());
     let x = Tensor::randn([100, 16], (Kind::Float, Device::Cpu));
     for k in [1, 2] {
         for e in [4, 16, 64] {
@@ -100,6 +104,8 @@ fn compute_follows_k_not_the_number_of_experts() {
 
 #[test]
 fn capacity_factor_drops_overflow_tokens() {
+    // libtorch's RNG is global: tests that draw from it run one at a time, so seeded ones stay seeded.
+    let _seed = SEED.lock().unwrap_or_else(|e| e.into_inner());
     let cfg = MoeConfig { capacity_factor: Some(1.0), ..small(4, 1) };
     let (_vs, m) = moe(cfg);
     let x = Tensor::randn([64, 16], (Kind::Float, Device::Cpu));
@@ -184,6 +190,8 @@ fn checkpoint_round_trip_is_exact() {
 
 #[test]
 fn invalid_configs_are_refused_with_the_key() {
+    // libtorch's RNG is global: tests that draw from it run one at a time, so seeded ones stay seeded.
+    let _seed = SEED.lock().unwrap_or_else(|e| e.into_inner());
     let bad = PolicyConfig { moe: MoeConfig { top_k: 9, n_experts: 4, ..Default::default() }, ..policy_cfg() };
     let vs = nn::VarStore::new(Device::Cpu);
     let err = MambaMoePolicy::new(vs.root(), &bad).unwrap_err();
