@@ -564,7 +564,18 @@ fn markdown(r: &EvalReport) -> String {
 pub fn surprise_cmd(checkpoint: &Path, data: &Path, out: &Path, plots: usize, device: Device) -> Result<serde_json::Value> {
     let ckpt = crate::train_wm::resolve_checkpoint(checkpoint)?;
     let model = load_model(&ckpt, device)?;
-    let episodes = load_datasets(&[data.to_path_buf()], model.cfg.image_size)?;
+    // Scoring is read-only, and edited clips are exactly what a user may want scored: files that
+    // no longer match the manifest are reported, not refused.
+    let report = dataset::verify(data);
+    if !report.ok() {
+        eprintln!(
+            "warning: {}: {} file(s) differ from the manifest (edited clips?); scoring what is readable: {}",
+            data.display(),
+            report.problems.len(),
+            report.problems.join("; ")
+        );
+    }
+    let episodes = crate::wm_data::read_episodes(data, model.cfg.image_size)?;
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
     let mut rows = vec![];
     for (i, ep) in episodes.iter().enumerate() {

@@ -198,4 +198,24 @@ fn main_job_at_tiny_scale_writes_the_report_and_surprise_scores() {
         assert!(e["max"].as_f64().unwrap() >= e["mean"].as_f64().unwrap());
     }
     assert!(s.join("episode_000001.png").exists());
+
+    // A dataset edited after `gen` no longer matches its manifest: `surprise` warns and scores it.
+    let heldout = out.join("data/heldout-knock-off");
+    let stats = heldout.join("meta/stats.json");
+    let mut text = std::fs::read_to_string(&stats).unwrap();
+    text.push(' ');
+    std::fs::write(&stats, text).unwrap();
+    let edited = dir.path().join("edited");
+    let run = cupworld(&[
+        "surprise",
+        "--checkpoint",
+        out.join("world_model").to_str().unwrap(),
+        "--data",
+        heldout.to_str().unwrap(),
+        "--out",
+        edited.to_str().unwrap(),
+    ]);
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    assert!(String::from_utf8_lossy(&run.stderr).contains("differ from the manifest"));
+    assert!(edited.join("surprise.json").exists());
 }
