@@ -246,7 +246,12 @@ pub fn run(cfg: &GenConfig) -> Result<GenSummary> {
         num_shards: cfg.num_shards,
         tools: tool_versions(),
         render_adapter: adapter.clone(),
-        env_config: serde_json::to_value(&cfg.env)?,
+        env_config: {
+            // The camera the frames were drawn from belongs with the data (it changed once already).
+            let mut v = serde_json::to_value(&cfg.env)?;
+            v["camera"] = serde_json::to_value(types::CameraSpec::default())?;
+            v
+        },
     };
     writer.finish(meta)?;
     let seconds = began.elapsed().as_secs_f64();
