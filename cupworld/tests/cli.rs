@@ -1,28 +1,10 @@
 //! End-to-end: the real `cupworld` binary on small runs in temporary directories.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 
-fn cupworld(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_cupworld")).args(args).env_remove("SLURM_ARRAY_TASK_ID").output().unwrap()
-}
-
-fn ok(args: &[&str]) -> String {
-    let out = cupworld(args);
-    assert!(
-        out.status.success(),
-        "cupworld {args:?} failed:\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
-fn fails(args: &[&str]) -> String {
-    let out = cupworld(args);
-    assert!(!out.status.success(), "cupworld {args:?} should have failed");
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
+mod common;
+use common::{fails, ok};
 
 fn gen_args<'a>(out: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
     let mut v = vec!["gen", "--task", "knock-off", "--episodes", "5", "--policy", "mixed", "--seed", "3"];

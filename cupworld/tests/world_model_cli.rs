@@ -2,30 +2,11 @@
 //! guard, live training, and the main job at its tiny scale (gen → train → eval → surprise).
 
 use std::path::Path;
-use std::process::{Command, Output};
 
 use tch::Device;
 
-fn cupworld(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_cupworld")).args(args).output().unwrap()
-}
-
-fn ok(args: &[&str]) -> String {
-    let out = cupworld(args);
-    assert!(
-        out.status.success(),
-        "cupworld {args:?} failed:\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
-fn fails(args: &[&str]) -> String {
-    let out = cupworld(args);
-    assert!(!out.status.success(), "cupworld {args:?} should have failed");
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
+mod common;
+use common::{cupworld, fails, ok};
 
 fn dataset(dir: &Path, task: &str, seed: &str) -> String {
     let d = dir.join(task);

@@ -1,0 +1,27 @@
+//! Helpers shared by the end-to-end tests: run the real `cupworld` binary.
+
+use std::process::{Command, Output};
+
+/// Runs `cupworld args…` (with no SLURM shard variables leaking in from the environment).
+pub fn cupworld(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_cupworld")).args(args).env_remove("SLURM_ARRAY_TASK_ID").output().unwrap()
+}
+
+/// Runs it and returns stdout; fails the test with both streams if it did not succeed.
+pub fn ok(args: &[&str]) -> String {
+    let out = cupworld(args);
+    assert!(
+        out.status.success(),
+        "cupworld {args:?} failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Runs it, expects failure, and returns stderr.
+pub fn fails(args: &[&str]) -> String {
+    let out = cupworld(args);
+    assert!(!out.status.success(), "cupworld {args:?} should have failed");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
