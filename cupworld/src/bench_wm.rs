@@ -105,9 +105,11 @@ pub fn run(preset: &str, steps: usize, device: &str, json: bool) -> Result<()> {
     }
     let step = median(
         (0..20)
-            .map(|i| time_ms(device, &mut || {
-                let _ = model.step(&mut history, &frames.select(0, 0).select(0, i % t), [0.1, -0.2]);
-            }))
+            .map(|i| {
+                time_ms(device, &mut || {
+                    let _ = model.step(&mut history, &frames.select(0, 0).select(0, i % t), [0.1, -0.2]);
+                })
+            })
             .collect(),
     );
     let r = WmBench {

@@ -151,7 +151,8 @@ fn ridge_fit_predict(x_fit: &Tensor, y_fit: &Tensor, x_test: &Tensor, weights: O
         let a = x.transpose(0, 1).matmul(x) + Tensor::eye(f, (Kind::Float, x.device())) * lambda;
         Tensor::linalg_solve(&a, &x.transpose(0, 1).matmul(y), true)
     };
-    let (xa, ya, xb, yb) = (xf.narrow(0, 0, cut), yc.narrow(0, 0, cut), xf.narrow(0, cut, n - cut), yc.narrow(0, cut, n - cut));
+    let (xa, ya, xb, yb) =
+        (xf.narrow(0, 0, cut), yc.narrow(0, 0, cut), xf.narrow(0, cut, n - cut), yc.narrow(0, cut, n - cut));
     let mut best = (f64::INFINITY, 1.0);
     for lambda in [0.1, 1.0, 10.0, 100.0, 1000.0, 10000.0] {
         let err = (xb.matmul(&solve(&xa, &ya, lambda)) - &yb).square().mean(Kind::Float).double_value(&[]);
@@ -190,7 +191,8 @@ fn probe_data(model: &WorldModel, episodes: &[EpisodeTensors]) -> ProbeData {
             dst.2.push(on.unsqueeze(1));
         }
     });
-    let cat = |v: (Vec<Tensor>, Vec<Tensor>, Vec<Tensor>)| (Tensor::cat(&v.0, 0), Tensor::cat(&v.1, 0), Tensor::cat(&v.2, 0));
+    let cat =
+        |v: (Vec<Tensor>, Vec<Tensor>, Vec<Tensor>)| (Tensor::cat(&v.0, 0), Tensor::cat(&v.1, 0), Tensor::cat(&v.2, 0));
     ProbeData { fit: cat(fit), test: cat(test) }
 }
 
@@ -199,8 +201,12 @@ fn probe(model: &WorldModel, episodes: &[EpisodeTensors]) -> ([f64; 2], f64, f64
     // Table-plane position is probed on frames with the cup on the table: a cup that fell off
     // the back edge is hidden by the table, and no encoder can say where it lies.
     let on_table = |x: &Tensor, on: &Tensor| x.index_select(0, &on.squeeze_dim(1).gt(0.0).nonzero().squeeze_dim(1));
-    let pos =
-        ridge_fit_predict(&on_table(&d.fit.0, &d.fit.2), &on_table(&d.fit.1, &d.fit.2), &on_table(&d.test.0, &d.test.2), None);
+    let pos = ridge_fit_predict(
+        &on_table(&d.fit.0, &d.fit.2),
+        &on_table(&d.fit.1, &d.fit.2),
+        &on_table(&d.test.0, &d.test.2),
+        None,
+    );
     let truth = on_table(&d.test.1, &d.test.2);
     let r2x = r2(&pos.select(1, 0), &truth.select(1, 0));
     let r2z = r2(&pos.select(1, 1), &truth.select(1, 1));
@@ -210,7 +216,8 @@ fn probe(model: &WorldModel, episodes: &[EpisodeTensors]) -> ([f64; 2], f64, f64
     let n_on = labels.gt(0.0).to_kind(Kind::Float).sum(Kind::Float).double_value(&[]).max(1.0);
     let n_off = labels.lt(0.0).to_kind(Kind::Float).sum(Kind::Float).double_value(&[]).max(1.0);
     let n = labels.size()[0] as f64;
-    let w = labels.gt(0.0).to_kind(Kind::Float) * (0.5 * n / n_on) + labels.lt(0.0).to_kind(Kind::Float) * (0.5 * n / n_off);
+    let w = labels.gt(0.0).to_kind(Kind::Float) * (0.5 * n / n_on)
+        + labels.lt(0.0).to_kind(Kind::Float) * (0.5 * n / n_off);
     let on = ridge_fit_predict(&d.fit.0, &d.fit.2, &d.test.0, Some(&w));
     let hit = on.sign().eq_tensor(&d.test.2).to_kind(Kind::Float);
     let correct = hit.mean(Kind::Float).double_value(&[]);
@@ -231,14 +238,13 @@ fn probe(model: &WorldModel, episodes: &[EpisodeTensors]) -> ([f64; 2], f64, f64
 /// Renders scenes in batches on one renderer; returns frames `[T, 3, H, W]` per clip.
 fn render_clips(clips: &[&[types::SceneSnapshot]], size: u32) -> Result<Vec<Tensor>> {
     let mut renderer = render::Renderer::new(render::RenderConfig { width: size, height: size, ..Default::default() })?;
-    let jobs: Vec<(usize, usize)> = clips.iter().enumerate().flat_map(|(c, s)| (0..s.len()).map(move |t| (c, t))).collect();
+    let jobs: Vec<(usize, usize)> =
+        clips.iter().enumerate().flat_map(|(c, s)| (0..s.len()).map(move |t| (c, t))).collect();
     let mut frames: Vec<Vec<Vec<u8>>> = clips.iter().map(|s| vec![vec![]; s.len()]).collect();
     let slots = renderer.config().slots;
     for batch in jobs.chunks(slots) {
-        let scenes: Vec<(FrameTag, &types::SceneSnapshot)> = batch
-            .iter()
-            .map(|&(c, t)| (FrameTag { episode: c as u64, step: t as u32 }, &clips[c][t]))
-            .collect();
+        let scenes: Vec<(FrameTag, &types::SceneSnapshot)> =
+            batch.iter().map(|&(c, t)| (FrameTag { episode: c as u64, step: t as u32 }, &clips[c][t])).collect();
         for (frame, &(c, t)) in renderer.render(&scenes)?.into_iter().zip(batch) {
             frames[c][t] = frame.rgb;
         }
@@ -359,8 +365,11 @@ pub fn run(opts: &EvalOptions) -> Result<EvalReport> {
     let trained_curves = curves_for(&|f, a| trained.surprise(f, a).0);
     let patch_max_curves = curves_for(&|f, a| {
         let (_, map) = trained.surprise(f, a);
-        let mut v: Vec<f64> =
-            Vec::<f32>::try_from(map.amax(-1, false).to_device(Device::Cpu)).expect("floats").into_iter().map(f64::from).collect();
+        let mut v: Vec<f64> = Vec::<f32>::try_from(map.amax(-1, false).to_device(Device::Cpu))
+            .expect("floats")
+            .into_iter()
+            .map(f64::from)
+            .collect();
         v[0] = f64::NAN;
         v
     });
@@ -403,7 +412,14 @@ fn write_figures(
     let zip = |v: &[f64]| h.iter().copied().zip(v.iter().copied()).collect::<Vec<_>>();
     line_plot(
         &out.join("prediction.png"),
-        &Plot { title: "Latent prediction error on held-out episodes", x_label: "horizon (control steps)", y_label: "latent L1", log_x: false, log_y: false, markers: vec![] },
+        &Plot {
+            title: "Latent prediction error on held-out episodes",
+            x_label: "horizon (control steps)",
+            y_label: "latent L1",
+            log_x: false,
+            log_y: false,
+            markers: vec![],
+        },
         &[
             Series::new("trained", zip(&pred.trained)),
             Series::new("copy last latent", zip(&pred.copy_last)),
@@ -419,7 +435,8 @@ fn write_figures(
             let n = pick(mine[0]).len();
             (1..n).map(|t| (t as f64, mine.iter().map(|c| pick(c)[t]).sum::<f64>() / mine.len() as f64)).collect()
         };
-        let first = |v: &Vec<f64>| -> Vec<(f64, f64)> { v.iter().enumerate().skip(1).map(|(t, &s)| (t as f64, s)).collect() };
+        let first =
+            |v: &Vec<f64>| -> Vec<(f64, f64)> { v.iter().enumerate().skip(1).map(|(t, &s)| (t as f64, s)).collect() };
         line_plot(
             &out.join(format!("voe_{}.png", cat.name())),
             &Plot {
@@ -471,7 +488,8 @@ fn write_figures(
                 img.put_pixel(x, r * (s + gap) as u32 + s as u32, image::Rgb([220, 30, 30]));
             }
         }
-        img.save(out.join("voe_frames.png")).with_context(|| format!("writing {}", out.join("voe_frames.png").display()))?;
+        img.save(out.join("voe_frames.png"))
+            .with_context(|| format!("writing {}", out.join("voe_frames.png").display()))?;
     }
     Ok(())
 }
@@ -561,7 +579,13 @@ fn markdown(r: &EvalReport) -> String {
 }
 
 /// `cupworld surprise`: per-episode surprise of any dataset's episodes.
-pub fn surprise_cmd(checkpoint: &Path, data: &Path, out: &Path, plots: usize, device: Device) -> Result<serde_json::Value> {
+pub fn surprise_cmd(
+    checkpoint: &Path,
+    data: &Path,
+    out: &Path,
+    plots: usize,
+    device: Device,
+) -> Result<serde_json::Value> {
     let ckpt = crate::train_wm::resolve_checkpoint(checkpoint)?;
     let model = load_model(&ckpt, device)?;
     // Scoring is read-only, and edited clips are exactly what a user may want scored: files that
@@ -584,12 +608,20 @@ pub fn surprise_cmd(checkpoint: &Path, data: &Path, out: &Path, plots: usize, de
         }
         let (curve, _) = model.surprise(&ep.frames, &ep.actions);
         let valid: Vec<f64> = curve[1..].to_vec();
-        let (max_at, max) = valid.iter().enumerate().fold((0, f64::NEG_INFINITY), |m, (k, &v)| if v > m.1 { (k + 1, v) } else { m });
+        let (max_at, max) =
+            valid.iter().enumerate().fold((0, f64::NEG_INFINITY), |m, (k, &v)| if v > m.1 { (k + 1, v) } else { m });
         let mean = valid.iter().sum::<f64>() / valid.len() as f64;
         if i < plots {
             line_plot(
                 &out.join(format!("episode_{i:06}.png")),
-                &Plot { title: &format!("Surprise, episode {i} (seed {})", ep.seed), x_label: "frame", y_label: "surprise (latent L1)", log_x: false, log_y: false, markers: vec![] },
+                &Plot {
+                    title: &format!("Surprise, episode {i} (seed {})", ep.seed),
+                    x_label: "frame",
+                    y_label: "surprise (latent L1)",
+                    log_x: false,
+                    log_y: false,
+                    markers: vec![],
+                },
                 &[Series::new("surprise", valid.iter().enumerate().map(|(k, &v)| ((k + 1) as f64, v)).collect())],
             )?;
         }

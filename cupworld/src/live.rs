@@ -78,7 +78,12 @@ impl LiveSource {
             for (step, frame) in frame_rx.iter() {
                 let step: StepData = step;
                 if frame.tag.step as usize != rows.len() {
-                    bail!("live episode {}: frame {} arrived after {} frames", frame.tag.episode, frame.tag.step, rows.len());
+                    bail!(
+                        "live episode {}: frame {} arrived after {} frames",
+                        frame.tag.episode,
+                        frame.tag.step,
+                        rows.len()
+                    );
                 }
                 rows.push((frame.rgb, step.action, step.env_state));
                 if step.done {

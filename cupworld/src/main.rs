@@ -292,7 +292,8 @@ fn wm_config(a: &TrainWmArgs) -> Result<world_model::WmConfig> {
     let mut cfg = match &a.config {
         Some(path) => {
             let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-            serde_json::from_str(&text).with_context(|| format!("{}: not a valid world-model config", path.display()))?
+            serde_json::from_str(&text)
+                .with_context(|| format!("{}: not a valid world-model config", path.display()))?
         }
         None => world_model::WmConfig::preset(&a.preset)?,
     };
@@ -588,8 +589,12 @@ struct DemoScale {
 
 fn demo_scale(name: &str) -> Result<DemoScale> {
     match name {
-        "small" => Ok(DemoScale { train_episodes: 400, heldout_episodes: 40, preset: "small", steps: None, voe_pairs: 40 }),
-        "tiny" => Ok(DemoScale { train_episodes: 6, heldout_episodes: 4, preset: "tiny", steps: Some(20), voe_pairs: 3 }),
+        "small" => {
+            Ok(DemoScale { train_episodes: 400, heldout_episodes: 40, preset: "small", steps: None, voe_pairs: 40 })
+        }
+        "tiny" => {
+            Ok(DemoScale { train_episodes: 6, heldout_episodes: 4, preset: "tiny", steps: Some(20), voe_pairs: 3 })
+        }
         other => bail!("--scale {other:?}: expected small or tiny"),
     }
 }
@@ -618,7 +623,13 @@ fn demo(out: &std::path::Path, scale: &str) -> Result<()> {
         };
         let s = generate::run(&cfg)?;
         if !s.skipped {
-            println!("generated {}: {} episodes, {} frames ({:.0} frames/s)", dir.display(), s.episodes, s.frames, s.frames_per_s);
+            println!(
+                "generated {}: {} episodes, {} frames ({:.0} frames/s)",
+                dir.display(),
+                s.episodes,
+                s.frames,
+                s.frames_per_s
+            );
         }
         let report = dataset::verify(&dir);
         if !report.ok() {

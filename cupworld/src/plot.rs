@@ -26,7 +26,10 @@ pub struct Series {
 
 impl Series {
     pub fn new(name: impl Into<String>, points: Vec<(f64, f64)>) -> Series {
-        Series { name: name.into(), points: points.into_iter().filter(|(x, y)| x.is_finite() && y.is_finite()).collect() }
+        Series {
+            name: name.into(),
+            points: points.into_iter().filter(|(x, y)| x.is_finite() && y.is_finite()).collect(),
+        }
     }
 }
 
@@ -115,10 +118,18 @@ pub fn line_plot(path: &Path, plot: &Plot, series: &[Series]) -> Result<()> {
     }
     match (plot.log_x, plot.log_y) {
         (false, false) => draw!(builder.build_cartesian_2d(x0..x1, y0..y1).map_err(|e| err(e.to_string()))?),
-        (true, false) => draw!(builder.build_cartesian_2d((x0..x1).log_scale(), y0..y1).map_err(|e| err(e.to_string()))?),
-        (false, true) => draw!(builder.build_cartesian_2d(x0..x1, (y0..y1).log_scale()).map_err(|e| err(e.to_string()))?),
+        (true, false) => {
+            draw!(builder.build_cartesian_2d((x0..x1).log_scale(), y0..y1).map_err(|e| err(e.to_string()))?)
+        }
+        (false, true) => {
+            draw!(builder.build_cartesian_2d(x0..x1, (y0..y1).log_scale()).map_err(|e| err(e.to_string()))?)
+        }
         (true, true) => {
-            draw!(builder.build_cartesian_2d((x0..x1).log_scale(), (y0..y1).log_scale()).map_err(|e| err(e.to_string()))?)
+            draw!(
+                builder
+                    .build_cartesian_2d((x0..x1).log_scale(), (y0..y1).log_scale())
+                    .map_err(|e| err(e.to_string()))?
+            )
         }
     }
     root.present().map_err(|e| err(e.to_string()))?;

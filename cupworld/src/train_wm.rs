@@ -1,7 +1,7 @@
 //! `cupworld train-wm`: trains the JEPA world model from datasets or live simulation.
 //!
 //! Run directory: `config.json` (the resolved model config and data sources), `metrics.jsonl` (one
-//! line per step), `plots/{loss,collapse}.png`, `checkpoints/step-XXXXXXXX.safetensors` (the last
+//! line per step), `plots/{loss,collapse}.png`, `checkpoints/step-<8-digit step>.safetensors` (the last
 //! `keep`), written atomically. `--resume` continues from the newest checkpoint exactly: the
 //! weights, optimiser moments, EMA target, step and sampler position all come back.
 
@@ -156,8 +156,8 @@ pub fn run(opts: &TrainOptions) -> Result<TrainSummary> {
     let mut resumed_from = None;
     if let Some(path) = existing.as_ref().filter(|_| opts.resume) {
         let ck = load_checkpoint(path, &mut model, Some(&mut opt))?;
-        state = serde_json::from_value(ck.trainer_state)
-            .with_context(|| format!("{}: trainer state", path.display()))?;
+        state =
+            serde_json::from_value(ck.trainer_state).with_context(|| format!("{}: trainer state", path.display()))?;
         if state.data != opts.data {
             bail!(
                 "{}: the run was trained on {:?}, this command gives {:?}; resume with the same data",
@@ -229,7 +229,8 @@ pub fn run(opts: &TrainOptions) -> Result<TrainSummary> {
                 sampler.sample(buffer.episodes.iter(), cfg.batch_size, cfg.clip_len)?
             }
         };
-        let frames = if state.step < opts.poison_batches { frames.to_kind(tch::Kind::Float) * f64::NAN } else { frames };
+        let frames =
+            if state.step < opts.poison_batches { frames.to_kind(tch::Kind::Float) * f64::NAN } else { frames };
         let t0 = Instant::now();
         let report = model.train_step(&mut opt, &frames, &actions, state.step);
         let n_frames = (cfg.batch_size * cfg.clip_len) as u64;
@@ -365,11 +366,19 @@ fn smooth(points: &[(f64, f64)], w: usize) -> Vec<(f64, f64)> {
 
 fn write_plots(out: &Path, history: &[MetricsLine]) -> Result<()> {
     let ok: Vec<&MetricsLine> = history.iter().filter(|m| !m.skipped).collect();
-    let pts = |f: &dyn Fn(&MetricsLine) -> f64| -> Vec<(f64, f64)> { ok.iter().map(|m| (m.step as f64, f(m))).collect() };
+    let pts =
+        |f: &dyn Fn(&MetricsLine) -> f64| -> Vec<(f64, f64)> { ok.iter().map(|m| (m.step as f64, f(m))).collect() };
     let w = (ok.len() / 50).max(1);
     line_plot(
         &out.join("plots/loss.png"),
-        &Plot { title: "World-model training loss", x_label: "step", y_label: "L1 (latent)", log_x: false, log_y: true, markers: vec![] },
+        &Plot {
+            title: "World-model training loss",
+            x_label: "step",
+            y_label: "L1 (latent)",
+            log_x: false,
+            log_y: true,
+            markers: vec![],
+        },
         &[
             Series::new("teacher-forced L1", smooth(&pts(&|m| m.teacher), w)),
             Series::new("rollout L1", smooth(&pts(&|m| m.rollout), w)),

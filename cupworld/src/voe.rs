@@ -94,7 +94,14 @@ fn record(env: &mut Env, seed: u64) -> Result<Trace> {
 }
 
 /// Replays `actions` from `seed`, breaking physics from frame `b` on as `category` says.
-fn replay_impossible(env: &mut Env, seed: u64, actions: &[[f32; 2]], b: usize, category: Category, rng: &mut ChaCha8Rng) -> Result<Option<Vec<SceneSnapshot>>> {
+fn replay_impossible(
+    env: &mut Env,
+    seed: u64,
+    actions: &[[f32; 2]],
+    b: usize,
+    category: Category,
+    rng: &mut ChaCha8Rng,
+) -> Result<Option<Vec<SceneSnapshot>>> {
     env.reset(seed);
     let mut scenes = vec![];
     let mut held: Option<Pose> = None;
@@ -240,11 +247,28 @@ pub fn score(pairs: &[(f64, f64)]) -> VoeScore {
     if n == 0 {
         return VoeScore::default();
     }
-    let wins: f64 = pairs.iter().map(|(p, i)| if p < i { 1.0 } else if p == i { 0.5 } else { 0.0 }).sum();
+    let wins: f64 = pairs
+        .iter()
+        .map(|(p, i)| {
+            if p < i {
+                1.0
+            } else if p == i {
+                0.5
+            } else {
+                0.0
+            }
+        })
+        .sum();
     let mut auc = 0.0;
     for (p, _) in pairs {
         for (_, i) in pairs {
-            auc += if p < i { 1.0 } else if p == i { 0.5 } else { 0.0 };
+            auc += if p < i {
+                1.0
+            } else if p == i {
+                0.5
+            } else {
+                0.0
+            };
         }
     }
     VoeScore { pairs: n, pairwise_accuracy: wins / n as f64, auroc: auc / (n * n) as f64 }
@@ -271,15 +295,27 @@ mod tests {
             assert_eq!(p.possible.len(), PRE + POST + 1);
             assert_eq!(p.impossible.len(), p.possible.len());
             assert_eq!(p.actions.len(), p.possible.len());
-            assert_eq!(p.possible[..b], p.impossible[..b], "{:?} seed {}: twins differ before the break", p.category, p.seed);
+            assert_eq!(
+                p.possible[..b],
+                p.impossible[..b],
+                "{:?} seed {}: twins differ before the break",
+                p.category,
+                p.seed
+            );
             let differs = (b..p.possible.len()).any(|t| p.possible[t] != p.impossible[t]);
             assert!(differs, "{:?} seed {}: the impossible twin is not different", p.category, p.seed);
             let last = p.possible.len() - 1;
             match p.category {
                 Category::Teleport => {
-                    let jump = dist_xz(cup(&p.impossible[b]).unwrap().pose.position, cup(&p.impossible[b - 1]).unwrap().pose.position);
+                    let jump = dist_xz(
+                        cup(&p.impossible[b]).unwrap().pose.position,
+                        cup(&p.impossible[b - 1]).unwrap().pose.position,
+                    );
                     assert!(jump >= 0.10, "teleport of only {jump} m");
-                    let step = dist_xz(cup(&p.possible[b]).unwrap().pose.position, cup(&p.possible[b - 1]).unwrap().pose.position);
+                    let step = dist_xz(
+                        cup(&p.possible[b]).unwrap().pose.position,
+                        cup(&p.possible[b - 1]).unwrap().pose.position,
+                    );
                     assert!(step < 0.05, "the possible twin moved {step} m in one step");
                 }
                 Category::Vanish => {
@@ -305,9 +341,9 @@ mod tests {
                     }
                     let moved = dist_xz(cup(&p.possible[last]).unwrap().pose.position, start);
                     assert!(moved > 0.01, "the possible cup should be pushed, moved {moved} m");
-                    let overlap = p.impossible[b..].iter().any(|s| {
-                        dist_xz(s.find(ObjectKind::Pusher).unwrap().pose.position, start) < 0.04
-                    });
+                    let overlap = p.impossible[b..]
+                        .iter()
+                        .any(|s| dist_xz(s.find(ObjectKind::Pusher).unwrap().pose.position, start) < 0.04);
                     assert!(overlap, "the pusher never entered the cup");
                 }
             }

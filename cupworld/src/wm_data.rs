@@ -72,11 +72,8 @@ pub fn read_episodes(dir: &Path, image_size: i64) -> Result<Vec<EpisodeTensors>>
     }
     let mut out = vec![];
     dataset::for_each_episode(dir, |ep| {
-        let rows: Vec<_> = ep
-            .rows
-            .into_iter()
-            .map(|r| (r.rgb, r.transition.action, r.transition.environment_state))
-            .collect();
+        let rows: Vec<_> =
+            ep.rows.into_iter().map(|r| (r.rgb, r.transition.action, r.transition.environment_state)).collect();
         out.push(EpisodeTensors::from_rows(ep.seed, image_size as u32, &rows));
         Ok(())
     })?;

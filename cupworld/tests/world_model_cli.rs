@@ -11,15 +11,32 @@ use common::{cupworld, fails, ok};
 fn dataset(dir: &Path, task: &str, seed: &str) -> String {
     let d = dir.join(task);
     let s = d.to_str().unwrap().to_string();
-    ok(&["gen", "--task", task, "--episodes", "4", "--seed", seed, "--max-steps", "14", "--slots", "8", "--linger-steps", "3", "--out", &s]);
+    ok(&[
+        "gen",
+        "--task",
+        task,
+        "--episodes",
+        "4",
+        "--seed",
+        seed,
+        "--max-steps",
+        "14",
+        "--slots",
+        "8",
+        "--linger-steps",
+        "3",
+        "--out",
+        &s,
+    ]);
     s
 }
 
 fn train(data: &str, out: &str, extra: &[&str]) -> Vec<String> {
-    let mut v: Vec<String> = ["train-wm", "--data", data, "--out", out, "--preset", "tiny", "--threads", "1", "--checkpoint-every", "4"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+    let mut v: Vec<String> =
+        ["train-wm", "--data", data, "--out", out, "--preset", "tiny", "--threads", "1", "--checkpoint-every", "4"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
     v.extend(extra.iter().map(|s| s.to_string()));
     v
 }
@@ -30,9 +47,12 @@ fn refs(v: &[String]) -> Vec<&str> {
 
 fn weights(ckpt: &Path) -> Vec<(String, tch::Tensor)> {
     let model = world_model::load_model(ckpt, Device::Cpu).unwrap();
-    let mut v: Vec<(String, tch::Tensor)> = model.vs.variables().into_iter().chain(
-        model.target_vs.variables().into_iter().map(|(k, t)| (format!("target.{k}"), t)),
-    ).collect();
+    let mut v: Vec<(String, tch::Tensor)> = model
+        .vs
+        .variables()
+        .into_iter()
+        .chain(model.target_vs.variables().into_iter().map(|(k, t)| (format!("target.{k}"), t)))
+        .collect();
     v.sort_by(|a, b| a.0.cmp(&b.0));
     v
 }
@@ -64,7 +84,11 @@ fn interrupted_and_resumed_training_ends_with_identical_weights() {
     }
     // The metrics log has one line per step, the redone steps not doubled, and equal losses.
     let lines = |d: &Path| -> Vec<serde_json::Value> {
-        std::fs::read_to_string(d.join("metrics.jsonl")).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+        std::fs::read_to_string(d.join("metrics.jsonl"))
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
     };
     let (la, lb) = (lines(&full), lines(&part));
     assert_eq!(lb.len(), 12);
@@ -121,7 +145,11 @@ fn non_finite_steps_are_skipped_and_counted_then_stop_the_run() {
     assert_eq!(v["nonfinite_steps"], 2, "{v}");
     assert!(v["final_loss"].as_f64().unwrap().is_finite());
     let b = dir.path().join("b");
-    let e = fails(&refs(&train(&data, b.to_str().unwrap(), &["--steps", "6", "--poison-batches", "6", "--max-nonfinite", "3"])));
+    let e = fails(&refs(&train(
+        &data,
+        b.to_str().unwrap(),
+        &["--steps", "6", "--poison-batches", "6", "--max-nonfinite", "3"],
+    )));
     assert!(e.contains("3 non-finite steps in a row"), "{e}");
 }
 
@@ -130,7 +158,17 @@ fn live_training_streams_episodes_from_the_simulator() {
     let dir = tempfile::tempdir().unwrap();
     let run = dir.path().join("live");
     let out = ok(&[
-        "train-wm", "--live", "--out", run.to_str().unwrap(), "--preset", "tiny", "--steps", "5", "--replay-episodes", "8", "--json",
+        "train-wm",
+        "--live",
+        "--out",
+        run.to_str().unwrap(),
+        "--preset",
+        "tiny",
+        "--steps",
+        "5",
+        "--replay-episodes",
+        "8",
+        "--json",
     ]);
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["steps"], 5, "{v}");
@@ -154,7 +192,8 @@ fn main_job_at_tiny_scale_writes_the_report_and_surprise_scores() {
     for f in ["report.md", "prediction.png", "voe_frames.png", "voe_levitate.png"] {
         assert!(out.join("eval").join(f).exists(), "{f} missing");
     }
-    let timing: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("timing.json")).unwrap()).unwrap();
+    let timing: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("timing.json")).unwrap()).unwrap();
     assert!(timing["total_s"].as_f64().unwrap() > 0.0);
 
     let s = dir.path().join("surprise");
@@ -169,7 +208,8 @@ fn main_job_at_tiny_scale_writes_the_report_and_surprise_scores() {
         "--plots",
         "2",
     ]);
-    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(s.join("surprise.json")).unwrap()).unwrap();
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(s.join("surprise.json")).unwrap()).unwrap();
     let eps = v["episodes"].as_array().unwrap();
     assert_eq!(eps.len(), 4);
     for e in eps {

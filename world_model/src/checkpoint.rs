@@ -159,7 +159,11 @@ fn config_diff(a: &serde_json::Value, b: &serde_json::Value, prefix: &str) -> Ve
             keys.into_iter()
                 .flat_map(|k| {
                     let p = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
-                    config_diff(x.get(k).unwrap_or(&serde_json::Value::Null), y.get(k).unwrap_or(&serde_json::Value::Null), &p)
+                    config_diff(
+                        x.get(k).unwrap_or(&serde_json::Value::Null),
+                        y.get(k).unwrap_or(&serde_json::Value::Null),
+                        &p,
+                    )
                 })
                 .collect()
         }

@@ -63,7 +63,15 @@ pub struct LossConfig {
 
 impl Default for LossConfig {
     fn default() -> Self {
-        LossConfig { distance: Distance::Huber, huber_beta: 0.05, teacher: 1.0, rollout: 1.0, variance: 1.0, std_target: 0.5, covariance: 0.04 }
+        LossConfig {
+            distance: Distance::Huber,
+            huber_beta: 0.05,
+            teacher: 1.0,
+            rollout: 1.0,
+            variance: 1.0,
+            std_target: 0.5,
+            covariance: 0.04,
+        }
     }
 }
 
@@ -168,7 +176,12 @@ impl WmConfig {
         match name {
             "small" => Ok(base),
             "tiny" => Ok(WmConfig {
-                encoder: EncoderConfig { channels: vec![8, 16, 16], strides: vec![4, 2, 2], latent_dim: 16, coords: true },
+                encoder: EncoderConfig {
+                    channels: vec![8, 16, 16],
+                    strides: vec![4, 2, 2],
+                    latent_dim: 16,
+                    coords: true,
+                },
                 predictor: PredictorConfig { width: 32, depth: 1, heads: 2, mlp_ratio: 2 },
                 clip_len: 4,
                 rollout_steps: 1,

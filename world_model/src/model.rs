@@ -27,7 +27,8 @@ impl Encoder {
     fn new(p: nn::Path, cfg: &WmConfig) -> Encoder {
         let (ch, st) = (&cfg.encoder.channels, &cfg.encoder.strides);
         let inputs = if cfg.encoder.coords { 5 } else { 3 };
-        let stem = nn::conv2d(&p / "stem", inputs, ch[0], st[0], nn::ConvConfig { stride: st[0], ..Default::default() });
+        let stem =
+            nn::conv2d(&p / "stem", inputs, ch[0], st[0], nn::ConvConfig { stride: st[0], ..Default::default() });
         let stem_norm = group_norm(&p / "stem_norm", ch[0]);
         let stages = ch
             .windows(2)
@@ -43,7 +44,8 @@ impl Encoder {
                 (conv, group_norm(&p / format!("norm{i}"), w[1]))
             })
             .collect();
-        let head = nn::conv2d(&p / "head", *ch.last().expect("validated"), cfg.encoder.latent_dim, 1, Default::default());
+        let head =
+            nn::conv2d(&p / "head", *ch.last().expect("validated"), cfg.encoder.latent_dim, 1, Default::default());
         Encoder { stem, stem_norm, stages, head, coords: cfg.encoder.coords }
     }
 
@@ -93,7 +95,8 @@ impl Block {
 
     fn forward(&self, x: &Tensor, mask: &Tensor) -> Tensor {
         let (b, n, w) = x.size3().expect("[b, n, w]");
-        let qkv = x.apply(&self.ln1).apply(&self.qkv).reshape([b, n, 3, self.heads, w / self.heads]).permute([2, 0, 3, 1, 4]);
+        let qkv =
+            x.apply(&self.ln1).apply(&self.qkv).reshape([b, n, 3, self.heads, w / self.heads]).permute([2, 0, 3, 1, 4]);
         let (q, k, v) = (qkv.get(0), qkv.get(1), qkv.get(2));
         let a = Tensor::scaled_dot_product_attention(&q, &k, &v, Some(mask), 0.0, false, None, false);
         let x = x + a.transpose(1, 2).reshape([b, n, w]).apply(&self.proj);
@@ -287,7 +290,10 @@ impl WorldModel {
             let from = (len - window).max(0);
             let n = len - from;
             let acts = a.narrow(1, c + i - n, n);
-            let next = self.predict(&seq.narrow(1, from, n), &seq_base.narrow(1, from, n), &acts).select(1, n - 1).unsqueeze(1);
+            let next = self
+                .predict(&seq.narrow(1, from, n), &seq_base.narrow(1, from, n), &acts)
+                .select(1, n - 1)
+                .unsqueeze(1);
             out.push(next.shallow_clone());
             seq = Tensor::cat(&[&seq, &next], 1);
             seq_base = Tensor::cat(&[&seq_base, &next], 1);
@@ -310,9 +316,7 @@ impl WorldModel {
         let dist = |a: &Tensor, b: &Tensor| match cfg.loss.distance {
             crate::config::Distance::L1 => (a - b).abs().mean(Kind::Float),
             crate::config::Distance::Mse => (a - b).square().mean(Kind::Float),
-            crate::config::Distance::Huber => {
-                a.smooth_l1_loss(b, tch::Reduction::Mean, cfg.loss.huber_beta)
-            }
+            crate::config::Distance::Huber => a.smooth_l1_loss(b, tch::Reduction::Mean, cfg.loss.huber_beta),
         };
         let teacher = dist(&pred, &targets.narrow(1, 1, t - 1));
         let k = cfg.rollout_steps;
@@ -370,7 +374,11 @@ impl WorldModel {
             // Frames 1..w: one growing prefix run gives all their predictions.
             if t > 1 {
                 let pre = self
-                    .predict(&z.narrow(0, 0, w).unsqueeze(0), &target.narrow(0, 0, w).unsqueeze(0), &a.narrow(0, 0, w).unsqueeze(0))
+                    .predict(
+                        &z.narrow(0, 0, w).unsqueeze(0),
+                        &target.narrow(0, 0, w).unsqueeze(0),
+                        &a.narrow(0, 0, w).unsqueeze(0),
+                    )
                     .squeeze_dim(0);
                 maps.push((&pre - target.narrow(0, 1, w)).abs().mean_dim(-1, false, Kind::Float));
             }
@@ -406,7 +414,8 @@ impl WorldModel {
             let f = frame.unsqueeze(0);
             let z = self.encode(&f).squeeze_dim(0);
             let target = self.encode_target(&f).squeeze_dim(0);
-            let surprise = history.pending.take().map(|pred| (pred - &target).abs().mean(Kind::Float).double_value(&[]));
+            let surprise =
+                history.pending.take().map(|pred| (pred - &target).abs().mean(Kind::Float).double_value(&[]));
             let a = Tensor::from_slice(&action[..self.cfg.action_dim as usize]).to_device(self.device());
             history.push(z, target, a);
             let stack = |v: &VecDeque<Tensor>| Tensor::stack(&v.iter().collect::<Vec<_>>(), 0).unsqueeze(0);

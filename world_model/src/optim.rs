@@ -17,9 +17,8 @@ pub struct AdamW {
 
 impl AdamW {
     pub fn new(vs: &nn::VarStore) -> AdamW {
-        let zeros = || {
-            vs.variables().into_iter().map(|(k, v)| (k, v.zeros_like())).collect::<BTreeMap<String, Tensor>>()
-        };
+        let zeros =
+            || vs.variables().into_iter().map(|(k, v)| (k, v.zeros_like())).collect::<BTreeMap<String, Tensor>>();
         AdamW { m: zeros(), v: zeros(), t: 0 }
     }
 

@@ -61,7 +61,9 @@ fn step_path_agrees_with_the_batch_surprise() {
         let s = model.step(&mut history, &frames.get(i), [a[0], a[1]]);
         match s {
             None => assert_eq!(i, 0),
-            Some(s) => assert!((s - curve[i as usize]).abs() < 1e-5, "frame {i}: step {s} vs batch {}", curve[i as usize]),
+            Some(s) => {
+                assert!((s - curve[i as usize]).abs() < 1e-5, "frame {i}: step {s} vs batch {}", curve[i as usize])
+            }
         }
         assert!(history.len() <= 3, "the cached history grows past the window");
     }
@@ -213,7 +215,10 @@ fn learns_action_conditioned_motion_better_than_copying() {
     let n = cfg.clip_len - 1;
     let pred = tch::no_grad(|| model.predict(&z.narrow(1, 0, n), &tgt.narrow(1, 0, n), &a.narrow(1, 0, n)));
     let err = (&pred - tgt.narrow(1, 1, cfg.clip_len - 1)).abs().mean(Kind::Float).double_value(&[]);
-    let copy = (tgt.narrow(1, 0, cfg.clip_len - 1) - tgt.narrow(1, 1, cfg.clip_len - 1)).abs().mean(Kind::Float).double_value(&[]);
+    let copy = (tgt.narrow(1, 0, cfg.clip_len - 1) - tgt.narrow(1, 1, cfg.clip_len - 1))
+        .abs()
+        .mean(Kind::Float)
+        .double_value(&[]);
     let stats = world_model::collapse_stats(&tgt);
     assert!(stats.mean_std > 0.05, "latents collapsed: {stats:?}");
     assert!(err < 0.9 * copy, "prediction error {err} is not clearly below copy-last {copy}");
