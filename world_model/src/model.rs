@@ -506,12 +506,11 @@ pub struct StepReport {
 
 impl WorldModel {
     pub fn zero_grad(&self) {
-        for mut p in self.vs.trainable_variables() {
+        for p in self.vs.trainable_variables() {
             let mut g = p.grad();
             if g.defined() {
                 let _ = g.zero_();
             }
-            let _ = &mut p;
         }
     }
 
