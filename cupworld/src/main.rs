@@ -9,6 +9,7 @@ mod live;
 mod plot;
 mod sheet;
 mod train_wm;
+mod view;
 mod voe;
 mod wm_data;
 
@@ -53,6 +54,9 @@ enum Command {
     },
     /// Train the JEPA world model from datasets (--data) or live simulation (--live).
     TrainWm(TrainWmArgs),
+    /// Open the interactive 3D viewer: watch, drive (keyboard / expert / random) and inspect
+    /// episodes; F1 lists the keys.
+    View(view::ViewArgs),
     /// Evaluate a world model: prediction vs baselines, linear probes, violation of expectation.
     EvalWm(EvalWmArgs),
     /// Score episodes of any dataset with a world model: per-episode surprise (JSON) and curves (PNG).
@@ -481,6 +485,7 @@ fn run(cli: Cli) -> Result<()> {
             println!("wrote {}", out.display());
             Ok(())
         }
+        Command::View(a) => view::run(a),
         Command::TrainWm(a) => train_wm_cmd(a),
         Command::EvalWm(a) => eval_wm_cmd(a),
         Command::Surprise { checkpoint, data, out, plots, device } => {

@@ -8,46 +8,11 @@
 use anyhow::{Result, bail};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use serde::{Deserialize, Serialize};
-use sim::{Actor, Env, EnvConfig, Info, PolicyKind, Task, episode_seed};
-use types::{ObjectKind, Pose, SceneSnapshot};
+use serde::Serialize;
+use sim::{Actor, Env, EnvConfig, Info, PolicyKind, Task, Violation, episode_seed};
+use types::SceneSnapshot;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "kebab-case")]
-pub enum Category {
-    /// Continuity: the cup jumps 12–16 cm along the table.
-    Teleport,
-    /// Permanence: the cup stops being drawn.
-    Vanish,
-    /// Gravity/support: the cup pushed past the edge stays in the air.
-    Levitate,
-    /// Solidity: the pusher passes through the cup, which does not move.
-    PassThrough,
-    /// Immutability: the cup changes colour.
-    Recolor,
-}
-
-impl Category {
-    pub const ALL: [Category; 5] =
-        [Category::Teleport, Category::Vanish, Category::Levitate, Category::PassThrough, Category::Recolor];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Category::Teleport => "teleport",
-            Category::Vanish => "vanish",
-            Category::Levitate => "levitate",
-            Category::PassThrough => "pass-through",
-            Category::Recolor => "recolor",
-        }
-    }
-
-    fn task(self) -> Task {
-        match self {
-            Category::Levitate => Task::KnockOff,
-            _ => Task::PushToGoal,
-        }
-    }
-}
+pub use sim::Category;
 
 /// A matched pair of episodes, as scenes to render.
 pub struct VoePair {
@@ -104,31 +69,17 @@ fn replay_impossible(
 ) -> Result<Option<Vec<SceneSnapshot>>> {
     env.reset(seed);
     let mut scenes = vec![];
-    let mut held: Option<Pose> = None;
+    let mut violation: Option<Violation> = None;
     for (t, &a) in actions.iter().enumerate() {
         if t == b {
-            let info = env.current_info();
-            match category {
-                Category::Teleport => match teleport_target(&info, rng) {
-                    Some(p) => env.set_cup_pose(p),
-                    None => return Ok(None),
-                },
-                Category::Levitate | Category::PassThrough => held = Some(info.cup),
-                Category::Vanish | Category::Recolor => {}
+            match Violation::begin(category, env, rng) {
+                Some(v) => violation = Some(v),
+                None => return Ok(None),
             }
         }
         let mut scene = env.scene();
-        if t >= b {
-            match category {
-                Category::Vanish => scene.objects.retain(|o| o.kind != ObjectKind::Cup),
-                Category::Recolor => {
-                    for o in scene.objects.iter_mut().filter(|o| o.kind == ObjectKind::Cup) {
-                        let [r, g, bl] = o.color;
-                        o.color = [bl, r, g]; // a channel rotation: another saturated hue
-                    }
-                }
-                _ => {}
-            }
+        if let Some(v) = &violation {
+            v.edit_scene(&mut scene);
         }
         scenes.push(scene);
         match env.step(a) {
@@ -137,31 +88,11 @@ fn replay_impossible(
             Err(sim::SimError::EpisodeOver) => break,
             Err(e) => return Err(e.into()),
         }
-        if let Some(p) = held {
-            env.set_cup_pose(p); // hold the cup where it was: no fall, no push
+        if let Some(v) = &violation {
+            v.after_step(env);
         }
     }
     Ok(Some(scenes))
-}
-
-/// A spot 12–16 cm away on the table top, clear of the pusher, or None.
-fn teleport_target(info: &Info, rng: &mut ChaCha8Rng) -> Option<Pose> {
-    let [hw, hd] = info.table_half_size;
-    let margin = info.cup_radius + 0.03;
-    for _ in 0..64 {
-        let angle = rng.random_range(0.0..std::f32::consts::TAU);
-        let dist = rng.random_range(0.12..0.16);
-        let mut p = info.cup;
-        p.position[0] += dist * angle.cos();
-        p.position[2] += dist * angle.sin();
-        let (x, z) = (p.position[0], p.position[2]);
-        let pusher = info.pusher.position;
-        let clear = ((x - pusher[0]).powi(2) + (z - pusher[2]).powi(2)).sqrt() > 0.1;
-        if x.abs() < hw - margin && z.abs() < hd - margin && clear {
-            return Some(p);
-        }
-    }
-    None
 }
 
 /// The breaking point for an episode, or None if this episode cannot show the category well.

@@ -116,8 +116,13 @@ impl Renderer {
             }
         }
         let mut app = App::new();
+        let plugins = DefaultPlugins.build();
+        // In a process that also runs a bevy window (the viewer), bevy has winit compiled in and
+        // `DefaultPlugins` would open a second winit event loop, which panics.
+        #[cfg(feature = "windowed-host")]
+        let plugins = plugins.disable::<bevy::winit::WinitPlugin>();
         app.add_plugins(
-            DefaultPlugins
+            plugins
                 .set(WindowPlugin { primary_window: None, exit_condition: ExitCondition::DontExit, ..default() })
                 .set(RenderPlugin { synchronous_pipeline_compilation: true, ..default() })
                 .set(bevy::pbr::PbrPlugin {

@@ -4,16 +4,19 @@
 //! - [`env`]: the environment ([`Env`]): `reset(seed)`, `step(action)`, snapshots, state hash.
 //! - [`policy`]: scripted experts, a random policy and a mix ([`Actor`]).
 //! - [`rollout`]: run whole episodes and summarise them; per-episode seeds.
+//! - [`violation`]: impossible events (teleport, vanish, levitate, pass-through, recolor).
 
 pub mod config;
 pub mod env;
 pub mod policy;
 pub mod rollout;
+pub mod violation;
 
 pub use config::{EnvConfig, Range, Task};
 pub use env::{Env, EnvSnapshot, Info, Observation, SceneParams, StepResult};
 pub use policy::{Actor, EpisodePolicy, PolicyKind};
 pub use rollout::{EpisodeOutcome, RolloutSummary, episode_seed, run_episode};
+pub use violation::{Category, Violation};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SimError {

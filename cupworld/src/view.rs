@@ -1,0 +1,115 @@
+//! `cupworld view`: the interactive window (the `viewer` crate, behind the `viewer` feature).
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+
+#[derive(clap::Args, Debug)]
+pub struct ViewArgs {
+    /// push-to-goal or knock-off.
+    #[arg(long, default_value = "push-to-goal")]
+    pub task: String,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Who moves the pusher: keyboard (arrows / WASD), expert or random.
+    #[arg(long, default_value = "keyboard")]
+    pub policy: String,
+    /// Camera at start: free, model, top or side (`[` `]` cycle, Esc back to free).
+    #[arg(long, default_value = "free")]
+    pub camera: String,
+    /// Simulation speed × real time (`+` / `-` change it).
+    #[arg(long, default_value_t = 1.0)]
+    pub speed: f32,
+    /// Start paused (Space resumes, → steps).
+    #[arg(long)]
+    pub paused: bool,
+    /// The impossible-event category that V injects (C cycles): teleport, vanish, levitate,
+    /// pass-through or recolor.
+    #[arg(long, default_value = "teleport")]
+    pub violation: String,
+    /// A world-model checkpoint: live surprise plot of what the model sees.
+    #[arg(long)]
+    pub world_model: Option<PathBuf>,
+    /// A position probe written by `cupworld eval-wm` (`probe.safetensors`): ghost marker where
+    /// the model expects the cup after the next action.
+    #[arg(long)]
+    pub probe: Option<PathBuf>,
+    /// Run folder (screenshots, summary).
+    #[arg(long, default_value = "out/view")]
+    pub out: PathBuf,
+    /// Draw this many frames, then exit (with --screenshot: save the window first).
+    #[arg(long)]
+    pub frames: Option<u64>,
+    /// With --frames: where to save the window as PNG (a .json beside it says what was drawn).
+    #[arg(long)]
+    pub screenshot: Option<PathBuf>,
+    #[arg(long, default_value_t = 1280)]
+    pub width: u32,
+    #[arg(long, default_value_t = 720)]
+    pub height: u32,
+    /// Leave out the picture-in-picture of the models' 64×64 frame (and its second renderer).
+    #[arg(long)]
+    pub no_model_frame: bool,
+}
+
+#[cfg(feature = "viewer")]
+pub fn run(a: ViewArgs) -> Result<()> {
+    use anyhow::{Context, anyhow, bail};
+    let camera = match a.camera.as_str() {
+        "free" => viewer::CameraMode::Free,
+        "model" => viewer::CameraMode::Model,
+        "top" => viewer::CameraMode::Top,
+        "side" => viewer::CameraMode::Side,
+        other => bail!("--camera {other:?}: expected free, model, top or side"),
+    };
+    if a.screenshot.is_some() && a.frames.is_none() {
+        bail!("--screenshot needs --frames N (F12 takes screenshots in an interactive session)");
+    }
+    if !(a.speed.is_finite() && a.speed > 0.0) {
+        bail!("--speed {}: must be a positive number", a.speed);
+    }
+    if let Some(p) = &a.world_model
+        && !p.is_file()
+    {
+        bail!("--world-model {}: no such file", p.display());
+    }
+    let options = viewer::ViewerOptions {
+        task: a.task.parse().map_err(|e| anyhow!("--task: {e}"))?,
+        seed: a.seed,
+        policy: a.policy.parse().map_err(|e| anyhow!("--policy: {e}"))?,
+        camera,
+        speed: a.speed,
+        paused: a.paused,
+        violation: a.violation.parse().map_err(|e| anyhow!("--violation: {e}"))?,
+        world_model: a.world_model,
+        probe: a.probe,
+        out: a.out.clone(),
+        frames: a.frames,
+        screenshot: a.screenshot.clone(),
+        width: a.width,
+        height: a.height,
+        model_frame: !a.no_model_frame,
+    };
+    if let Some(parent) = a.screenshot.as_ref().and_then(|p| p.parent()).filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
+    }
+    let summary = viewer::run(options)?;
+    let path = a.out.join("view-summary.json");
+    std::fs::write(&path, serde_json::to_string_pretty(&summary)?).with_context(|| format!("writing {}", path.display()))?;
+    println!(
+        "viewer: {} frames in {:.1} s, {:.1} frames/s after start-up on {}; {} control steps, {} episodes",
+        summary.frames, summary.seconds, summary.fps, summary.adapter, summary.sim_steps, summary.episodes
+    );
+    if let Some(shot) = &a.screenshot {
+        if !summary.screenshots.iter().any(|p| p == shot) {
+            bail!("the screenshot {} was not written", shot.display());
+        }
+        println!("screenshot: {}", shot.display());
+    }
+    Ok(())
+}
+
+#[cfg(not(feature = "viewer"))]
+pub fn run(_: ViewArgs) -> Result<()> {
+    anyhow::bail!("this cupworld was built without the viewer: rebuild with `--features viewer` (on by default)")
+}

@@ -1,0 +1,258 @@
+//! What the models see: every control step's scene goes to a headless renderer thread (the same
+//! `render::Renderer` that writes datasets, so the picture-in-picture is the model's input pixel
+//! for pixel), and with `--world-model` each frame goes through `WorldModel::step` for a live
+//! surprise curve and, with a probe, a ghost marker where the model expects the cup next.
+
+use std::collections::VecDeque;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use bevy::{
+    asset::RenderAssetUsages,
+    prelude::*,
+    render::render_resource::{Extent3d, TextureDimension, TextureFormat},
+};
+use crossbeam_channel::{Receiver, Sender, TrySendError};
+use render::{RenderConfig, RenderJob};
+use tch::{Device, Kind, Tensor};
+use types::{Frame, FrameTag};
+use world_model::{LatentHistory, WorldModel};
+
+use crate::control::ControlSet;
+use crate::scene_view::Ghost;
+use crate::session::Session;
+
+/// Control steps of surprise kept for the plot (10 s at 1× speed).
+pub const SURPRISE_WINDOW: usize = 100;
+
+/// The headless render thread and the latest model frame.
+#[derive(Resource)]
+pub struct ModelFrames {
+    jobs: Sender<RenderJob<[f32; 2]>>,
+    frames: Receiver<([f32; 2], Frame)>,
+    pub image: Handle<Image>,
+    pub size: u32,
+    pub adapter: String,
+    pub latest: Option<FrameTag>,
+    /// Frames not rendered because the render thread was behind (the model's history restarts).
+    pub dropped: u64,
+    pub rendered: u64,
+}
+
+/// One point of the surprise curve.
+#[derive(Clone, Copy, Debug)]
+pub struct SurprisePoint {
+    pub total_step: u64,
+    pub surprise: f64,
+    /// An impossible event was running when this frame was drawn.
+    pub violated: bool,
+}
+
+/// A linear map from flattened predicted latents to the cup's table-plane (x, z).
+pub struct Probe {
+    weight: Tensor,
+    bias: Tensor,
+}
+
+impl Probe {
+    /// Reads a probe written by `cupworld eval-wm` (`probe.safetensors`: `weight [F, 2]`, `bias [2]`).
+    pub fn load(path: &Path) -> Result<Probe> {
+        let named = Tensor::read_safetensors(path).with_context(|| format!("reading probe {}", path.display()))?;
+        let get = |name: &str| {
+            named
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, t)| t.to_kind(Kind::Float))
+                .with_context(|| format!("probe {} has no tensor {name:?}", path.display()))
+        };
+        Ok(Probe { weight: get("weight")?, bias: get("bias")? })
+    }
+
+    fn apply(&self, latents: &Tensor) -> Option<[f32; 2]> {
+        let x = latents.flatten(0, -1).unsqueeze(0).to_device(Device::Cpu);
+        if x.size()[1] != self.weight.size()[0] {
+            return None;
+        }
+        let y: Vec<f32> = Vec::try_from((x.matmul(&self.weight) + &self.bias).flatten(0, -1)).ok()?;
+        Some([y[0], y[1]])
+    }
+}
+
+/// The world model running alongside the episode (main thread: tch models are not shared).
+pub struct WorldModelView {
+    model: WorldModel,
+    history: LatentHistory,
+    episode: Option<u64>,
+    pub probe: Option<Probe>,
+    pub checkpoint: PathBuf,
+    pub curve: VecDeque<SurprisePoint>,
+    /// Where the probe puts the cup in the predicted next frame.
+    pub ghost: Option<[f32; 2]>,
+    pub last_surprise: Option<f64>,
+    pub step_ms: f64,
+}
+
+impl WorldModelView {
+    pub fn load(checkpoint: &Path, probe: Option<&Path>) -> Result<WorldModelView> {
+        let model = world_model::load_model(checkpoint, Device::Cpu)
+            .with_context(|| format!("loading world model {}", checkpoint.display()))?;
+        let history = LatentHistory::new(&model.cfg);
+        Ok(WorldModelView {
+            model,
+            history,
+            episode: None,
+            probe: probe.map(Probe::load).transpose()?,
+            checkpoint: checkpoint.to_owned(),
+            curve: VecDeque::new(),
+            ghost: None,
+            last_surprise: None,
+            step_ms: 0.0,
+        })
+    }
+
+    pub fn image_size(&self) -> u32 {
+        self.model.cfg.image_size as u32
+    }
+
+    fn observe(&mut self, frame: &Frame, action: [f32; 2], total_step: u64, violated: bool) {
+        if self.episode != Some(frame.tag.episode) {
+            self.history = LatentHistory::new(&self.model.cfg);
+            self.episode = Some(frame.tag.episode);
+            self.curve.clear();
+        }
+        let start = std::time::Instant::now();
+        let (w, h) = (frame.width as i64, frame.height as i64);
+        let pixels = Tensor::from_slice(&frame.rgb).reshape([h, w, 3]).permute([2, 0, 1]).contiguous();
+        let surprise = self.model.step(&mut self.history, &pixels, action);
+        self.step_ms = start.elapsed().as_secs_f64() * 1e3;
+        self.last_surprise = surprise;
+        if let Some(s) = surprise {
+            if self.curve.len() == SURPRISE_WINDOW {
+                self.curve.pop_front();
+            }
+            self.curve.push_back(SurprisePoint { total_step, surprise: s, violated });
+        }
+        self.ghost = match (&self.probe, self.history.prediction()) {
+            (Some(p), Some(pred)) => p.apply(pred),
+            _ => None,
+        };
+    }
+}
+
+pub struct ModelViewPlugin;
+
+impl Plugin for ModelViewPlugin {
+    fn build(&self, app: &mut App) {
+        app.add_systems(Update, (send_scenes, receive_frames, place_ghost).chain().after(ControlSet));
+    }
+}
+
+/// Starts the headless renderer thread at the models' frame size; blocks until it is up.
+pub fn start_model_frames(size: u32, images: &mut Assets<Image>) -> Result<ModelFrames> {
+    let (job_tx, job_rx) = crossbeam_channel::bounded(16);
+    let (frame_tx, frame_rx) = crossbeam_channel::bounded(16);
+    let (ready_tx, ready_rx) = crossbeam_channel::bounded(1);
+    let config = RenderConfig { width: size, height: size, slots: 1, ..Default::default() };
+    // The thread runs until the job sender (in `ModelFrames`) is dropped with the app.
+    let _thread = render::spawn_render_thread(config, job_rx, frame_tx, ready_tx);
+    let adapter = ready_rx
+        .recv()
+        .context("the model-frame render thread stopped before starting")?
+        .map_err(|e| anyhow::anyhow!("model-frame renderer: {e}"))?;
+    let mut image = Image::new_fill(
+        Extent3d { width: size, height: size, depth_or_array_layers: 1 },
+        TextureDimension::D2,
+        &[40, 40, 40, 255],
+        TextureFormat::Rgba8UnormSrgb,
+        RenderAssetUsages::default(),
+    );
+    image.sampler = bevy::image::ImageSampler::nearest();
+    Ok(ModelFrames {
+        jobs: job_tx,
+        frames: frame_rx,
+        image: images.add(image),
+        size,
+        adapter,
+        latest: None,
+        dropped: 0,
+        rendered: 0,
+    })
+}
+
+fn send_scenes(mut session: ResMut<Session>, frames: Option<ResMut<ModelFrames>>) {
+    let Some(mut frames) = frames else {
+        return;
+    };
+    while let Some(step) = session.frames.pop_front() {
+        let job = RenderJob { tag: step.tag, scene: step.scene, payload: step.action };
+        match frames.jobs.try_send(job) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) => frames.dropped += 1,
+            Err(TrySendError::Disconnected(_)) => return,
+        }
+    }
+}
+
+fn receive_frames(
+    session: Res<Session>,
+    frames: Option<ResMut<ModelFrames>>,
+    mut images: ResMut<Assets<Image>>,
+    wm: Option<NonSendMut<WorldModelView>>,
+) {
+    let Some(mut frames) = frames else {
+        return;
+    };
+    let mut wm = wm;
+    let mut newest: Option<Frame> = None;
+    while let Ok((action, frame)) = frames.frames.try_recv() {
+        frames.rendered += 1;
+        if let Some(wm) = wm.as_mut() {
+            let violated = session.violation_steps.iter().any(|&s| s <= frame.tag.step)
+                && frame.tag.episode == session.episode;
+            let total = session.total_steps.saturating_sub((session.step - frame.tag.step.min(session.step)) as u64);
+            wm.observe(&frame, action, total, violated);
+        }
+        newest = Some(frame);
+    }
+    let Some(frame) = newest else {
+        return;
+    };
+    frames.latest = Some(frame.tag);
+    if let Some(mut image) = images.get_mut(frames.image.id()) {
+        let rgba: Vec<u8> = frame.rgb.chunks_exact(3).flat_map(|p| [p[0], p[1], p[2], 255]).collect();
+        image.data = Some(rgba);
+    }
+}
+
+fn place_ghost(
+    mut commands: Commands,
+    session: Res<Session>,
+    wm: Option<NonSend<WorldModelView>>,
+    mut ghost: Query<(Entity, &mut Transform), With<Ghost>>,
+    mut meshes: ResMut<Assets<Mesh>>,
+    mut materials: ResMut<Assets<StandardMaterial>>,
+) {
+    let target = wm.as_ref().and_then(|w| w.ghost);
+    match (target, ghost.single_mut()) {
+        (Some([x, z]), Ok((_, mut t))) => {
+            t.translation = Vec3::new(x, session.info.table_top_y + session.info.cup_height * 0.5, z);
+        }
+        (Some([x, z]), Err(_)) => {
+            let r = session.info.cup_radius;
+            commands.spawn((
+                Ghost,
+                Mesh3d(meshes.add(Cylinder::new(r * 1.15, session.info.cup_height).mesh().resolution(24))),
+                MeshMaterial3d(materials.add(StandardMaterial {
+                    base_color: Color::srgba(1.0, 1.0, 1.0, 0.35),
+                    alpha_mode: AlphaMode::Blend,
+                    unlit: true,
+                    ..default()
+                })),
+                Transform::from_xyz(x, session.info.table_top_y + session.info.cup_height * 0.5, z),
+                bevy::light::NotShadowCaster,
+            ));
+        }
+        (None, Ok((e, _))) => commands.entity(e).despawn(),
+        (None, Err(_)) => {}
+    }
+}
