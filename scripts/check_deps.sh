@@ -15,11 +15,14 @@ forbid() { # crate, forbidden dependencies...
     fi
   done
 }
-forbid types bevy rapier3d tch parquet
-forbid sim bevy tch parquet
-forbid render rapier3d tch parquet
-forbid dataset bevy rapier3d tch
-forbid agent bevy rapier3d parquet
-forbid world_model bevy rapier3d parquet
+# Windowing (winit, egui, the orbit camera) lives in `viewer` alone.
+window="winit bevy_winit bevy_egui egui bevy_panorbit_camera"
+forbid types bevy rapier3d tch parquet $window
+forbid sim bevy tch parquet $window
+forbid render rapier3d tch parquet $window
+forbid dataset bevy rapier3d tch $window
+forbid agent bevy rapier3d parquet $window
+forbid world_model bevy rapier3d parquet $window
+forbid viewer parquet
 [ $status -eq 0 ] && echo "check_deps: crate boundaries hold"
 exit $status

@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Installs what cupworld needs on a fresh Debian/Ubuntu machine; safe to rerun (skips what is there).
 #  - Mesa's Vulkan drivers (lavapipe): bevy renders on the CPU when there is no GPU.
+#  - Xvfb (a virtual X display) and the X11 client libraries winit loads: the viewer's tests
+#    open a real window on it.
 #  - A project-local Python venv (.venv) with pyarrow (the tests read datasets with it) and the
 #    PyPI torch 2.13.0 wheel, whose libtorch the `agent` crate (tch 0.26) links against.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need_apt=()
-for pkg in mesa-vulkan-drivers libvulkan1 python3-venv; do
+for pkg in mesa-vulkan-drivers libvulkan1 python3-venv xvfb xauth libxkbcommon-x11-0 libxcursor1 libxi6 libxrandr2 libx11-xcb1; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
 done
 if [ ${#need_apt[@]} -gt 0 ]; then

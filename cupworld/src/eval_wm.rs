@@ -47,6 +47,8 @@ pub struct ProbeReport {
     pub random_init_on_table_balanced_accuracy: f64,
     /// Accuracy of always answering the majority class of the test frames.
     pub on_table_majority_baseline: f64,
+    /// The viewer's ghost probe (`probe.safetensors`: position from target latents), held-out R².
+    pub ghost_probe_position_r2: [f64; 2],
 }
 
 #[derive(Debug, Serialize)]
@@ -128,12 +130,12 @@ fn prediction_errors(model: &WorldModel, episodes: &[EpisodeTensors], h: i64) ->
 }
 
 /// Ridge regression on standardised features, λ picked on a validation split of the fit set.
-/// `weights [n]` (optional) weight the fit rows, e.g. to balance rare classes.
-fn ridge_fit_predict(x_fit: &Tensor, y_fit: &Tensor, x_test: &Tensor, weights: Option<&Tensor>) -> Tensor {
+/// `weights [n]` (optional) weight the fit rows, e.g. to balance rare classes. Returns the map in
+/// raw feature space: `y ≈ x · weight + bias` (standardisation folded in).
+fn ridge_fit(x_fit: &Tensor, y_fit: &Tensor, weights: Option<&Tensor>) -> (Tensor, Tensor) {
     let mean = x_fit.mean_dim(0, true, Kind::Float);
     let std = x_fit.std_dim(0, true, true) + 1e-4;
-    let norm = |x: &Tensor| (x - &mean) / &std;
-    let (xf, xt) = (norm(x_fit), norm(x_test));
+    let xf = (x_fit - &mean) / &std;
     let y_mean = y_fit.mean_dim(0, true, Kind::Float);
     let yc = y_fit - &y_mean;
     // Weighted least squares: scale each row by √w (the intercept stays the unweighted mean).
@@ -160,7 +162,15 @@ fn ridge_fit_predict(x_fit: &Tensor, y_fit: &Tensor, x_test: &Tensor, weights: O
             best = (err, lambda);
         }
     }
-    xt.matmul(&solve(&xf, &yc, best.1)) + y_mean
+    let w = solve(&xf, &yc, best.1);
+    let weight = &w / std.transpose(0, 1);
+    let bias = y_mean - (mean / std).matmul(&w);
+    (weight, bias)
+}
+
+fn ridge_fit_predict(x_fit: &Tensor, y_fit: &Tensor, x_test: &Tensor, weights: Option<&Tensor>) -> Tensor {
+    let (weight, bias) = ridge_fit(x_fit, y_fit, weights);
+    x_test.matmul(&weight) + bias
 }
 
 fn r2(pred: &Tensor, truth: &Tensor) -> f64 {
@@ -176,11 +186,12 @@ struct ProbeData {
 
 /// Features (flattened patch latents of the frozen encoder), cup (x, z), and ±1 "cup on the table"
 /// (its height within 2 cm of where it started), split by episode: every third episode is test.
-fn probe_data(model: &WorldModel, episodes: &[EpisodeTensors]) -> ProbeData {
+fn probe_data(model: &WorldModel, episodes: &[EpisodeTensors], target: bool) -> ProbeData {
     let (mut fit, mut test) = ((vec![], vec![], vec![]), (vec![], vec![], vec![]));
     tch::no_grad(|| {
         for (i, ep) in episodes.iter().enumerate() {
-            let feats = ep.frames.split(128, 0).iter().map(|f| model.encode(f).flatten(1, 2)).collect::<Vec<_>>();
+            let encode = |f: &Tensor| if target { model.encode_target(f) } else { model.encode(f) };
+            let feats = ep.frames.split(128, 0).iter().map(|f| encode(f).flatten(1, 2)).collect::<Vec<_>>();
             let x = Tensor::cat(&feats, 0).to_device(Device::Cpu);
             let pos = Tensor::stack(&[ep.env_state.select(1, 0), ep.env_state.select(1, 2)], 1);
             let y = ep.env_state.select(1, 1);
@@ -196,8 +207,24 @@ fn probe_data(model: &WorldModel, episodes: &[EpisodeTensors]) -> ProbeData {
     ProbeData { fit: cat(fit), test: cat(test) }
 }
 
+/// The viewer's ghost-marker probe: cup table-plane position from *target-space* latents (what
+/// the predictor outputs), fit on the on-table frames of the fit episodes and saved as
+/// `probe.safetensors` (`weight [P·D, 2]`, `bias [2]`). Returns its held-out R² (x, z).
+fn save_ghost_probe(model: &WorldModel, episodes: &[EpisodeTensors], path: &std::path::Path) -> Result<[f64; 2]> {
+    let d = probe_data(model, episodes, true);
+    let on_table = |x: &Tensor, on: &Tensor| x.index_select(0, &on.squeeze_dim(1).gt(0.0).nonzero().squeeze_dim(1));
+    let (weight, bias) = ridge_fit(&on_table(&d.fit.0, &d.fit.2), &on_table(&d.fit.1, &d.fit.2), None);
+    let pred = on_table(&d.test.0, &d.test.2).matmul(&weight) + &bias;
+    let truth = on_table(&d.test.1, &d.test.2);
+    let fit_r2 = [r2(&pred.select(1, 0), &truth.select(1, 0)), r2(&pred.select(1, 1), &truth.select(1, 1))];
+    let (weight, bias) = (weight.contiguous(), bias.squeeze_dim(0).contiguous());
+    Tensor::write_safetensors(&[("weight", &weight), ("bias", &bias)], path)
+        .with_context(|| format!("writing {}", path.display()))?;
+    Ok(fit_r2)
+}
+
 fn probe(model: &WorldModel, episodes: &[EpisodeTensors]) -> ([f64; 2], f64, f64, f64, usize, usize) {
-    let d = probe_data(model, episodes);
+    let d = probe_data(model, episodes, false);
     // Table-plane position is probed on frames with the cup on the table: a cup that fell off
     // the back edge is hidden by the table, and no encoder can say where it lies.
     let on_table = |x: &Tensor, on: &Tensor| x.index_select(0, &on.squeeze_dim(1).gt(0.0).nonzero().squeeze_dim(1));
@@ -334,6 +361,7 @@ pub fn run(opts: &EvalOptions) -> Result<EvalReport> {
     tracing::info!("linear probes");
     let (t_r2, t_acc, t_bal, majority, fit_frames, test_frames) = probe(&trained, &episodes);
     let (r_r2, r_acc, r_bal, _, _, _) = probe(&random, &episodes);
+    let ghost_probe_position_r2 = save_ghost_probe(&trained, &episodes, &opts.out.join("probe.safetensors"))?;
     let probe = ProbeReport {
         fit_frames,
         test_frames,
@@ -343,6 +371,7 @@ pub fn run(opts: &EvalOptions) -> Result<EvalReport> {
         random_init_on_table_accuracy: r_acc,
         trained_on_table_balanced_accuracy: t_bal,
         random_init_on_table_balanced_accuracy: r_bal,
+        ghost_probe_position_r2,
         on_table_majority_baseline: majority,
     };
 
@@ -528,10 +557,14 @@ fn markdown(r: &EvalReport) -> String {
         pct(p.random_init_on_table_balanced_accuracy)
     );
     s += &format!(
-        "{} fit frames, {} test frames; always answering the majority class scores {}.\n\n",
+        "{} fit frames, {} test frames; always answering the majority class scores {}.\n\n\
+         The viewer's ghost marker (`cupworld view --probe probe.safetensors`) uses a position probe on \
+         the target encoder's latents (the space the predictor writes in): R² x {:.3}, z {:.3}.\n\n",
         p.fit_frames,
         p.test_frames,
-        pct(p.on_table_majority_baseline)
+        pct(p.on_table_majority_baseline),
+        p.ghost_probe_position_r2[0],
+        p.ghost_probe_position_r2[1]
     );
     let v = &r.voe;
     s += &format!(

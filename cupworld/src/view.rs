@@ -27,6 +27,10 @@ pub struct ViewArgs {
     /// pass-through or recolor.
     #[arg(long, default_value = "teleport")]
     pub violation: String,
+    /// Inject the --violation category by itself at this control step of every episode (as if V
+    /// were pressed), e.g. for a scripted demonstration or screenshot.
+    #[arg(long)]
+    pub inject_at_step: Option<u32>,
     /// A world-model checkpoint: live surprise plot of what the model sees.
     #[arg(long)]
     pub world_model: Option<PathBuf>,
@@ -81,6 +85,7 @@ pub fn run(a: ViewArgs) -> Result<()> {
         speed: a.speed,
         paused: a.paused,
         violation: a.violation.parse().map_err(|e| anyhow!("--violation: {e}"))?,
+        inject_at_step: a.inject_at_step,
         world_model: a.world_model,
         probe: a.probe,
         out: a.out.clone(),

@@ -44,6 +44,8 @@ pub struct ViewerOptions {
     pub speed: f32,
     pub paused: bool,
     pub violation: Category,
+    /// Inject `violation` at this control step of every episode (scripted V).
+    pub inject_at_step: Option<u32>,
     pub world_model: Option<PathBuf>,
     pub probe: Option<PathBuf>,
     /// Folder for screenshots taken with F12 and the run summary.
@@ -74,6 +76,8 @@ pub struct ViewerSummary {
     pub model_frames_dropped: u64,
     pub screenshots: Vec<PathBuf>,
     pub mean_surprise: Option<f64>,
+    /// The world model's surprise over the current episode's last steps (at exit).
+    pub surprise_curve: Vec<model_view::SurprisePoint>,
     pub window: [u32; 2],
 }
 
@@ -129,6 +133,7 @@ pub fn run(options: ViewerOptions) -> Result<ViewerSummary> {
     session.paused = options.paused;
     session.speed = options.speed.clamp(session::MIN_SPEED, session::MAX_SPEED);
     session.violation_choice = options.violation;
+    session.inject_at_step = options.inject_at_step;
 
     // Load the world model before the window opens: a bad checkpoint is an error, not a panic.
     let wm = match &options.world_model {
@@ -313,6 +318,7 @@ fn record_summary(
         && !wm.curve.is_empty()
     {
         s.mean_surprise = Some(wm.curve.iter().map(|p| p.surprise).sum::<f64>() / wm.curve.len() as f64);
+        s.surprise_curve = wm.curve.iter().copied().collect();
     }
     s.screenshots = run.captured.lock().expect("screenshot list").iter().filter_map(|r| r.as_ref().ok().cloned()).collect();
 }

@@ -28,8 +28,11 @@ pub const SURPRISE_WINDOW: usize = 100;
 /// The headless render thread and the latest model frame.
 #[derive(Resource)]
 pub struct ModelFrames {
-    jobs: Sender<RenderJob<[f32; 2]>>,
-    frames: Receiver<([f32; 2], Frame)>,
+    /// Payload: the action taken from the frame (None: drawn for display only, e.g. paused).
+    jobs: Sender<RenderJob<Option<[f32; 2]>>>,
+    frames: Receiver<(Option<[f32; 2]>, Frame)>,
+    /// The last scene sent, so a paused session's scene is drawn once, not every frame.
+    last_sent: Option<types::SceneSnapshot>,
     pub image: Handle<Image>,
     pub size: u32,
     pub adapter: String,
@@ -40,9 +43,11 @@ pub struct ModelFrames {
 }
 
 /// One point of the surprise curve.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, serde::Serialize)]
 pub struct SurprisePoint {
     pub total_step: u64,
+    /// The frame's control step within its episode.
+    pub step: u32,
     pub surprise: f64,
     /// An impossible event was running when this frame was drawn.
     pub violated: bool,
@@ -130,7 +135,7 @@ impl WorldModelView {
             if self.curve.len() == SURPRISE_WINDOW {
                 self.curve.pop_front();
             }
-            self.curve.push_back(SurprisePoint { total_step, surprise: s, violated });
+            self.curve.push_back(SurprisePoint { total_step, step: frame.tag.step, surprise: s, violated });
         }
         self.ghost = match (&self.probe, self.history.prediction()) {
             (Some(p), Some(pred)) => p.apply(pred),
@@ -174,6 +179,7 @@ pub fn start_model_frames(size: u32, images: &mut Assets<Image>) -> Result<Model
         size,
         adapter,
         latest: None,
+        last_sent: None,
         dropped: 0,
         rendered: 0,
     })
@@ -183,12 +189,22 @@ fn send_scenes(mut session: ResMut<Session>, frames: Option<ResMut<ModelFrames>>
     let Some(mut frames) = frames else {
         return;
     };
+    let mut sent_steps = false;
     while let Some(step) = session.frames.pop_front() {
-        let job = RenderJob { tag: step.tag, scene: step.scene, payload: step.action };
+        frames.last_sent = Some(step.scene.clone());
+        let job = RenderJob { tag: step.tag, scene: step.scene, payload: Some(step.action) };
         match frames.jobs.try_send(job) {
-            Ok(()) => {}
+            Ok(()) => sent_steps = true,
             Err(TrySendError::Full(_)) => frames.dropped += 1,
             Err(TrySendError::Disconnected(_)) => return,
+        }
+    }
+    // Paused, just reset, or a violation injected while paused: draw the scene as it is now.
+    if !sent_steps && frames.last_sent.as_ref() != Some(&session.scene) {
+        let tag = FrameTag { episode: session.episode, step: session.step };
+        let job = RenderJob { tag, scene: session.scene.clone(), payload: None };
+        if frames.jobs.try_send(job).is_ok() {
+            frames.last_sent = Some(session.scene.clone());
         }
     }
 }
@@ -206,7 +222,7 @@ fn receive_frames(
     let mut newest: Option<Frame> = None;
     while let Ok((action, frame)) = frames.frames.try_recv() {
         frames.rendered += 1;
-        if let Some(wm) = wm.as_mut() {
+        if let (Some(wm), Some(action)) = (wm.as_mut(), action) {
             let violated = session.violation_steps.iter().any(|&s| s <= frame.tag.step)
                 && frame.tag.episode == session.episode;
             let total = session.total_steps.saturating_sub((session.step - frame.tag.step.min(session.step)) as u64);

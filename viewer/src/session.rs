@@ -82,6 +82,8 @@ pub struct Session {
     pub violation: Option<Violation>,
     /// Control steps at which violations began in this episode (for the surprise plot).
     pub violation_steps: Vec<u32>,
+    /// Inject the chosen violation by itself at this step of every episode.
+    pub inject_at_step: Option<u32>,
     /// A message for the HUD (e.g. why a violation could not start).
     pub notice: Option<String>,
     rng: ChaCha8Rng,
@@ -122,6 +124,7 @@ impl Session {
             violation_choice: Category::Teleport,
             violation: None,
             violation_steps: vec![],
+            inject_at_step: None,
             notice: None,
             rng: ChaCha8Rng::seed_from_u64(seed ^ 0x5eed_0f_7e1e),
             owed: 0.0,
@@ -245,6 +248,9 @@ impl Session {
                 self.next_seed();
             }
             return;
+        }
+        if self.inject_at_step == Some(self.step) && self.violation.is_none() {
+            self.inject_violation();
         }
         let action = match &mut self.actor {
             Some(actor) => actor.act(&self.info),

@@ -1,0 +1,168 @@
+//! `cupworld view` end to end: the window under Xvfb (installed by `scripts/test.sh`), checked by
+//! what its screenshot shows; and the errors a user gets without a display or with bad flags.
+#![cfg(feature = "viewer")]
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use types::{CameraSpec, ObjectKind, SceneSnapshot};
+
+#[derive(serde::Deserialize)]
+struct Shot {
+    window: [u32; 2],
+    camera: String,
+    scene: SceneSnapshot,
+    hud: bool,
+}
+
+fn srgb(linear: [f32; 3]) -> [f32; 3] {
+    linear.map(|c| if c <= 0.003_130_8 { 12.92 * c } else { 1.055 * c.powf(1.0 / 2.4) - 0.055 })
+}
+
+/// Chromaticity (rgb / sum): lighting scales a colour, it hardly moves its chromaticity.
+fn chroma(c: [f32; 3]) -> [f32; 3] {
+    let s = c[0] + c[1] + c[2] + 1e-6;
+    c.map(|v| v / s)
+}
+
+fn dist(a: [f32; 3], b: [f32; 3]) -> f32 {
+    a.iter().zip(b).map(|(x, y)| (x - y).powi(2)).sum::<f32>().sqrt()
+}
+
+/// Which of the named colours the pixel's chromaticity is closest to.
+fn nearest<'a>(pixel: [u8; 3], palette: &[(&'a str, [f32; 3])]) -> &'a str {
+    let p = chroma(pixel.map(|v| v as f32 / 255.0));
+    palette
+        .iter()
+        .min_by(|a, b| dist(p, chroma(srgb(a.1))).total_cmp(&dist(p, chroma(srgb(b.1)))))
+        .map(|(name, _)| *name)
+        .unwrap()
+}
+
+fn run_viewer(args: &[&str]) -> std::process::Output {
+    let status = Command::new("xvfb-run").arg("--help").output();
+    assert!(
+        status.is_ok(),
+        "xvfb-run is missing: install the `xvfb` package (scripts/setup.sh does) to test the viewer"
+    );
+    Command::new("xvfb-run")
+        .args(["-a", "-s", "-screen 0 1280x800x24", env!("CARGO_BIN_EXE_cupworld"), "view"])
+        .args(args)
+        .env_remove("WAYLAND_DISPLAY")
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn the_window_shows_table_cup_pusher_and_hud_under_xvfb() {
+    let dir = tempfile::tempdir().unwrap();
+    let png = dir.path().join("view.png");
+    let out = run_viewer(&[
+        "--policy",
+        "expert",
+        "--camera",
+        "model",
+        "--seed",
+        "3",
+        "--paused",
+        "--frames",
+        "40",
+        "--screenshot",
+        png.to_str().unwrap(),
+        "--out",
+        dir.path().to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "viewer failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("frames/s"), "no rate line: {stdout}");
+
+    let image = image::open(&png).unwrap().to_rgb8();
+    let shot: Shot = serde_json::from_str(&std::fs::read_to_string(png.with_extension("json")).unwrap()).unwrap();
+    assert_eq!(shot.camera, "model's view");
+    assert!(shot.hud);
+    let [w, h] = shot.window;
+    assert_eq!((image.width(), image.height()), (w, h), "screenshot is not the window's size");
+
+    let object = |kind| *shot.scene.find(kind).unwrap_or_else(|| panic!("{kind:?} not in the scene"));
+    let (cup, pusher, table) = (object(ObjectKind::Cup), object(ObjectKind::Pusher), object(ObjectKind::Table));
+    let palette = [
+        ("cup", cup.color),
+        ("pusher", pusher.color),
+        ("table", table.color),
+        ("floor", [0.32, 0.33, 0.36]),
+        ("sky", [0.34, 0.48, 0.70]), // the clear colour sRGB(0.62, 0.72, 0.85), in linear RGB
+    ];
+    let camera: CameraSpec = shot.scene.camera;
+    let at = |p: [f32; 3]| {
+        let (x, y) = render::project::project(&camera, p, w, h).expect("in front of the camera");
+        image.get_pixel(x.round() as u32, y.round() as u32).0
+    };
+    assert_eq!(nearest(at(cup.pose.position), &palette), "cup", "no cup where the scene puts it");
+    assert_eq!(nearest(at(pusher.pose.position), &palette), "pusher", "no pusher where the scene puts it");
+    // The table top, at points away from the cup, pusher and goal: most must show the table.
+    let top = table.pose.position;
+    let types::Shape::Cuboid { half_extents: [hw, hy, hd] } = table.shape else { panic!("table top is a box") };
+    let y = top[1] + hy;
+    let probes = [[-0.8 * hw, y, 0.8 * hd], [0.8 * hw, y, 0.8 * hd], [0.0, y, 0.85 * hd], [-0.8 * hw, y, -0.7 * hd]];
+    let table_hits = probes.iter().filter(|p| nearest(at(**p), &palette) == "table").count();
+    assert!(table_hits >= 3, "only {table_hits} of 4 table-top points show the table");
+    // Beyond the floor's far edge, at the top centre of the window: sky.
+    assert_eq!(nearest(image.get_pixel(w / 2, 40).0, &palette), "sky");
+
+    // The HUD (egui, dark theme) in the top-left corner: a dark panel with light text.
+    let (mut dark, mut light, mut n) = (0, 0, 0);
+    for yy in 50..300 {
+        for xx in 16..300 {
+            let p = image.get_pixel(xx, yy).0;
+            n += 1;
+            dark += p.iter().all(|&c| c < 50) as usize;
+            light += p.iter().all(|&c| c > 110) as usize;
+        }
+    }
+    assert!(dark * 2 > n, "HUD panel missing: {dark} of {n} pixels dark");
+    assert!(light * 100 > n, "HUD text missing: {light} of {n} pixels light");
+    // The picture-in-picture (top right) shows the models' frame: table colour inside it.
+    let pip_table = (950..1120)
+        .flat_map(|xx| (60..230).map(move |yy| (xx, yy)))
+        .filter(|&(xx, yy)| nearest(image.get_pixel(xx, yy).0, &palette) == "table")
+        .count();
+    assert!(pip_table > 2000, "the models' frame is not in the corner ({pip_table} table pixels)");
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("view-summary.json")).unwrap()).unwrap();
+    assert!(summary["model_frames_rendered"].as_u64().unwrap() >= 1, "{summary}");
+    assert!(summary["fps"].as_f64().unwrap() > 0.0, "{summary}");
+}
+
+#[test]
+fn without_a_display_the_viewer_says_so() {
+    let out = Command::new(env!("CARGO_BIN_EXE_cupworld"))
+        .args(["view", "--frames", "1"])
+        .env_remove("DISPLAY")
+        .env_remove("WAYLAND_DISPLAY")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("no display") && err.contains("xvfb-run"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+#[test]
+fn bad_viewer_flags_are_named() {
+    let err = common::fails(&["view", "--policy", "joystick"]);
+    assert!(err.contains("--policy") && err.contains("joystick"), "{err}");
+    let err = common::fails(&["view", "--violation", "explode"]);
+    assert!(err.contains("--violation") && err.contains("explode"), "{err}");
+    let err = common::fails(&["view", "--world-model", "/nonexistent/wm.safetensors"]);
+    assert!(err.contains("/nonexistent/wm.safetensors"), "{err}");
+    let err = common::fails(&["view", "--screenshot", "x.png"]);
+    assert!(err.contains("--frames"), "{err}");
+    assert!(!Path::new("x.png").exists());
+}
