@@ -20,6 +20,9 @@ pub struct ViewArgs {
     /// Simulation speed × real time (`+` / `-` change it).
     #[arg(long, default_value_t = 1.0)]
     pub speed: f32,
+    /// Open with the F1 key panel shown.
+    #[arg(long)]
+    pub show_help: bool,
     /// Start paused (Space resumes, → steps).
     #[arg(long)]
     pub paused: bool,
@@ -51,6 +54,10 @@ pub struct ViewArgs {
     pub width: u32,
     #[arg(long, default_value_t = 720)]
     pub height: u32,
+    /// Window quality: `high` (shadows, 4× MSAA) or `low` (neither; for software rendering).
+    /// The models' 64×64 frame is the same either way.
+    #[arg(long, default_value = "high")]
+    pub quality: String,
     /// Leave out the picture-in-picture of the models' 64×64 frame (and its second renderer).
     #[arg(long)]
     pub no_model_frame: bool,
@@ -84,6 +91,7 @@ pub fn run(a: ViewArgs) -> Result<()> {
         camera,
         speed: a.speed,
         paused: a.paused,
+        show_help: a.show_help,
         violation: a.violation.parse().map_err(|e| anyhow!("--violation: {e}"))?,
         inject_at_step: a.inject_at_step,
         world_model: a.world_model,
@@ -94,6 +102,11 @@ pub fn run(a: ViewArgs) -> Result<()> {
         width: a.width,
         height: a.height,
         model_frame: !a.no_model_frame,
+        high_quality: match a.quality.as_str() {
+            "high" => true,
+            "low" => false,
+            other => bail!("--quality {other:?}: expected high or low"),
+        },
     };
     if let Some(parent) = a.screenshot.as_ref().and_then(|p| p.parent()).filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;

@@ -55,7 +55,7 @@ pub const BINDINGS: &[Binding] = &[
     },
     bind(&[KeyCode::Equal, KeyCode::NumpadAdd], Action::SpeedUp, "+", "simulation speed ×2 (up to 16×)"),
     bind(&[KeyCode::Minus, KeyCode::NumpadSubtract], Action::SpeedDown, "-", "simulation speed ÷2 (down to 1/16×)"),
-    bind(&[KeyCode::BracketRight], Action::NextCamera, "]", "next camera (free → model's view → top → side)"),
+    bind(&[KeyCode::BracketRight], Action::NextCamera, "]", "next camera (free, model's view, top, side)"),
     bind(&[KeyCode::BracketLeft], Action::PreviousCamera, "[", "previous camera"),
     bind(&[KeyCode::Escape], Action::FreeCamera, "Esc", "back to the free camera"),
     bind(&[KeyCode::F1], Action::ToggleHelp, "F1", "show / hide this help"),
@@ -66,7 +66,7 @@ pub const BINDINGS: &[Binding] = &[
     bind(&[KeyCode::ArrowUp, KeyCode::KeyW], Action::MoveUp, "↑ or W", "keyboard policy: push away from the model camera"),
     bind(&[KeyCode::ArrowDown, KeyCode::KeyS], Action::MoveDown, "↓ or S", "keyboard policy: pull towards the model camera"),
     bind(&[KeyCode::ArrowLeft, KeyCode::KeyA], Action::MoveLeft, "← or A", "keyboard policy: move left"),
-    bind(&[KeyCode::ArrowRight, KeyCode::KeyD], Action::MoveRight, "→ or D", "keyboard policy: move right (→ steps when paused)"),
+    bind(&[KeyCode::ArrowRight, KeyCode::KeyD], Action::MoveRight, "→ or D", "keyboard policy: move right (Right also steps when paused)"),
 ];
 
 /// Mouse controls, listed in the help panel after the keys (the orbit camera reads the mouse).

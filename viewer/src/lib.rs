@@ -43,6 +43,7 @@ pub struct ViewerOptions {
     pub camera: CameraMode,
     pub speed: f32,
     pub paused: bool,
+    pub show_help: bool,
     pub violation: Category,
     /// Inject `violation` at this control step of every episode (scripted V).
     pub inject_at_step: Option<u32>,
@@ -58,6 +59,8 @@ pub struct ViewerOptions {
     pub height: u32,
     /// Show the picture-in-picture of the models' frame (needs a second, headless renderer).
     pub model_frame: bool,
+    /// Shadows and 4× MSAA in the window (the models' frame is unaffected).
+    pub high_quality: bool,
 }
 
 /// What a run measured, written as `view-summary.json` (and alongside a `--screenshot` as
@@ -170,7 +173,8 @@ pub fn run(options: ViewerOptions) -> Result<ViewerSummary> {
     .add_plugins(bevy_panorbit_camera::PanOrbitCameraPlugin)
     .insert_resource(session)
     .add_plugins(ControlPlugin)
-    .add_plugins(scene_view::SceneViewPlugin { initial_camera: options.camera })
+    .insert_resource(ViewState { show_help: options.show_help, ..default() })
+    .add_plugins(scene_view::SceneViewPlugin { initial_camera: options.camera, high_quality: options.high_quality })
     .add_plugins(model_view::ModelViewPlugin)
     .add_plugins(hud::HudPlugin);
 

@@ -40,34 +40,38 @@ pub struct Ghost;
 
 pub struct SceneViewPlugin {
     pub initial_camera: CameraMode,
+    /// Shadows and 4× MSAA; off for software rendering (lavapipe), where they cost most.
+    pub high_quality: bool,
 }
 
 impl Plugin for SceneViewPlugin {
     fn build(&self, app: &mut App) {
         let initial = self.initial_camera;
+        let high_quality = self.high_quality;
         app.insert_resource(ClearColor(SKY))
             .insert_resource(GlobalAmbientLight { color: Color::WHITE, brightness: 250.0, ..default() })
             .init_resource::<Drawn>()
             .init_resource::<DisplayedScene>()
             .add_systems(Startup, move |commands: Commands, meshes: ResMut<Assets<Mesh>>, mut view: ResMut<ViewState>| {
                 view.camera = initial;
-                setup(commands, meshes)
+                setup(commands, meshes, high_quality)
             })
             .add_systems(Update, (sync_objects, follow_camera_mode).after(crate::control::ControlSet));
     }
 }
 
-fn setup(mut commands: Commands, mut meshes: ResMut<Assets<Mesh>>) {
+fn setup(mut commands: Commands, mut meshes: ResMut<Assets<Mesh>>, high_quality: bool) {
     commands.insert_resource(Meshes {
         cube: meshes.add(Cuboid::new(1.0, 1.0, 1.0)),
         cylinder: meshes.add(Cylinder::new(1.0, 1.0).mesh().resolution(32)),
     });
     commands.spawn((
-        DirectionalLight { illuminance: 2500.0, shadow_maps_enabled: true, ..default() },
+        DirectionalLight { illuminance: 2500.0, shadow_maps_enabled: high_quality, ..default() },
         Transform::from_xyz(1.0, 3.0, 2.0).looking_at(Vec3::ZERO, Vec3::Y),
     ));
     commands.spawn((
         Camera3d::default(),
+        if high_quality { Msaa::Sample4 } else { Msaa::Off },
         MainCamera,
         Projection::Perspective(PerspectiveProjection { near: 0.02, far: 50.0, ..default() }),
         Transform::from_xyz(1.2, 1.4, 1.6).looking_at(Vec3::new(0.0, 0.5, 0.0), Vec3::Y),
