@@ -208,6 +208,7 @@ pub fn score(pairs: &[(f64, f64)]) -> VoeScore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use types::ObjectKind;
 
     fn cup(s: &SceneSnapshot) -> Option<types::SceneObject> {
         s.find(ObjectKind::Cup).copied()

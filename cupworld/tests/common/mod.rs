@@ -1,4 +1,6 @@
 //! Helpers shared by the end-to-end tests: run the real `cupworld` binary.
+// Each test file uses its own subset of these.
+#![allow(dead_code)]
 
 use std::process::{Command, Output};
 
