@@ -56,6 +56,19 @@ pub enum BenchCommand {
         attention_max: i64,
         #[arg(long)]
         json: bool,
+        /// Also write time and memory against length as log-log PNGs (`<PLOT>` and `<PLOT>-memory.png`).
+        #[arg(long)]
+        plot: Option<std::path::PathBuf>,
+    },
+    /// One forward pass in this process, printing its peak memory (bench seq runs it per
+    /// measurement so allocations of earlier runs cannot hide in the high-water mark).
+    #[command(hide = true)]
+    SeqMemory {
+        /// mamba-reference, mamba-chunked or attention.
+        #[arg(long)]
+        model: String,
+        #[arg(long)]
+        length: i64,
     },
     /// End-to-end `gen`: episodes/s and frames/s into a temporary dataset.
     Gen {
@@ -93,7 +106,10 @@ pub fn run(cmd: BenchCommand) -> Result<()> {
             let renderers = renderers.unwrap_or_else(crate::default_renderers).max(1);
             bench_render(frames, &slots, &sizes, renderers, shadows, json)
         }
-        BenchCommand::Seq { max_length, attention_max, json } => crate::bench_seq::run(max_length, attention_max, json),
+        BenchCommand::Seq { max_length, attention_max, json, plot } => {
+            crate::bench_seq::run(max_length, attention_max, json, plot.as_deref())
+        }
+        BenchCommand::SeqMemory { model, length } => crate::bench_seq::memory_child(&model, length),
         BenchCommand::Gen { episodes, slots, renderers, json } => {
             bench_gen(episodes, slots, renderers.unwrap_or_else(crate::default_renderers), json)
         }

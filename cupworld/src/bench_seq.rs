@@ -14,11 +14,16 @@ use tch::{Device, Kind, Tensor, nn, nn::Module};
 #[derive(Serialize)]
 struct LengthRow {
     length: i64,
+    /// Mamba block with the chunked parallel scan (the training path).
     mamba_ms: f64,
+    /// Mamba block with the sequential scan (the faster one on this CPU).
+    mamba_sequential_ms: Option<f64>,
     attention_ms: Option<f64>,
-    /// Mamba time / attention time.
+    /// Best Mamba time / attention time.
     ratio: Option<f64>,
+    /// Peak memory of one forward pass above the process's baseline, each in its own process.
     mamba_peak_mb: f64,
+    mamba_sequential_peak_mb: Option<f64>,
     attention_peak_mb: Option<f64>,
 }
 
@@ -57,22 +62,57 @@ struct SeqReport {
     moe: Vec<MoeRow>,
 }
 
-/// Peak resident memory (MB) while `f` runs, via Linux's resettable high-water mark.
-fn peak_mb<T>(f: impl FnOnce() -> T) -> (T, f64) {
-    let read = || -> Option<f64> {
-        let s = std::fs::read_to_string("/proc/self/status").ok()?;
-        let line = s.lines().find(|l| l.starts_with("VmHWM:"))?;
-        Some(line.split_whitespace().nth(1)?.parse::<f64>().ok()? / 1024.0)
+/// Resident memory figures of this process (MB): (current, high-water mark).
+fn rss_mb() -> (f64, f64) {
+    let s = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let field = |name: &str| {
+        s.lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+            .map_or(f64::NAN, |kb| kb / 1024.0)
     };
-    let rss = || -> Option<f64> {
-        let s = std::fs::read_to_string("/proc/self/status").ok()?;
-        let line = s.lines().find(|l| l.starts_with("VmRSS:"))?;
-        Some(line.split_whitespace().nth(1)?.parse::<f64>().ok()? / 1024.0)
+    (field("VmRSS:"), field("VmHWM:"))
+}
+
+/// Runs one forward pass of `model` at `length` in this (fresh) process and prints the peak
+/// memory it added above the baseline after setup, in MB.
+pub fn memory_child(model: &str, length: i64) -> Result<()> {
+    let _guard = tch::no_grad_guard();
+    tch::manual_seed(0);
+    let d = 256;
+    let vs = nn::VarStore::new(Device::Cpu);
+    let x = Tensor::randn([1, length, d], (Kind::Float, Device::Cpu));
+    let run: Box<dyn Fn()> = match model {
+        "mamba-reference" | "mamba-chunked" => {
+            let block = MambaBlock::new(vs.root() / "mamba", &MambaConfig { d_model: d, ..Default::default() });
+            let scan = if model == "mamba-chunked" { Scan::Chunked } else { Scan::Reference };
+            Box::new(move || drop(block.forward(&x, scan)))
+        }
+        "attention" => {
+            let block = AttentionBlock::new(vs.root() / "attention", d, 4);
+            Box::new(move || drop(block.forward(&x)))
+        }
+        other => anyhow::bail!("--model {other:?}: expected mamba-reference, mamba-chunked or attention"),
     };
-    let _ = std::fs::write("/proc/self/clear_refs", "5");
-    let base = rss().unwrap_or(0.0);
-    let out = f();
-    (out, (read().unwrap_or(0.0) - base).max(0.0))
+    let (base, _) = rss_mb();
+    run();
+    let (_, peak) = rss_mb();
+    println!("{:.1}", (peak - base).max(0.0));
+    Ok(())
+}
+
+/// Peak memory (MB) of one forward pass of `model` at `length`, measured in a child process.
+fn peak_mb(model: &str, length: i64) -> Option<f64> {
+    let exe = std::env::current_exe().ok()?;
+    let out = std::process::Command::new(exe)
+        .args(["bench", "seq-memory", "--model", model, "--length", &length.to_string()])
+        .output()
+        .ok()?;
+    if !out.status.success() {
+        eprintln!("memory of {model} at {length}: {}", String::from_utf8_lossy(&out.stderr).trim());
+        return None;
+    }
+    String::from_utf8_lossy(&out.stdout).trim().parse().ok()
 }
 
 fn time_ms(repeats: usize, mut f: impl FnMut()) -> f64 {
@@ -114,7 +154,7 @@ fn step_latencies(positions: &[i64], mut step: impl FnMut() -> usize) -> Vec<(f6
     out
 }
 
-pub fn run(max_length: i64, attention_max: i64, json: bool) -> Result<()> {
+pub fn run(max_length: i64, attention_max: i64, json: bool, plot: Option<&std::path::Path>) -> Result<()> {
     let _guard = tch::no_grad_guard();
     tch::manual_seed(0);
     let d = 256;
@@ -129,29 +169,36 @@ pub fn run(max_length: i64, attention_max: i64, json: bool) -> Result<()> {
     while l <= max_length {
         let x = input(l);
         let repeats = if l >= 8192 { 1 } else { 3 };
-        let (mamba_ms, mamba_peak_mb) = peak_mb(|| time_ms(repeats, || drop(mamba.forward(&x, Scan::Chunked))));
-        let (attention_ms, attention_peak_mb) = if l <= attention_max {
-            let (t, m) = peak_mb(|| time_ms(repeats, || drop(attention.forward(&x))));
-            (Some(t), Some(m))
-        } else {
-            (None, None)
-        };
-        eprintln!("length {l}: mamba {mamba_ms:.1} ms, attention {attention_ms:?} ms");
-        lengths.push(LengthRow {
+        let mamba_ms = time_ms(repeats, || drop(mamba.forward(&x, Scan::Chunked)));
+        // The sequential scan is one small op chain per token: measured up to 16,384 (it takes
+        // seconds beyond, and grows linearly).
+        let mamba_sequential_ms =
+            (l <= 16_384).then(|| time_ms(if l >= 4096 { 1 } else { 3 }, || drop(mamba.forward(&x, Scan::Reference))));
+        let attention_ms = (l <= attention_max).then(|| time_ms(repeats, || drop(attention.forward(&x))));
+        let best = mamba_sequential_ms.map_or(mamba_ms, |s| s.min(mamba_ms));
+        let row = LengthRow {
             length: l,
             mamba_ms,
+            mamba_sequential_ms,
             attention_ms,
-            ratio: attention_ms.map(|a| mamba_ms / a),
-            mamba_peak_mb,
-            attention_peak_mb,
-        });
+            ratio: attention_ms.map(|a| best / a),
+            mamba_peak_mb: peak_mb("mamba-chunked", l).unwrap_or(f64::NAN),
+            mamba_sequential_peak_mb: mamba_sequential_ms.and_then(|_| peak_mb("mamba-reference", l)),
+            attention_peak_mb: attention_ms.and_then(|_| peak_mb("attention", l)),
+        };
+        eprintln!(
+            "length {l}: mamba chunked {mamba_ms:.1} ms, sequential {mamba_sequential_ms:?} ms, attention {attention_ms:?} ms; \
+             memory {:.0} / {:?} / {:?} MB",
+            row.mamba_peak_mb, row.mamba_sequential_peak_mb, row.attention_peak_mb
+        );
+        lengths.push(row);
         l *= 2;
     }
 
     let mut scan = vec![];
     for l in [1024, 8192] {
         let x = input(l);
-        let sequential_ms = time_ms(1, || drop(mamba.forward(&x, Scan::Reference)));
+        let sequential_ms = time_ms(if l <= 1024 { 3 } else { 1 }, || drop(mamba.forward(&x, Scan::Reference)));
         let parallel_ms = time_ms(3, || drop(mamba.forward(&x, Scan::Chunked)));
         scan.push(ScanRow { length: l, sequential_ms, parallel_ms, speedup: sequential_ms / parallel_ms });
     }
@@ -218,27 +265,33 @@ pub fn run(max_length: i64, attention_max: i64, json: bool) -> Result<()> {
     }
 
     let report = SeqReport { d_model: d, threads: tch::get_num_threads(), lengths, scan, steps, moe: moe_rows };
+    if let Some(path) = plot {
+        write_plots(path, &report)?;
+    }
     if json {
         println!("{}", serde_json::to_string_pretty(&report)?);
         return Ok(());
     }
     println!("Mamba block vs causal attention block, d_model {d}, batch 1, CPU ({} threads)", report.threads);
     println!(
-        "{:>7} {:>10} {:>12} {:>7} {:>10} {:>12}",
-        "length", "mamba ms", "attention ms", "ratio", "mamba MB", "attention MB"
+        "{:>7} {:>12} {:>10} {:>12} {:>7} {:>11} {:>10} {:>12}",
+        "length", "chunked ms", "seq ms", "attention ms", "ratio", "chunked MB", "seq MB", "attention MB"
     );
     for r in &report.lengths {
         let opt = |v: Option<f64>, p: usize| v.map_or("-".to_string(), |v| format!("{v:.p$}"));
         println!(
-            "{:>7} {:>10.1} {:>12} {:>7} {:>10.0} {:>12}",
+            "{:>7} {:>12.1} {:>10} {:>12} {:>7} {:>11.0} {:>10} {:>12}",
             r.length,
             r.mamba_ms,
+            opt(r.mamba_sequential_ms, 1),
             opt(r.attention_ms, 1),
             opt(r.ratio, 2),
             r.mamba_peak_mb,
+            opt(r.mamba_sequential_peak_mb, 0),
             opt(r.attention_peak_mb, 0)
         );
     }
+    println!("(ratio: the faster Mamba scan / attention)");
     println!("\nscan           sequential ms  parallel ms  speedup");
     for r in &report.scan {
         println!("length {:>6} {:>14.1} {:>12.1} {:>8.1}", r.length, r.sequential_ms, r.parallel_ms, r.speedup);
@@ -254,5 +307,51 @@ pub fn run(max_length: i64, attention_max: i64, json: bool) -> Result<()> {
     for r in &report.moe {
         println!("{:<32} {:>9.2} {:>10.2} {:>12.2}", r.name, r.params_m, r.active_params_m, r.us_per_token);
     }
+    Ok(())
+}
+
+/// Time and memory against length, log-log (a straight line of slope 1 is linear, 2 quadratic).
+fn write_plots(path: &std::path::Path, report: &SeqReport) -> Result<()> {
+    use crate::plot::{Plot, Series, line_plot};
+    let rows = &report.lengths;
+    let pick = |f: &dyn Fn(&LengthRow) -> Option<f64>| -> Vec<(f64, f64)> {
+        rows.iter().filter_map(|r| f(r).map(|v| (r.length as f64, v))).collect()
+    };
+    line_plot(
+        path,
+        &Plot {
+            title: "Forward time vs length (batch 1, d_model 256, CPU)",
+            x_label: "sequence length (tokens)",
+            y_label: "ms",
+            log_x: true,
+            log_y: true,
+            markers: vec![],
+        },
+        &[
+            Series::new("Mamba, chunked parallel scan", pick(&|r| Some(r.mamba_ms))),
+            Series::new("Mamba, sequential scan", pick(&|r| r.mamba_sequential_ms)),
+            Series::new("causal attention (SDPA)", pick(&|r| r.attention_ms)),
+        ],
+    )?;
+    let memory = path.with_file_name(format!(
+        "{}-memory.png",
+        path.file_stem().map_or("seq".into(), |s| s.to_string_lossy().into_owned())
+    ));
+    line_plot(
+        &memory,
+        &Plot {
+            title: "Peak memory of one forward pass vs length",
+            x_label: "sequence length (tokens)",
+            y_label: "MB above baseline",
+            log_x: true,
+            log_y: true,
+            markers: vec![],
+        },
+        &[
+            Series::new("Mamba, chunked parallel scan", pick(&|r| Some(r.mamba_peak_mb))),
+            Series::new("Mamba, sequential scan", pick(&|r| r.mamba_sequential_peak_mb)),
+            Series::new("causal attention (SDPA)", pick(&|r| r.attention_peak_mb)),
+        ],
+    )?;
     Ok(())
 }

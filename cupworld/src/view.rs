@@ -113,7 +113,8 @@ pub fn run(a: ViewArgs) -> Result<()> {
     }
     let summary = viewer::run(options)?;
     let path = a.out.join("view-summary.json");
-    std::fs::write(&path, serde_json::to_string_pretty(&summary)?).with_context(|| format!("writing {}", path.display()))?;
+    std::fs::write(&path, serde_json::to_string_pretty(&summary)?)
+        .with_context(|| format!("writing {}", path.display()))?;
     println!(
         "viewer: {} frames in {:.1} s, {:.1} frames/s after start-up on {}; {} control steps, {} episodes",
         summary.frames, summary.seconds, summary.fps, summary.adapter, summary.sim_steps, summary.episodes

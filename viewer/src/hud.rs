@@ -24,9 +24,7 @@ pub struct HudPlugin;
 
 impl Plugin for HudPlugin {
     fn build(&self, app: &mut App) {
-        app.init_resource::<Rates>()
-            .add_systems(Update, measure_rates)
-            .add_systems(EguiPrimaryContextPass, draw_hud);
+        app.init_resource::<Rates>().add_systems(Update, measure_rates).add_systems(EguiPrimaryContextPass, draw_hud);
     }
 }
 
@@ -55,10 +53,7 @@ fn draw_hud(
         *pip_texture = Some(contexts.add_image(EguiTextureHandle::Weak(f.image.id())));
     }
     let ctx = contexts.ctx_mut()?;
-    let fps = diagnostics
-        .get(&FrameTimeDiagnosticsPlugin::FPS)
-        .and_then(|d| d.smoothed())
-        .unwrap_or(0.0);
+    let fps = diagnostics.get(&FrameTimeDiagnosticsPlugin::FPS).and_then(|d| d.smoothed()).unwrap_or(0.0);
 
     if view.show_hud {
         egui::Window::new("cupworld")
@@ -81,7 +76,10 @@ fn draw_hud(
                     row("success", yes_no(session.success));
                     row("fell", yes_no(session.fell));
                     row("policy", session.policy.name().to_string());
-                    row("speed", format!("{}×{}", fmt_speed(session.speed), if session.paused { " (paused)" } else { "" }));
+                    row(
+                        "speed",
+                        format!("{}×{}", fmt_speed(session.speed), if session.paused { " (paused)" } else { "" }),
+                    );
                     row("camera", view.camera.name().to_string());
                     row("violation [V]", session.violation_choice.name().to_string());
                     row("sim rate", format!("{:.1} steps/s", rates.sim_steps_per_s));
@@ -116,18 +114,18 @@ fn draw_hud(
             .collapsible(false)
             .fixed_size([620.0, 140.0])
             .show(ctx, |ui| {
-            ui.horizontal(|ui| {
-                ui.label(match wm.last_surprise {
-                    Some(s) => format!("now {s:.4}"),
-                    None => "warming up".into(),
+                ui.horizontal(|ui| {
+                    ui.label(match wm.last_surprise {
+                        Some(s) => format!("now {s:.4}"),
+                        None => "warming up".into(),
+                    });
+                    ui.label(format!("· step {:.1} ms", wm.step_ms));
+                    ui.label(format!("· {}", wm.checkpoint.display()));
+                    if wm.probe.is_none() {
+                        ui.label("· no probe (no ghost marker)");
+                    }
                 });
-                ui.label(format!("· step {:.1} ms", wm.step_ms));
-                ui.label(format!("· {}", wm.checkpoint.display()));
-                if wm.probe.is_none() {
-                    ui.label("· no probe (no ghost marker)");
-                }
-            });
-            surprise_plot(ui, &wm);
+                surprise_plot(ui, &wm);
             });
     }
 
@@ -169,7 +167,8 @@ fn surprise_plot(ui: &mut egui::Ui, wm: &WorldModelView) {
         if a.total_step < first_step {
             continue;
         }
-        let color = if b.violated { egui::Color32::from_rgb(240, 80, 60) } else { egui::Color32::from_rgb(120, 200, 255) };
+        let color =
+            if b.violated { egui::Color32::from_rgb(240, 80, 60) } else { egui::Color32::from_rgb(120, 200, 255) };
         painter.line_segment([at(a.total_step, a.surprise), at(b.total_step, b.surprise)], (2.0, color));
     }
     painter.text(

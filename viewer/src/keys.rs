@@ -63,18 +63,30 @@ pub const BINDINGS: &[Binding] = &[
     bind(&[KeyCode::F12], Action::Screenshot, "F12", "save a screenshot (PNG) into the run folder"),
     bind(&[KeyCode::KeyV], Action::InjectViolation, "V", "inject an impossible event of the chosen category"),
     bind(&[KeyCode::KeyC], Action::NextViolation, "C", "choose the next impossible-event category"),
-    bind(&[KeyCode::ArrowUp, KeyCode::KeyW], Action::MoveUp, "↑ or W", "keyboard policy: push away from the model camera"),
-    bind(&[KeyCode::ArrowDown, KeyCode::KeyS], Action::MoveDown, "↓ or S", "keyboard policy: pull towards the model camera"),
+    bind(
+        &[KeyCode::ArrowUp, KeyCode::KeyW],
+        Action::MoveUp,
+        "↑ or W",
+        "keyboard policy: push away from the model camera",
+    ),
+    bind(
+        &[KeyCode::ArrowDown, KeyCode::KeyS],
+        Action::MoveDown,
+        "↓ or S",
+        "keyboard policy: pull towards the model camera",
+    ),
     bind(&[KeyCode::ArrowLeft, KeyCode::KeyA], Action::MoveLeft, "← or A", "keyboard policy: move left"),
-    bind(&[KeyCode::ArrowRight, KeyCode::KeyD], Action::MoveRight, "→ or D", "keyboard policy: move right (Right also steps when paused)"),
+    bind(
+        &[KeyCode::ArrowRight, KeyCode::KeyD],
+        Action::MoveRight,
+        "→ or D",
+        "keyboard policy: move right (Right also steps when paused)",
+    ),
 ];
 
 /// Mouse controls, listed in the help panel after the keys (the orbit camera reads the mouse).
-pub const MOUSE_HELP: &[(&str, &str)] = &[
-    ("left drag", "orbit (free camera)"),
-    ("right drag", "pan (free camera)"),
-    ("scroll", "zoom (free camera)"),
-];
+pub const MOUSE_HELP: &[(&str, &str)] =
+    &[("left drag", "orbit (free camera)"), ("right drag", "pan (free camera)"), ("scroll", "zoom (free camera)")];
 
 fn is_held_action(action: Action) -> bool {
     matches!(action, Action::MoveUp | Action::MoveDown | Action::MoveLeft | Action::MoveRight)

@@ -156,18 +156,15 @@ pub fn run(options: ViewerOptions) -> Result<ViewerSummary> {
 
     let summary = Arc::new(Mutex::new(ViewerSummary { window: [options.width, options.height], ..default() }));
     let mut app = App::new();
-    app.add_plugins(
-        DefaultPlugins
-            .set(WindowPlugin {
-                primary_window: Some(Window {
-                    title: format!("cupworld · {} · seed {}", options.task.name(), options.seed),
-                    resolution: WindowResolution::new(options.width, options.height),
-                    present_mode: PresentMode::AutoVsync,
-                    ..default()
-                }),
-                ..default()
-            }),
-    )
+    app.add_plugins(DefaultPlugins.set(WindowPlugin {
+        primary_window: Some(Window {
+            title: format!("cupworld · {} · seed {}", options.task.name(), options.seed),
+            resolution: WindowResolution::new(options.width, options.height),
+            present_mode: PresentMode::AutoVsync,
+            ..default()
+        }),
+        ..default()
+    }))
     .add_plugins(FrameTimeDiagnosticsPlugin::default())
     .add_plugins(bevy_egui::EguiPlugin::default())
     .add_plugins(bevy_panorbit_camera::PanOrbitCameraPlugin)
@@ -207,7 +204,11 @@ pub fn run(options: ViewerOptions) -> Result<ViewerSummary> {
     Ok(summary)
 }
 
-fn spawn_screenshot(commands: &mut Commands, path: PathBuf, captured: Arc<Mutex<Vec<std::result::Result<PathBuf, String>>>>) {
+fn spawn_screenshot(
+    commands: &mut Commands,
+    path: PathBuf,
+    captured: Arc<Mutex<Vec<std::result::Result<PathBuf, String>>>>,
+) {
     commands.spawn(Screenshot::primary_window()).observe(move |shot: On<ScreenshotCaptured>| {
         let result = shot
             .image
@@ -281,10 +282,12 @@ fn count_frames(
         let done = run.captured.lock().expect("screenshot list").len();
         let wanted = run.summary.lock().expect("summary").screenshots.len();
         let _ = wanted;
-        if done > 0 && run.captured.lock().expect("list").iter().any(|r| match r {
-            Ok(p) => Some(p) == run.options.screenshot.as_ref(),
-            Err(_) => true,
-        }) {
+        if done > 0
+            && run.captured.lock().expect("list").iter().any(|r| match r {
+                Ok(p) => Some(p) == run.options.screenshot.as_ref(),
+                Err(_) => true,
+            })
+        {
             exit.write(AppExit::Success);
         } else if run.frame > at + 300 {
             tracing::error!("the screenshot was never captured");
@@ -324,5 +327,6 @@ fn record_summary(
         s.mean_surprise = Some(wm.curve.iter().map(|p| p.surprise).sum::<f64>() / wm.curve.len() as f64);
         s.surprise_curve = wm.curve.iter().copied().collect();
     }
-    s.screenshots = run.captured.lock().expect("screenshot list").iter().filter_map(|r| r.as_ref().ok().cloned()).collect();
+    s.screenshots =
+        run.captured.lock().expect("screenshot list").iter().filter_map(|r| r.as_ref().ok().cloned()).collect();
 }

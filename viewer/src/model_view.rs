@@ -223,8 +223,8 @@ fn receive_frames(
     while let Ok((action, frame)) = frames.frames.try_recv() {
         frames.rendered += 1;
         if let (Some(wm), Some(action)) = (wm.as_mut(), action) {
-            let violated = session.violation_steps.iter().any(|&s| s <= frame.tag.step)
-                && frame.tag.episode == session.episode;
+            let violated =
+                session.violation_steps.iter().any(|&s| s <= frame.tag.step) && frame.tag.episode == session.episode;
             let total = session.total_steps.saturating_sub((session.step - frame.tag.step.min(session.step)) as u64);
             wm.observe(&frame, action, total, violated);
         }

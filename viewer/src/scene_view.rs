@@ -52,10 +52,13 @@ impl Plugin for SceneViewPlugin {
             .insert_resource(GlobalAmbientLight { color: Color::WHITE, brightness: 250.0, ..default() })
             .init_resource::<Drawn>()
             .init_resource::<DisplayedScene>()
-            .add_systems(Startup, move |commands: Commands, meshes: ResMut<Assets<Mesh>>, mut view: ResMut<ViewState>| {
-                view.camera = initial;
-                setup(commands, meshes, high_quality)
-            })
+            .add_systems(
+                Startup,
+                move |commands: Commands, meshes: ResMut<Assets<Mesh>>, mut view: ResMut<ViewState>| {
+                    view.camera = initial;
+                    setup(commands, meshes, high_quality)
+                },
+            )
             .add_systems(Update, (sync_objects, follow_camera_mode).after(crate::control::ControlSet));
     }
 }
@@ -147,8 +150,11 @@ fn sync_objects(
             }
             None => {
                 let [r, g, b] = object.color;
-                let material = materials
-                    .add(StandardMaterial { base_color: Color::linear_rgb(r, g, b), perceptual_roughness: 0.8, ..default() });
+                let material = materials.add(StandardMaterial {
+                    base_color: Color::linear_rgb(r, g, b),
+                    perceptual_roughness: 0.8,
+                    ..default()
+                });
                 let mesh = match object.shape {
                     Shape::Cuboid { .. } => shared.cube.clone(),
                     Shape::Cylinder { .. } => shared.cylinder.clone(),

@@ -212,7 +212,10 @@ impl Session {
                 self.previous_scene = self.scene.clone();
                 self.info = self.env.current_info();
             }
-            None => self.notice = Some(format!("{} needs a free spot on the table: none here", self.violation_choice.name())),
+            None => {
+                self.notice =
+                    Some(format!("{} needs a free spot on the table: none here", self.violation_choice.name()))
+            }
         }
     }
 

@@ -155,7 +155,10 @@ fn the_help_panel_lists_every_binding_and_keys_resolve_through_the_table() {
     assert_eq!(pressed_actions(&keys), vec![Action::NewSeed]);
     // No one-shot key is bound to two actions (held movement keys may share with →).
     let mut seen = std::collections::HashMap::new();
-    for b in BINDINGS.iter().filter(|b| !matches!(b.action, Action::MoveUp | Action::MoveDown | Action::MoveLeft | Action::MoveRight)) {
+    for b in BINDINGS
+        .iter()
+        .filter(|b| !matches!(b.action, Action::MoveUp | Action::MoveDown | Action::MoveLeft | Action::MoveRight))
+    {
         for k in b.keys {
             if let Some(other) = seen.insert((*k, b.shift), b.action) {
                 panic!("{k:?} (shift {}) bound to both {other:?} and {:?}", b.shift, b.action);
