@@ -279,15 +279,16 @@ fn count_frames(
             }
         }
     } else if let Some(at) = run.final_requested_at {
-        let done = run.captured.lock().expect("screenshot list").len();
-        let wanted = run.summary.lock().expect("summary").screenshots.len();
-        let _ = wanted;
-        if done > 0
-            && run.captured.lock().expect("list").iter().any(|r| match r {
-                Ok(p) => Some(p) == run.options.screenshot.as_ref(),
-                Err(_) => true,
-            })
-        {
+        // Exit once the final screenshot is saved (or failed: the summary then lacks it and
+        // `cupworld view` reports the error).
+        let finished = run.captured.lock().expect("screenshot list").iter().any(|r| match r {
+            Ok(p) => Some(p) == run.options.screenshot.as_ref(),
+            Err(e) => {
+                tracing::error!("screenshot: {e}");
+                true
+            }
+        });
+        if finished {
             exit.write(AppExit::Success);
         } else if run.frame > at + 300 {
             tracing::error!("the screenshot was never captured");

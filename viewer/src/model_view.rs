@@ -28,9 +28,9 @@ pub const SURPRISE_WINDOW: usize = 100;
 /// The headless render thread and the latest model frame.
 #[derive(Resource)]
 pub struct ModelFrames {
-    /// Payload: the action taken from the frame (None: drawn for display only, e.g. paused).
-    jobs: Sender<RenderJob<Option<[f32; 2]>>>,
-    frames: Receiver<(Option<[f32; 2]>, Frame)>,
+    /// Payload: the control step the frame belongs to (None: drawn for display only, e.g. paused).
+    jobs: Sender<RenderJob<Option<StepInfo>>>,
+    frames: Receiver<(Option<StepInfo>, Frame)>,
     /// The last scene sent, so a paused session's scene is drawn once, not every frame.
     last_sent: Option<types::SceneSnapshot>,
     pub image: Handle<Image>,
@@ -40,6 +40,14 @@ pub struct ModelFrames {
     /// Frames not rendered because the render thread was behind (the model's history restarts).
     pub dropped: u64,
     pub rendered: u64,
+}
+
+/// What the world model needs with a frame, beyond its pixels.
+#[derive(Clone, Copy, Debug)]
+struct StepInfo {
+    action: [f32; 2],
+    total_step: u64,
+    violated: bool,
 }
 
 /// One point of the surprise curve.
@@ -192,7 +200,8 @@ fn send_scenes(mut session: ResMut<Session>, frames: Option<ResMut<ModelFrames>>
     let mut sent_steps = false;
     while let Some(step) = session.frames.pop_front() {
         frames.last_sent = Some(step.scene.clone());
-        let job = RenderJob { tag: step.tag, scene: step.scene, payload: Some(step.action) };
+        let info = StepInfo { action: step.action, total_step: step.total_step, violated: step.violated };
+        let job = RenderJob { tag: step.tag, scene: step.scene, payload: Some(info) };
         match frames.jobs.try_send(job) {
             Ok(()) => sent_steps = true,
             Err(TrySendError::Full(_)) => frames.dropped += 1,
@@ -210,7 +219,6 @@ fn send_scenes(mut session: ResMut<Session>, frames: Option<ResMut<ModelFrames>>
 }
 
 fn receive_frames(
-    session: Res<Session>,
     frames: Option<ResMut<ModelFrames>>,
     mut images: ResMut<Assets<Image>>,
     wm: Option<NonSendMut<WorldModelView>>,
@@ -220,13 +228,10 @@ fn receive_frames(
     };
     let mut wm = wm;
     let mut newest: Option<Frame> = None;
-    while let Ok((action, frame)) = frames.frames.try_recv() {
+    while let Ok((step, frame)) = frames.frames.try_recv() {
         frames.rendered += 1;
-        if let (Some(wm), Some(action)) = (wm.as_mut(), action) {
-            let violated =
-                session.violation_steps.iter().any(|&s| s <= frame.tag.step) && frame.tag.episode == session.episode;
-            let total = session.total_steps.saturating_sub((session.step - frame.tag.step.min(session.step)) as u64);
-            wm.observe(&frame, action, total, violated);
+        if let (Some(wm), Some(step)) = (wm.as_mut(), step) {
+            wm.observe(&frame, step.action, step.total_step, step.violated);
         }
         newest = Some(frame);
     }

@@ -48,6 +48,10 @@ pub struct StepFrame {
     pub tag: FrameTag,
     pub scene: SceneSnapshot,
     pub action: [f32; 2],
+    /// Steps taken in the session before this one (the surprise plot's x axis).
+    pub total_step: u64,
+    /// An impossible event is running in this frame.
+    pub violated: bool,
 }
 
 /// Simulation speeds (× real time) reachable with `+` / `-`.
@@ -288,7 +292,8 @@ impl Session {
             self.frames.pop_front();
         }
         let tag = FrameTag { episode: self.episode, step: self.step };
-        self.frames.push_back(StepFrame { tag, scene: self.scene.clone(), action });
+        let (total_step, violated) = (self.total_steps, self.violation.is_some());
+        self.frames.push_back(StepFrame { tag, scene: self.scene.clone(), action, total_step, violated });
     }
 
     /// The scene as drawn now: physics, then whatever an active violation hides or recolours.
