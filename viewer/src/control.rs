@@ -44,11 +44,13 @@ pub struct ViewState {
     pub show_hud: bool,
     /// Screenshots asked for by key, not yet taken.
     pub screenshot_requests: u32,
+    /// The mouse is over a HUD window: drags there must not orbit the camera.
+    pub pointer_over_ui: bool,
 }
 
 impl Default for ViewState {
     fn default() -> Self {
-        ViewState { camera: CameraMode::Free, show_help: false, show_hud: true, screenshot_requests: 0 }
+        ViewState { camera: CameraMode::Free, show_help: false, show_hud: true, screenshot_requests: 0, pointer_over_ui: false }
     }
 }
 

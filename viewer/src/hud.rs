@@ -42,7 +42,7 @@ fn measure_rates(time: Res<Time<Real>>, session: Res<Session>, mut rates: ResMut
 fn draw_hud(
     mut contexts: EguiContexts,
     session: Res<Session>,
-    view: Res<ViewState>,
+    mut view: ResMut<ViewState>,
     rates: Res<Rates>,
     diagnostics: Res<DiagnosticsStore>,
     frames: Option<Res<ModelFrames>>,
@@ -53,6 +53,10 @@ fn draw_hud(
         *pip_texture = Some(contexts.add_image(EguiTextureHandle::Weak(f.image.id())));
     }
     let ctx = contexts.ctx_mut()?;
+    let over_ui = ctx.is_pointer_over_egui() || ctx.egui_wants_pointer_input();
+    if view.pointer_over_ui != over_ui {
+        view.pointer_over_ui = over_ui;
+    }
     let fps = diagnostics.get(&FrameTimeDiagnosticsPlugin::FPS).and_then(|d| d.smoothed()).unwrap_or(0.0);
 
     if view.show_hud {

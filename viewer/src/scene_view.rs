@@ -185,23 +185,32 @@ fn follow_camera_mode(
     view: Res<ViewState>,
     session: Res<Session>,
     mut camera: Query<(&mut Transform, &mut Projection, &mut PanOrbitCamera), With<MainCamera>>,
+    mut last_mode: Local<Option<CameraMode>>,
 ) {
     let Ok((mut transform, mut projection, mut orbit)) = camera.single_mut() else {
         return;
     };
-    let fixed = fixed_camera(view.camera, session.scene.camera, session.info.table_top_y);
-    match fixed {
+    let switched = *last_mode != Some(view.camera);
+    *last_mode = Some(view.camera);
+    match fixed_camera(view.camera, session.scene.camera, session.info.table_top_y) {
         None => {
-            if !orbit.enabled {
-                orbit.enabled = true;
-                orbit.force_update = true;
+            if switched {
+                // Back from a fixed camera: the orbit puts back its own pose and lens.
                 if let Projection::Perspective(p) = &mut *projection {
                     p.fov = PerspectiveProjection::default().fov;
                 }
+                orbit.force_update = true;
+            }
+            // Drags over a HUD window belong to the HUD.
+            let enabled = !view.pointer_over_ui;
+            if orbit.enabled != enabled {
+                orbit.enabled = enabled;
             }
         }
         Some((t, fov)) => {
-            orbit.enabled = false;
+            if orbit.enabled {
+                orbit.enabled = false;
+            }
             if *transform != t {
                 *transform = t;
             }
