@@ -50,7 +50,13 @@ pub struct ViewState {
 
 impl Default for ViewState {
     fn default() -> Self {
-        ViewState { camera: CameraMode::Free, show_help: false, show_hud: true, screenshot_requests: 0, pointer_over_ui: false }
+        ViewState {
+            camera: CameraMode::Free,
+            show_help: false,
+            show_hud: true,
+            screenshot_requests: 0,
+            pointer_over_ui: false,
+        }
     }
 }
 
