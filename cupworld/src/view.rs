@@ -34,7 +34,8 @@ pub struct ViewArgs {
     /// were pressed), e.g. for a scripted demonstration or screenshot.
     #[arg(long)]
     pub inject_at_step: Option<u32>,
-    /// A world-model checkpoint: live surprise plot of what the model sees.
+    /// A world-model checkpoint (or a run directory: its newest checkpoint): live surprise plot
+    /// of what the model sees.
     #[arg(long)]
     pub world_model: Option<PathBuf>,
     /// A position probe written by `cupworld eval-wm` (`probe.safetensors`): ghost marker where
@@ -79,11 +80,13 @@ pub fn run(a: ViewArgs) -> Result<()> {
     if !(a.speed.is_finite() && a.speed > 0.0) {
         bail!("--speed {}: must be a positive number", a.speed);
     }
-    if let Some(p) = &a.world_model
-        && !p.is_file()
-    {
-        bail!("--world-model {}: no such file", p.display());
-    }
+    let world_model = match &a.world_model {
+        Some(p) if !p.exists() => bail!("--world-model {}: no such file or directory", p.display()),
+        Some(p) => {
+            Some(crate::train_wm::resolve_checkpoint(p).with_context(|| format!("--world-model {}", p.display()))?)
+        }
+        None => None,
+    };
     let options = viewer::ViewerOptions {
         task: a.task.parse().map_err(|e| anyhow!("--task: {e}"))?,
         seed: a.seed,
@@ -94,7 +97,7 @@ pub fn run(a: ViewArgs) -> Result<()> {
         show_help: a.show_help,
         violation: a.violation.parse().map_err(|e| anyhow!("--violation: {e}"))?,
         inject_at_step: a.inject_at_step,
-        world_model: a.world_model,
+        world_model,
         probe: a.probe,
         out: a.out.clone(),
         frames: a.frames,

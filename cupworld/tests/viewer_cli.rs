@@ -166,3 +166,74 @@ fn bad_viewer_flags_are_named() {
     assert!(err.contains("--frames"), "{err}");
     assert!(!Path::new("x.png").exists());
 }
+
+#[test]
+fn the_world_model_overlay_scores_every_step_and_places_the_ghost() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("wm");
+    common::ok(&[
+        "train-wm",
+        "--live",
+        "--out",
+        run.to_str().unwrap(),
+        "--preset",
+        "tiny",
+        "--steps",
+        "3",
+        "--replay-episodes",
+        "4",
+    ]);
+    // A probe that ignores the latents: the ghost must sit exactly at its bias.
+    let features = 16 * 16; // tiny preset: 4×4 patches × 16 dims
+    let probe = dir.path().join("probe.safetensors");
+    let weight = tch::Tensor::zeros([features, 2], (tch::Kind::Float, tch::Device::Cpu));
+    let bias = tch::Tensor::from_slice(&[0.05f32, -0.02]);
+    tch::Tensor::write_safetensors(&[("weight", &weight), ("bias", &bias)], &probe).unwrap();
+    let out = run_viewer(&[
+        "--policy",
+        "expert",
+        "--seed",
+        "1",
+        "--world-model",
+        run.to_str().unwrap(),
+        "--probe",
+        probe.to_str().unwrap(),
+        "--violation",
+        "vanish",
+        "--inject-at-step",
+        "4",
+        "--quality",
+        "low",
+        "--frames",
+        "60",
+        "--out",
+        dir.path().to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "viewer failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("view-summary.json")).unwrap()).unwrap();
+    let curve = summary["surprise_curve"].as_array().unwrap();
+    assert!(curve.len() >= 5, "too few scored steps: {summary}");
+    for p in curve {
+        let (step, surprise, violated) =
+            (p["step"].as_u64().unwrap(), p["surprise"].as_f64().unwrap(), p["violated"].as_bool().unwrap());
+        assert!(surprise.is_finite() && surprise >= 0.0, "{p}");
+        assert_eq!(violated, step >= 4, "the vanish starts at step 4 of every episode: {p}");
+    }
+    let ghost = summary["ghost"].as_array().expect("a ghost position");
+    assert!((ghost[0].as_f64().unwrap() - 0.05).abs() < 1e-6 && (ghost[1].as_f64().unwrap() + 0.02).abs() < 1e-6);
+
+    // A probe of the wrong size is refused, naming the file.
+    let bad = dir.path().join("bad_probe.safetensors");
+    let weight = tch::Tensor::zeros([7, 2], (tch::Kind::Float, tch::Device::Cpu));
+    tch::Tensor::write_safetensors(&[("weight", &weight), ("bias", &bias)], &bad).unwrap();
+    let out = run_viewer(&["--world-model", run.to_str().unwrap(), "--probe", bad.to_str().unwrap(), "--frames", "5"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("bad_probe.safetensors") && err.contains("[256, 2]"), "{err}");
+}

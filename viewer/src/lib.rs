@@ -81,6 +81,8 @@ pub struct ViewerSummary {
     pub mean_surprise: Option<f64>,
     /// The world model's surprise over the current episode's last steps (at exit).
     pub surprise_curve: Vec<model_view::SurprisePoint>,
+    /// Where the probe put the ghost cup last (table-plane x, z).
+    pub ghost: Option<[f32; 2]>,
     pub window: [u32; 2],
 }
 
@@ -327,6 +329,7 @@ fn record_summary(
     {
         s.mean_surprise = Some(wm.curve.iter().map(|p| p.surprise).sum::<f64>() / wm.curve.len() as f64);
         s.surprise_curve = wm.curve.iter().copied().collect();
+        s.ghost = wm.ghost;
     }
     s.screenshots =
         run.captured.lock().expect("screenshot list").iter().filter_map(|r| r.as_ref().ok().cloned()).collect();

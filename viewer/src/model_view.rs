@@ -110,11 +110,26 @@ impl WorldModelView {
         let model = world_model::load_model(checkpoint, Device::Cpu)
             .with_context(|| format!("loading world model {}", checkpoint.display()))?;
         let history = LatentHistory::new(&model.cfg);
+        let probe_path = probe;
+        let probe = probe_path.map(Probe::load).transpose()?;
+        if let (Some(p), Some(path)) = (&probe, probe_path) {
+            let features = model.cfg.patches() * model.cfg.encoder.latent_dim;
+            let shape = (p.weight.size(), p.bias.size());
+            if shape != (vec![features, 2], vec![2]) {
+                anyhow::bail!(
+                    "probe {}: weight {:?} and bias {:?}, but this world model needs weight [{features}, 2] and bias [2] \
+                     (was it written by `eval-wm` for another checkpoint?)",
+                    path.display(),
+                    shape.0,
+                    shape.1
+                );
+            }
+        }
         Ok(WorldModelView {
             model,
             history,
             episode: None,
-            probe: probe.map(Probe::load).transpose()?,
+            probe,
             checkpoint: checkpoint.to_owned(),
             curve: VecDeque::new(),
             ghost: None,
