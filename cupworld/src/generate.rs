@@ -88,9 +88,10 @@ pub struct GenSummary {
 pub fn tool_versions() -> BTreeMap<String, String> {
     [
         ("cupworld", env!("CARGO_PKG_VERSION")),
-        ("rapier3d", "0.36.1"),
-        ("bevy", "0.19.1"),
-        ("parquet", "57.3.2"),
+        // Resolved versions, read from Cargo.lock at build time (build.rs).
+        ("rapier3d", env!("CUPWORLD_RAPIER3D_VERSION")),
+        ("bevy", env!("CUPWORLD_BEVY_VERSION")),
+        ("parquet", env!("CUPWORLD_PARQUET_VERSION")),
         ("rustc", env!("CUPWORLD_RUSTC_VERSION")),
     ]
     .into_iter()
@@ -351,4 +352,19 @@ pub fn find_shards(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
         out.extend(inner);
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn tool_versions_are_the_locked_ones() {
+        let lock = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../Cargo.lock")).unwrap();
+        for (name, version) in super::tool_versions() {
+            assert!(version != "unknown" && !version.is_empty(), "{name}: {version}");
+            if !matches!(name.as_str(), "cupworld" | "rustc") {
+                let entry = format!("name = \"{name}\"\nversion = \"{version}\"");
+                assert!(lock.contains(&entry), "{name} {version} is not the version in Cargo.lock");
+            }
+        }
+    }
 }
