@@ -77,6 +77,11 @@ pub fn run(a: ViewArgs) -> Result<()> {
     if a.screenshot.is_some() && a.frames.is_none() {
         bail!("--screenshot needs --frames N (F12 takes screenshots in an interactive session)");
     }
+    for (flag, v) in [("--width", a.width), ("--height", a.height)] {
+        if !(240..=7680).contains(&v) {
+            bail!("{flag} {v}: must be within 240..=7680 pixels");
+        }
+    }
     if !(a.speed.is_finite() && a.speed > 0.0) {
         bail!("--speed {}: must be a positive number", a.speed);
     }

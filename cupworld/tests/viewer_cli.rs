@@ -162,6 +162,8 @@ fn bad_viewer_flags_are_named() {
     assert!(err.contains("--violation") && err.contains("explode"), "{err}");
     let err = common::fails(&["view", "--world-model", "/nonexistent/wm.safetensors"]);
     assert!(err.contains("/nonexistent/wm.safetensors"), "{err}");
+    let err = common::fails(&["view", "--width", "0"]);
+    assert!(err.contains("--width 0"), "{err}");
     let err = common::fails(&["view", "--screenshot", "x.png"]);
     assert!(err.contains("--frames"), "{err}");
     assert!(!Path::new("x.png").exists());
