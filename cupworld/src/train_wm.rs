@@ -214,7 +214,7 @@ pub fn run(opts: &TrainOptions) -> Result<TrainSummary> {
             bail!("interrupted at step {} (--stop-after); continue with --resume", state.step);
         }
         let (frames, actions) = match &mut feed {
-            Feed::Static(eps) => sampler.sample(eps.iter(), cfg.batch_size, cfg.clip_len)?,
+            Feed::Static(eps) => sampler.sample(eps.iter(), cfg.batch_size, cfg.clip_len, cfg.fall_weight)?,
             Feed::Live(live, buffer) => {
                 // Drain what arrived; wait until enough episodes to sample a varied batch.
                 while let Ok(ep) = live.episodes.try_recv() {
@@ -226,7 +226,7 @@ pub fn run(opts: &TrainOptions) -> Result<TrainSummary> {
                         Err(_) => bail!("the live data pipeline stopped"),
                     }
                 }
-                sampler.sample(buffer.episodes.iter(), cfg.batch_size, cfg.clip_len)?
+                sampler.sample(buffer.episodes.iter(), cfg.batch_size, cfg.clip_len, cfg.fall_weight)?
             }
         };
         let frames =

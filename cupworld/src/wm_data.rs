@@ -35,6 +35,13 @@ impl EpisodeTensors {
         }
     }
 
+    /// The first frame whose cup is 2 cm or more below its starting height (a fall), if any.
+    pub fn fall_start(&self) -> Option<i64> {
+        let y: Vec<f32> = Vec::try_from(self.env_state.select(1, 1).contiguous()).ok()?;
+        let y0 = *y.first()?;
+        y.iter().position(|&v| v < y0 - 0.02).map(|p| p as i64)
+    }
+
     pub fn len(&self) -> i64 {
         self.frames.size()[0]
     }
@@ -111,11 +118,13 @@ impl ClipSampler {
     }
 
     /// `batch` clips of `len` frames: `(frames [b, len, 3, H, W] u8, actions [b, len, 2])`.
+    /// Clips showing a fall are `fall_weight` times as likely as others (rejection sampling).
     pub fn sample<'a>(
         &mut self,
         episodes: impl Iterator<Item = &'a EpisodeTensors> + Clone,
         batch: i64,
         len: i64,
+        fall_weight: f64,
     ) -> Result<(Tensor, Tensor)> {
         let starts: Vec<i64> = episodes.clone().map(|e| (e.len() - len + 1).max(0)).collect();
         let total: i64 = starts.iter().sum();
@@ -123,14 +132,25 @@ impl ClipSampler {
             bail!("no episode has the {len} frames a training clip needs");
         }
         let eps: Vec<&EpisodeTensors> = episodes.collect();
+        let falls: Vec<Option<i64>> =
+            if fall_weight > 1.0 { eps.iter().map(|e| e.fall_start()).collect() } else { vec![] };
         let (mut frames, mut actions) = (vec![], vec![]);
         for _ in 0..batch {
-            let mut k = self.rng.random_range(0..total);
-            let mut i = 0;
-            while k >= starts[i] {
-                k -= starts[i];
-                i += 1;
-            }
+            let (i, k) = loop {
+                let mut k = self.rng.random_range(0..total);
+                let mut i = 0;
+                while k >= starts[i] {
+                    k -= starts[i];
+                    i += 1;
+                }
+                if fall_weight <= 1.0 {
+                    break (i, k);
+                }
+                let shows_fall = falls[i].is_some_and(|f| k + len > f);
+                if shows_fall || self.rng.random::<f64>() < 1.0 / fall_weight {
+                    break (i, k);
+                }
+            };
             frames.push(eps[i].frames.narrow(0, k, len));
             actions.push(eps[i].actions.narrow(0, k, len));
         }
@@ -156,5 +176,46 @@ impl ReplayBuffer {
         }
         self.episodes.push_back(ep);
         self.received += 1;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A 40-frame episode whose frame `t` has every pixel `t`, and whose cup falls from frame 34
+    /// on (when `falls`): 6 of its 35 six-frame clips (those starting at 29…34) reach the fall.
+    fn episode(falls: bool) -> EpisodeTensors {
+        let rows: Vec<(Vec<u8>, [f32; 2], Vec<f32>)> = (0..40)
+            .map(|t| {
+                let y = if falls && t >= 34 { 0.5 } else { 0.8 };
+                (vec![t as u8; 4 * 4 * 3], [0.0, 0.0], vec![0.0, y, 0.0])
+            })
+            .collect();
+        EpisodeTensors::from_rows(0, 4, &rows)
+    }
+
+    fn fall_fraction(weight: f64) -> f64 {
+        let eps = [episode(true), episode(false)];
+        assert_eq!(eps[0].fall_start(), Some(34));
+        assert_eq!(eps[1].fall_start(), None);
+        let mut sampler = ClipSampler::new(3);
+        let (frames, _) = sampler.sample(eps.iter(), 4000, 6, weight).unwrap();
+        // A clip from episode 0 reaches the fall when its first frame is 29 or later; clips from
+        // the other episode never do. Which episode a clip came from does not matter for the
+        // count of "late" starts, so compare against the uniform expectation instead.
+        let first: Vec<u8> = Vec::try_from(frames.select(1, 0).flatten(1, -1).select(1, 0)).unwrap();
+        first.iter().filter(|&&t| t >= 29).count() as f64 / first.len() as f64
+    }
+
+    #[test]
+    fn fall_weight_draws_falling_clips_more_often() {
+        // Uniform: 12 of 70 clips start at 29 or later (6 fall clips + the other episode's 6).
+        let uniform = fall_fraction(1.0);
+        assert!((uniform - 12.0 / 70.0).abs() < 0.02, "uniform {uniform}");
+        // Weight 8: the 6 fall clips count 8× against 64 others: (6·8 + 6) / (6·8 + 64).
+        let weighted = fall_fraction(8.0);
+        let expected = (6.0 * 8.0 + 6.0) / (6.0 * 8.0 + 64.0);
+        assert!((weighted - expected).abs() < 0.03, "weighted {weighted}, expected {expected}");
     }
 }
