@@ -74,13 +74,7 @@ fn the_window_shows_table_cup_pusher_and_hud_under_xvfb() {
         "--out",
         dir.path().to_str().unwrap(),
     ]);
-    assert!(
-        out.status.success(),
-        "viewer failed:\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stdout = common::succeeded(out, "cupworld view");
     assert!(stdout.contains("frames/s"), "no rate line: {stdout}");
 
     let image = image::open(&png).unwrap().to_rgb8();
@@ -211,12 +205,7 @@ fn the_world_model_overlay_scores_every_step_and_places_the_ghost() {
         "--out",
         dir.path().to_str().unwrap(),
     ]);
-    assert!(
-        out.status.success(),
-        "viewer failed:\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::succeeded(out, "cupworld view --world-model");
     let summary: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.path().join("view-summary.json")).unwrap()).unwrap();
     let curve = summary["surprise_curve"].as_array().unwrap();

@@ -74,7 +74,7 @@ fn draw_hud(
                     row("task", session.task().name().to_string());
                     row("seed", session.seed.to_string());
                     row("episode", session.episode.to_string());
-                    row("step", format!("{} / {}", session.step, session_max_steps(&session)));
+                    row("step", format!("{} / {}", session.step, session.max_steps()));
                     row("reward", format!("{:+.3}", session.last_reward));
                     row("return", format!("{:+.3}", session.episode_return));
                     row("success", yes_no(session.success));
@@ -182,10 +182,6 @@ fn surprise_plot(ui: &mut egui::Ui, wm: &WorldModelView) {
         egui::FontId::monospace(11.0),
         egui::Color32::GRAY,
     );
-}
-
-fn session_max_steps(session: &Session) -> String {
-    session.max_steps().to_string()
 }
 
 fn yes_no(b: bool) -> String {

@@ -233,9 +233,20 @@ fn take_screenshots(
         view.screenshot_requests -= 1;
         let n = run.captured.lock().expect("screenshot list").len() + 1;
         let path = run.options.out.join(format!("screenshot-{n:04}.png"));
-        write_scene_json(&path, &run.options, &view, &displayed);
-        spawn_screenshot(&mut commands, path, run.captured.clone());
+        request_screenshot(&mut commands, path, &run, &view, &displayed);
     }
+}
+
+/// Saves the window to `path` once this frame is drawn, with the scene as drawn beside it (JSON).
+fn request_screenshot(
+    commands: &mut Commands,
+    path: PathBuf,
+    run: &RunControl,
+    view: &ViewState,
+    displayed: &scene_view::DisplayedScene,
+) {
+    write_scene_json(&path, &run.options, view, displayed);
+    spawn_screenshot(commands, path, run.captured.clone());
 }
 
 fn write_scene_json(png: &Path, options: &ViewerOptions, view: &ViewState, displayed: &scene_view::DisplayedScene) {
@@ -272,8 +283,7 @@ fn count_frames(
     if run.frame == limit {
         match run.options.screenshot.clone() {
             Some(path) => {
-                write_scene_json(&path, &run.options, &view, &displayed);
-                spawn_screenshot(&mut commands, path, run.captured.clone());
+                request_screenshot(&mut commands, path, &run, &view, &displayed);
                 run.final_requested_at = Some(run.frame);
             }
             None => {

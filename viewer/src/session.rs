@@ -84,8 +84,6 @@ pub struct Session {
     /// The category the V key injects.
     pub violation_choice: Category,
     pub violation: Option<Violation>,
-    /// Control steps at which violations began in this episode (for the surprise plot).
-    pub violation_steps: Vec<u32>,
     /// Inject the chosen violation by itself at this step of every episode.
     pub inject_at_step: Option<u32>,
     /// A message for the HUD (e.g. why a violation could not start).
@@ -118,7 +116,7 @@ impl Session {
             step: 0,
             last_reward: 0.0,
             episode_return: 0.0,
-            info,
+            info: info.clone(),
             success: false,
             fell: false,
             ended: false,
@@ -127,7 +125,6 @@ impl Session {
             teleop: [0.0; 2],
             violation_choice: Category::Teleport,
             violation: None,
-            violation_steps: vec![],
             inject_at_step: None,
             notice: None,
             rng: ChaCha8Rng::seed_from_u64(seed ^ 0x5eed_0f_7e1e),
@@ -139,7 +136,7 @@ impl Session {
             total_steps: 0,
             frames: VecDeque::new(),
         };
-        s.reset(seed);
+        s.begin_episode(seed, info);
         Ok(s)
     }
 
@@ -158,6 +155,11 @@ impl Session {
     /// Starts an episode from `seed` (the same seed replays the same scene).
     pub fn reset(&mut self, seed: u64) {
         let (_, info) = self.env.reset(seed);
+        self.begin_episode(seed, info);
+    }
+
+    /// The session's side of a reset the environment has just done.
+    fn begin_episode(&mut self, seed: u64, info: Info) {
         self.seed = seed;
         self.episode += 1;
         self.step = 0;
@@ -169,7 +171,6 @@ impl Session {
         self.ended = false;
         self.end_hold = 0;
         self.violation = None;
-        self.violation_steps.clear();
         self.owed = 0.0;
         self.actor = match self.policy {
             PolicyChoice::Keyboard => None,
@@ -209,7 +210,6 @@ impl Session {
         match Violation::begin(self.violation_choice, &mut self.env, &mut self.rng) {
             Some(v) => {
                 self.violation = Some(v);
-                self.violation_steps.push(self.step);
                 self.notice = Some(format!("injected: {}", self.violation_choice.name()));
                 // The teleported / vanished cup shows at once, without waiting for a step.
                 self.scene = self.drawn_scene();

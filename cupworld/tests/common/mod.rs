@@ -11,10 +11,14 @@ pub fn cupworld(args: &[&str]) -> Output {
 
 /// Runs it and returns stdout; fails the test with both streams if it did not succeed.
 pub fn ok(args: &[&str]) -> String {
-    let out = cupworld(args);
+    succeeded(cupworld(args), &format!("cupworld {args:?}"))
+}
+
+/// The stdout of a run that must have succeeded; fails the test with both streams if not.
+pub fn succeeded(out: Output, what: &str) -> String {
     assert!(
         out.status.success(),
-        "cupworld {args:?} failed:\n{}\n{}",
+        "{what} failed:\n{}\n{}",
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
