@@ -16,7 +16,7 @@ struct LengthRow {
     length: i64,
     /// Mamba block with the chunked parallel scan (the training path).
     mamba_ms: f64,
-    /// Mamba block with the sequential scan (the faster one on this CPU).
+    /// Mamba block with the sequential reference scan.
     mamba_sequential_ms: Option<f64>,
     attention_ms: Option<f64>,
     /// Best Mamba time / attention time.
@@ -30,9 +30,14 @@ struct LengthRow {
 #[derive(Serialize)]
 struct ScanRow {
     length: i64,
+    /// Forward pass (no gradients).
     sequential_ms: f64,
     parallel_ms: f64,
     speedup: f64,
+    /// Forward and backward pass (the training step's cost).
+    sequential_train_ms: f64,
+    parallel_train_ms: f64,
+    train_speedup: f64,
 }
 
 #[derive(Serialize)]
@@ -200,7 +205,24 @@ pub fn run(max_length: i64, attention_max: i64, json: bool, plot: Option<&std::p
         let x = input(l);
         let sequential_ms = time_ms(if l <= 1024 { 3 } else { 1 }, || drop(mamba.forward(&x, Scan::Reference)));
         let parallel_ms = time_ms(3, || drop(mamba.forward(&x, Scan::Chunked)));
-        scan.push(ScanRow { length: l, sequential_ms, parallel_ms, speedup: sequential_ms / parallel_ms });
+        // Backward through the block's weights and its input, as training does.
+        let train = |scan: Scan| {
+            tch::with_grad(|| {
+                let x = x.set_requires_grad(true);
+                mamba.forward(&x, scan).sum(Kind::Float).backward();
+            })
+        };
+        let sequential_train_ms = time_ms(1, || train(Scan::Reference));
+        let parallel_train_ms = time_ms(3, || train(Scan::Chunked));
+        scan.push(ScanRow {
+            length: l,
+            sequential_ms,
+            parallel_ms,
+            speedup: sequential_ms / parallel_ms,
+            sequential_train_ms,
+            parallel_train_ms,
+            train_speedup: sequential_train_ms / parallel_train_ms,
+        });
     }
 
     // Step latency at positions 1, 1,000 and 10,000: median of 50 steps around each position.
@@ -292,9 +314,20 @@ pub fn run(max_length: i64, attention_max: i64, json: bool, plot: Option<&std::p
         );
     }
     println!("(ratio: the faster Mamba scan / attention)");
-    println!("\nscan           sequential ms  parallel ms  speedup");
+    println!(
+        "\nscan           sequential ms  parallel ms  speedup | forward+backward: sequential ms  parallel ms  speedup"
+    );
     for r in &report.scan {
-        println!("length {:>6} {:>14.1} {:>12.1} {:>8.1}", r.length, r.sequential_ms, r.parallel_ms, r.speedup);
+        println!(
+            "length {:>6} {:>14.1} {:>12.1} {:>8.1} | {:>32.1} {:>12.1} {:>8.1}",
+            r.length,
+            r.sequential_ms,
+            r.parallel_ms,
+            r.speedup,
+            r.sequential_train_ms,
+            r.parallel_train_ms,
+            r.train_speedup
+        );
     }
     println!("\nposition  mamba step µs  attention+KV step µs  mamba state KB  KV cache KB");
     for r in &report.steps {
