@@ -259,6 +259,10 @@ struct EvalWmArgs {
     /// Held-out dataset directories.
     #[arg(long, required = true)]
     data: Vec<PathBuf>,
+    /// Dataset directories to fit the linear probes on (the training split), tested on every
+    /// --data episode. Without it: fit on two thirds of the --data episodes, tested on the rest.
+    #[arg(long)]
+    probe_data: Vec<PathBuf>,
     #[arg(long)]
     out: PathBuf,
     /// Matched VoE pairs per category.
@@ -369,6 +373,7 @@ fn eval_wm_cmd(a: EvalWmArgs) -> Result<()> {
     let report = eval_wm::run(&eval_wm::EvalOptions {
         checkpoint: a.checkpoint,
         data: a.data,
+        probe_data: a.probe_data,
         out: a.out.clone(),
         voe_pairs: a.voe_pairs,
         voe_seed: a.voe_seed,
@@ -663,7 +668,7 @@ fn demo(out: &std::path::Path, scale: &str) -> Result<()> {
     let run_dir = out.join("world_model");
     let summary = train_wm::run(&train_wm::TrainOptions {
         cfg,
-        data: train_wm::DataSource::Datasets(train),
+        data: train_wm::DataSource::Datasets(train.clone()),
         resume: true,
         out: run_dir.clone(),
         device: tch::Device::Cpu,
@@ -685,6 +690,7 @@ fn demo(out: &std::path::Path, scale: &str) -> Result<()> {
     let report = eval_wm::run(&eval_wm::EvalOptions {
         checkpoint: run_dir,
         data: heldout,
+        probe_data: train,
         out: eval_dir.clone(),
         voe_pairs: scale.voe_pairs,
         voe_seed: 7_000,
