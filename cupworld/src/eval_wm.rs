@@ -606,7 +606,7 @@ fn markdown(r: &EvalReport) -> String {
         r.prediction.clips, r.prediction.trained_below_copy_last_at_every_horizon
     );
     let p = &r.probe;
-    s += "## Linear probes (frozen encoder latents → cup state; ridge, split by episode)\n\n\
+    s += "## Linear probes (frozen encoder latents → cup state; ridge, split by episode seed)\n\n\
           Position is probed on frames with the cup on the table (a cup fallen behind the table is hidden).\n\n";
     s += "| probe | trained | random init |\n|---|---|---|\n";
     s += &format!("| cup x, R² | {:.3} | {:.3} |\n", p.trained_position_r2[0], p.random_init_position_r2[0]);
