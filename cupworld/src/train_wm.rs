@@ -63,6 +63,9 @@ pub struct MetricsLine {
     pub rollout: f64,
     pub variance: f64,
     pub covariance: f64,
+    /// The variance hinge over time (absent from runs before it existed).
+    #[serde(default)]
+    pub temporal: f64,
     pub grad_norm: f64,
     pub lr: f64,
     pub momentum: f64,
@@ -257,6 +260,7 @@ pub fn run(opts: &TrainOptions) -> Result<TrainSummary> {
             rollout: report.rollout,
             variance: report.variance,
             covariance: report.covariance,
+            temporal: report.temporal,
             grad_norm: report.grad_norm,
             lr: report.lr,
             momentum: report.momentum,

@@ -59,6 +59,13 @@ pub struct LossConfig {
     pub std_target: f64,
     /// Weight of the off-diagonal covariance penalty (decorrelates latent dimensions).
     pub covariance: f64,
+    /// Weight of a variance hinge over *time*: every latent dimension's frame-to-frame change
+    /// (across the batch's clips and patches) keeps a standard deviation of at least
+    /// `temporal_std_target`. Only what moves (cup, paw) can satisfy it, so the encoder cannot
+    /// spend all its variance on what differs between episodes and stays still within them.
+    /// 0 = off.
+    pub temporal_variance: f64,
+    pub temporal_std_target: f64,
 }
 
 impl Default for LossConfig {
@@ -71,6 +78,8 @@ impl Default for LossConfig {
             variance: 1.0,
             std_target: 0.5,
             covariance: 0.04,
+            temporal_variance: 0.0,
+            temporal_std_target: 0.2,
         }
     }
 }
@@ -274,6 +283,8 @@ impl WmConfig {
             ("loss.variance", self.loss.variance),
             ("loss.std_target", self.loss.std_target),
             ("loss.covariance", self.loss.covariance),
+            ("loss.temporal_variance", self.loss.temporal_variance),
+            ("loss.temporal_std_target", self.loss.temporal_std_target),
             ("optim.weight_decay", self.optim.weight_decay),
             ("optim.grad_clip", self.optim.grad_clip),
             ("optim.encoder_lr_scale", self.optim.encoder_lr_scale),

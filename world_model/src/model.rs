@@ -189,6 +189,8 @@ pub struct LossParts {
     pub rollout: f64,
     pub variance: f64,
     pub covariance: f64,
+    /// The variance hinge over time (unweighted; 0 when its weight is 0).
+    pub temporal: f64,
     /// Target latents of the batch `[b, t, P, D]` (no grad), for collapse statistics.
     pub targets: Tensor,
 }
@@ -337,13 +339,25 @@ impl WorldModel {
         let off = &cov - cov.diagonal(0, 0, 1).diag_embed(0, 0, 1);
         let covariance = off.square().sum(Kind::Float) / d as f64;
         let l = &cfg.loss;
-        let total = &teacher * l.teacher + &rollout * l.rollout + &variance * l.variance + &covariance * l.covariance;
+        let temporal = if l.temporal_variance > 0.0 {
+            let change = (z.narrow(1, 1, t - 1) - z.narrow(1, 0, t - 1)).reshape([-1, d]);
+            let std = (change.var_dim(0, true, false) + 1e-4).sqrt();
+            (-std + l.temporal_std_target).relu().mean(Kind::Float)
+        } else {
+            Tensor::zeros([], (Kind::Float, self.device()))
+        };
+        let total = &teacher * l.teacher
+            + &rollout * l.rollout
+            + &variance * l.variance
+            + &covariance * l.covariance
+            + &temporal * l.temporal_variance;
         LossParts {
             total,
             teacher: teacher.double_value(&[]),
             rollout: rollout.double_value(&[]),
             variance: variance.double_value(&[]),
             covariance: covariance.double_value(&[]),
+            temporal: temporal.double_value(&[]),
             targets,
         }
     }
@@ -496,6 +510,7 @@ pub struct StepReport {
     pub rollout: f64,
     pub variance: f64,
     pub covariance: f64,
+    pub temporal: f64,
     pub grad_norm: f64,
     pub lr: f64,
     pub momentum: f64,
@@ -527,6 +542,7 @@ impl WorldModel {
             rollout: parts.rollout,
             variance: parts.variance,
             covariance: parts.covariance,
+            temporal: parts.temporal,
             grad_norm: f64::NAN,
             lr,
             momentum,

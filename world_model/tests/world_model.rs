@@ -223,3 +223,30 @@ fn learns_action_conditioned_motion_better_than_copying() {
     assert!(stats.mean_std > 0.05, "latents collapsed: {stats:?}");
     assert!(err < 0.9 * copy, "prediction error {err} is not clearly below copy-last {copy}");
 }
+
+/// The variance hinge over time: a still clip pays it in full (std of zero change is the 1e-2
+/// floor), a moving one pays less, and at weight 0 it is neither computed nor added.
+#[test]
+fn temporal_variance_hinge_charges_still_clips() {
+    tch::manual_seed(4);
+    let mut cfg = tiny();
+    cfg.loss.temporal_variance = 1.0;
+    cfg.loss.temporal_std_target = 0.5;
+    let model = WorldModel::new(&cfg, Device::Cpu).unwrap();
+    let t = cfg.clip_len;
+    let still = random_frames(1).unsqueeze(0).expand([2, t, 3, 64, 64], false).contiguous();
+    let actions = Tensor::zeros([2, t, 2], (Kind::Float, Device::Cpu));
+    let parts = tch::no_grad(|| model.losses(&still, &actions));
+    assert!((parts.temporal - (0.5 - 0.01)).abs() < 1e-4, "still clip: {}", parts.temporal);
+    let (moving, actions) = square_clip(2, t, 7);
+    let moving_parts = tch::no_grad(|| model.losses(&moving, &actions));
+    assert!(
+        moving_parts.temporal < parts.temporal - 1e-3,
+        "moving {} vs still {}",
+        moving_parts.temporal,
+        parts.temporal
+    );
+    cfg.loss.temporal_variance = 0.0;
+    let off = WorldModel::new(&cfg, Device::Cpu).unwrap();
+    assert_eq!(tch::no_grad(|| off.losses(&still, &actions)).temporal, 0.0);
+}
