@@ -153,8 +153,8 @@ pub fn selective_scan_ref(
 ///    `chunk` steps over all chunks at once.
 ///
 /// Every factor is `exp` of a non-positive number, so it is stable for any decay. The op count
-/// per block is ~`9·chunk + chunks` instead of ~`7·chunk·chunks`, and the working set stays
-/// `[b · block, e, n]` whatever the length (blocks run one after another), so it stays in cache.
+/// per block is ~`9·chunk + chunks` instead of ~`7·chunk·chunks`, and each op works on
+/// `[b · block, e, n]` (2 MB at the defaults) whatever the length: blocks run one after another.
 /// The log-space form (`logcumsumexp` over whole chunks) was 10× slower than the reference on a
 /// 2-core CPU: it makes ~15 passes over `[b, l, e, n]` (experiments/2026-11-29-seq-bench).
 #[allow(clippy::too_many_arguments)]
