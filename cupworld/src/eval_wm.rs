@@ -17,8 +17,8 @@ use crate::wm_data::{EpisodeTensors, load_datasets};
 pub struct EvalOptions {
     pub checkpoint: PathBuf,
     pub data: Vec<PathBuf>,
-    /// Datasets to fit the linear probes on (the training split); empty: two thirds of the
-    /// held-out episodes, tested on the other third.
+    /// Datasets to fit the linear probes on (the training split); empty: the held-out episodes
+    /// of three seed groups in five, tested on the other two (see `probe_group`).
     pub probe_data: Vec<PathBuf>,
     pub out: PathBuf,
     pub voe_pairs: usize,
@@ -39,7 +39,7 @@ pub struct PredictionReport {
 
 #[derive(Debug, Serialize)]
 pub struct ProbeReport {
-    /// Datasets the probes were fit on (empty: two thirds of the held-out episodes).
+    /// Datasets the probes were fit on (empty: three seed groups in five of the held-out episodes).
     pub fit_data: Vec<PathBuf>,
     pub fit_frames: usize,
     pub test_frames: usize,
@@ -624,7 +624,7 @@ fn markdown(r: &EvalReport) -> String {
          the target encoder's latents (the space the predictor writes in): R² x {:.3}, z {:.3}.\n\n",
         p.fit_frames,
         if p.fit_data.is_empty() {
-            "two thirds of the held-out episodes".to_string()
+            "held-out episodes of three seed groups in five; the other two are test".to_string()
         } else {
             format!(
                 "the training split: {}",

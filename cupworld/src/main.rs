@@ -260,7 +260,8 @@ struct EvalWmArgs {
     #[arg(long, required = true)]
     data: Vec<PathBuf>,
     /// Dataset directories to fit the linear probes on (the training split), tested on every
-    /// --data episode. Without it: fit on two thirds of the --data episodes, tested on the rest.
+    /// --data episode. Without it: --data episodes are split by episode seed, three groups in five
+    /// fit and two tested.
     #[arg(long)]
     probe_data: Vec<PathBuf>,
     #[arg(long)]
