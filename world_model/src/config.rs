@@ -17,11 +17,22 @@ pub struct EncoderConfig {
     /// Append two coordinate channels (x, y in [-1, 1]) to the image (CoordConv), so features can
     /// say where inside a patch something is, not only which patch.
     pub coords: bool,
+    /// Append one keypoint token per frame: `latent_dim / 2` spatial-softmax keypoints (each the
+    /// expected (x, y) in [-1, 1] of a feature map over the stem's grid, as deep spatial
+    /// autoencoders pool). A position then is a linear feature, whichever patch it falls in and
+    /// however small the object; patch latents alone quantise it to the patch grid.
+    pub keypoints: bool,
 }
 
 impl Default for EncoderConfig {
     fn default() -> Self {
-        EncoderConfig { channels: vec![32, 64, 128], strides: vec![4, 2, 2], latent_dim: 64, coords: true }
+        EncoderConfig {
+            channels: vec![32, 64, 128],
+            strides: vec![4, 2, 2],
+            latent_dim: 64,
+            coords: true,
+            keypoints: false,
+        }
     }
 }
 
@@ -57,6 +68,12 @@ pub struct LossConfig {
     /// collapse: every latent dimension keeps a standard deviation of at least `std_target`).
     pub variance: f64,
     pub std_target: f64,
+    /// Take the variance hinge per patch position (across clips and frames) instead of across
+    /// all tokens. Across all tokens, patch identity alone (sky, table top, floor) meets the
+    /// target and the objects need not be encoded at all; per position, only what differs
+    /// between scenes at that place (cup, paw, goal) can meet it (as VICRegL regularises local
+    /// features).
+    pub variance_per_patch: bool,
     /// Weight of the off-diagonal covariance penalty (decorrelates latent dimensions).
     pub covariance: f64,
     /// Weight of a variance hinge over *time*: every latent dimension's frame-to-frame change
@@ -77,6 +94,7 @@ impl Default for LossConfig {
             rollout: 1.0,
             variance: 1.0,
             std_target: 0.5,
+            variance_per_patch: false,
             covariance: 0.04,
             temporal_variance: 0.0,
             temporal_std_target: 0.2,
@@ -194,6 +212,7 @@ impl WmConfig {
                     strides: vec![4, 2, 2],
                     latent_dim: 16,
                     coords: true,
+                    keypoints: false,
                 },
                 predictor: PredictorConfig { width: 32, depth: 1, heads: 2, mlp_ratio: 2 },
                 clip_len: 4,
@@ -212,9 +231,9 @@ impl WmConfig {
         self.image_size / self.encoder.strides.iter().product::<i64>().max(1)
     }
 
-    /// Patches per frame.
+    /// Tokens per frame: the patch grid, plus the keypoint token when `encoder.keypoints` is on.
     pub fn patches(&self) -> i64 {
-        self.grid() * self.grid()
+        self.grid() * self.grid() + i64::from(self.encoder.keypoints)
     }
 
     /// The longest history the predictor is trained on (its positional table's length).
@@ -237,6 +256,12 @@ impl WmConfig {
         }
         if e.strides.iter().any(|&s| s < 1) || e.strides[1..].iter().any(|&s| s > 2) {
             return bad("encoder.strides", format!("{:?}: the stem's must be ≥ 1, the stages' 1 or 2", e.strides));
+        }
+        if e.keypoints && e.latent_dim % 2 != 0 {
+            return bad(
+                "encoder.latent_dim",
+                format!("{} must be even with encoder.keypoints (one x and one y per keypoint)", e.latent_dim),
+            );
         }
         let total: i64 = e.strides.iter().product();
         if self.image_size <= 0 || self.image_size % total != 0 {

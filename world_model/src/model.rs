@@ -21,6 +21,8 @@ struct Encoder {
     stages: Vec<(nn::Conv2D, nn::GroupNorm)>,
     head: nn::Conv2D,
     coords: bool,
+    /// 3×3 conv then 1×1 conv to `latent_dim / 2` keypoint maps over the stem's grid.
+    keypoints: Option<(nn::Conv2D, nn::Conv2D)>,
 }
 
 impl Encoder {
@@ -46,7 +48,12 @@ impl Encoder {
             .collect();
         let head =
             nn::conv2d(&p / "head", *ch.last().expect("validated"), cfg.encoder.latent_dim, 1, Default::default());
-        Encoder { stem, stem_norm, stages, head, coords: cfg.encoder.coords }
+        let keypoints = cfg.encoder.keypoints.then(|| {
+            let conv = nn::conv2d(&p / "kp_conv", ch[0], ch[0], 3, nn::ConvConfig { padding: 1, ..Default::default() });
+            let maps = nn::conv2d(&p / "kp_maps", ch[0], cfg.encoder.latent_dim / 2, 1, Default::default());
+            (conv, maps)
+        });
+        Encoder { stem, stem_norm, stages, head, coords: cfg.encoder.coords, keypoints }
     }
 
     /// `frames [n, 3, H, W]` as u8 or float in `[0, 255]` → raw patch latents `[n, P, D]`.
@@ -60,12 +67,48 @@ impl Encoder {
             let ys = Tensor::linspace(-1.0, 1.0, hgt, opts).view([1, 1, hgt, 1]).expand([n, 1, hgt, w], false);
             x = Tensor::cat(&[x, xs, ys], 1);
         }
-        let mut h = x.apply(&self.stem).apply(&self.stem_norm).gelu("none");
+        let stem = x.apply(&self.stem).apply(&self.stem_norm).gelu("none");
+        let mut h = stem.shallow_clone();
         for (conv, norm) in &self.stages {
             h = h.apply(conv).apply(norm).gelu("none");
         }
         let h = h.apply(&self.head); // [n, D, g, g]
-        h.flatten(2, 3).transpose(1, 2) // [n, P, D]
+        let patches = h.flatten(2, 3).transpose(1, 2); // [n, g², D]
+        match &self.keypoints {
+            None => patches,
+            Some((conv, maps)) => {
+                Tensor::cat(&[patches, spatial_softmax(&stem.apply(conv).gelu("none").apply(maps))], 1)
+            }
+        }
+    }
+}
+
+/// Keypoints of feature maps `[n, K, h, w]`: per map the softmax over its positions, then the
+/// expected (x, y) in [-1, 1]. Returns one token `[n, 1, 2K]` (all x, then all y).
+fn spatial_softmax(maps: &Tensor) -> Tensor {
+    let (n, k, hgt, w) = maps.size4().expect("[n, K, h, w]");
+    let opts = (Kind::Float, maps.device());
+    let weights = maps.flatten(2, 3).softmax(-1, Kind::Float).view([n, k, hgt, w]);
+    let xs = Tensor::linspace(-1.0, 1.0, w, opts).view([1, 1, 1, w]);
+    let ys = Tensor::linspace(-1.0, 1.0, hgt, opts).view([1, 1, hgt, 1]);
+    let x = (&weights * xs).sum_dim_intlist([2i64, 3].as_slice(), false, Kind::Float);
+    let y = (&weights * ys).sum_dim_intlist([2i64, 3].as_slice(), false, Kind::Float);
+    Tensor::cat(&[x, y], 1).unsqueeze(1)
+}
+
+/// Layer-norms the patch tokens of `z [.., P, D]`; the keypoint token (the last, when present)
+/// is left as coordinates, which a layer norm would shift and rescale together.
+fn normalize_tokens(z: &Tensor, keypoint_token: bool) -> Tensor {
+    if !keypoint_token {
+        return layer_norm(z);
+    }
+    let p = z.size()[z.dim() - 2];
+    Tensor::cat(&[layer_norm(&z.narrow(-2, 0, p - 1)), z.narrow(-2, p - 1, 1)], -2)
+}
+
+impl Encoder {
+    fn has_keypoints(&self) -> bool {
+        self.keypoints.is_some()
     }
 }
 
@@ -120,6 +163,7 @@ struct Predictor {
     ln: nn::LayerNorm,
     output: nn::Linear,
     max_frames: i64,
+    keypoint_token: bool,
 }
 
 impl Predictor {
@@ -143,6 +187,7 @@ impl Predictor {
                 nn::LinearConfig { ws_init: nn::Init::Const(0.0), bs_init: Some(nn::Init::Const(0.0)), bias: true },
             ),
             max_frames: cfg.max_frames(),
+            keypoint_token: cfg.encoder.keypoints,
         }
     }
 
@@ -164,7 +209,7 @@ impl Predictor {
             x = block.forward(&x, &mask);
         }
         let delta = x.apply(&self.ln).apply(&self.output).reshape([b, t, p + 1, d]).narrow(2, 0, p);
-        layer_norm(&(base + delta))
+        normalize_tokens(&(base + delta), self.keypoint_token)
     }
 }
 
@@ -260,12 +305,14 @@ impl WorldModel {
 
     /// Online latents, layer-normed: `frames [n, 3, H, W]` → `[n, P, D]`.
     pub fn encode(&self, frames: &Tensor) -> Tensor {
-        layer_norm(&self.encoder.forward(&frames.to_device(self.device())))
+        normalize_tokens(&self.encoder.forward(&frames.to_device(self.device())), self.encoder.has_keypoints())
     }
 
     /// Target latents (EMA encoder, no gradient), layer-normed.
     pub fn encode_target(&self, frames: &Tensor) -> Tensor {
-        tch::no_grad(|| layer_norm(&self.target.forward(&frames.to_device(self.device()))))
+        tch::no_grad(|| {
+            normalize_tokens(&self.target.forward(&frames.to_device(self.device())), self.target.has_keypoints())
+        })
     }
 
     /// Pooled (mean over patches) online latent per frame: `[n, D]`.
@@ -329,9 +376,14 @@ impl WorldModel {
         } else {
             Tensor::zeros([], (Kind::Float, self.device()))
         };
-        // Variance hinge and covariance penalty on the online latents' dimensions across tokens.
+        // Variance hinge on the online latents' dimensions (across tokens, or per patch position),
+        // covariance penalty across tokens.
         let tokens = z.reshape([-1, d]);
-        let std = (tokens.var_dim(0, true, false) + 1e-4).sqrt();
+        let std = if cfg.loss.variance_per_patch {
+            (z.transpose(0, 2).reshape([p, -1, d]).var_dim(1, true, false) + 1e-4).sqrt() // [P, D]
+        } else {
+            (tokens.var_dim(0, true, false) + 1e-4).sqrt()
+        };
         let variance = (-&std + cfg.loss.std_target).relu().mean(Kind::Float);
         let centred = &tokens - tokens.mean_dim(0, true, Kind::Float);
         let n = tokens.size()[0].max(2);
@@ -563,5 +615,33 @@ impl WorldModel {
         self.ema_update(momentum);
         report.skipped = false;
         report
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A map peaked at (row 1, column 3) of a 4×4 grid puts its keypoint at that cell's
+    /// coordinates (x = 1, y = −1/3); a flat map puts it at the centre.
+    #[test]
+    fn spatial_softmax_finds_the_peak() {
+        let maps = Tensor::zeros([1, 2, 4, 4], (Kind::Float, Device::Cpu));
+        let _ = maps.get(0).get(0).get(1).get(3).fill_(50.0);
+        let token = Vec::<f32>::try_from(spatial_softmax(&maps).flatten(0, -1)).unwrap();
+        let expected = [1.0, 0.0, -1.0 / 3.0, 0.0]; // x of maps 0 and 1, then their y
+        for (got, want) in token.iter().zip(expected) {
+            assert!((got - want).abs() < 1e-4, "keypoint token {token:?}, expected {expected:?}");
+        }
+    }
+
+    /// Patch tokens are layer-normed; the keypoint token keeps its coordinates.
+    #[test]
+    fn keypoint_token_is_not_layer_normed() {
+        let z = Tensor::randn([2, 5, 8], (Kind::Float, Device::Cpu)) * 3.0 + 1.0;
+        let n = normalize_tokens(&z, true);
+        assert!(n.narrow(1, 4, 1).equal(&z.narrow(1, 4, 1)));
+        assert!(n.narrow(1, 0, 4).allclose(&layer_norm(&z.narrow(1, 0, 4)), 1e-6, 1e-6, false));
+        assert!(!n.narrow(1, 0, 4).allclose(&z.narrow(1, 0, 4), 1e-3, 1e-3, false));
     }
 }

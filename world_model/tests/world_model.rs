@@ -250,3 +250,53 @@ fn temporal_variance_hinge_charges_still_clips() {
     let off = WorldModel::new(&cfg, Device::Cpu).unwrap();
     assert_eq!(tch::no_grad(|| off.losses(&still, &actions)).temporal, 0.0);
 }
+
+/// The per-patch variance hinge is not fooled by patch identity: clips that are all one frame
+/// differ between patches (so the hinge across tokens is nearly met) but not between samples
+/// at any one patch position (so the per-patch hinge is charged in full: 0.5 − the 1e-2 floor).
+#[test]
+fn per_patch_variance_ignores_patch_identity() {
+    tch::manual_seed(5);
+    let mut cfg = tiny();
+    cfg.loss.std_target = 0.5;
+    let t = cfg.clip_len;
+    let same = random_frames(1).unsqueeze(0).expand([4, t, 3, 64, 64], false).contiguous();
+    let actions = Tensor::zeros([4, t, 2], (Kind::Float, Device::Cpu));
+    let across = tch::no_grad(|| WorldModel::new(&cfg, Device::Cpu).unwrap().losses(&same, &actions)).variance;
+    cfg.loss.variance_per_patch = true;
+    let per_patch = tch::no_grad(|| WorldModel::new(&cfg, Device::Cpu).unwrap().losses(&same, &actions)).variance;
+    assert!((per_patch - (0.5 - 0.01)).abs() < 1e-4, "per patch: {per_patch}");
+    assert!(across < per_patch - 0.05, "across tokens {across} vs per patch {per_patch}");
+}
+
+/// With `encoder.keypoints`, every frame gains one token of coordinates in [-1, 1], and the
+/// step path still agrees with the batch surprise.
+#[test]
+fn keypoint_token_rides_along() {
+    tch::manual_seed(6);
+    let mut cfg = tiny();
+    cfg.encoder.keypoints = true;
+    let model = WorldModel::new(&cfg, Device::Cpu).unwrap();
+    perturb(&model);
+    let grid = cfg.grid() * cfg.grid();
+    assert_eq!(cfg.patches(), grid + 1);
+    let t = 6;
+    let frames = random_frames(t);
+    let z = model.encode(&frames);
+    assert_eq!(z.size(), [t, grid + 1, cfg.encoder.latent_dim]);
+    let kp = z.select(1, grid);
+    assert!(kp.abs().max().double_value(&[]) <= 1.0, "keypoints outside [-1, 1]");
+    let actions = Tensor::randn([t, 2], (Kind::Float, Device::Cpu));
+    let (curve, _) = model.surprise(&frames, &actions);
+    let mut history = LatentHistory::new(&model.cfg);
+    for i in 0..t {
+        let a = Vec::<f32>::try_from(actions.get(i)).unwrap();
+        let s = model.step(&mut history, &frames.get(i), [a[0], a[1]]);
+        if i > 0 {
+            let s = s.unwrap();
+            assert!((s - curve[i as usize]).abs() < 1e-5, "frame {i}: step {s} vs batch {}", curve[i as usize]);
+        }
+    }
+    cfg.encoder.latent_dim = 15;
+    assert!(cfg.validate().unwrap_err().to_string().contains("encoder.latent_dim"));
+}
