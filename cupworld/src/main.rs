@@ -601,7 +601,7 @@ struct DemoScale {
 fn demo_scale(name: &str) -> Result<DemoScale> {
     match name {
         "small" => {
-            Ok(DemoScale { train_episodes: 400, heldout_episodes: 40, preset: "small", steps: None, voe_pairs: 40 })
+            Ok(DemoScale { train_episodes: 400, heldout_episodes: 40, preset: "small", steps: None, voe_pairs: 120 })
         }
         "tiny" => {
             Ok(DemoScale { train_episodes: 6, heldout_episodes: 4, preset: "tiny", steps: Some(20), voe_pairs: 3 })
