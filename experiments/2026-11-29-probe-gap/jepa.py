@@ -1,6 +1,8 @@
 import os
 DATA = os.environ.get('DATA', 'out/demo/data')
 CACHE = os.environ.get('CACHE', 'out/probe-gap')
+import sys; sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from encoder import Enc
 import numpy as np, torch, torch.nn as nn, torch.nn.functional as F, time, argparse, json
 p=argparse.ArgumentParser()
 p.add_argument('--secs',type=float,default=150); p.add_argument('--nobase',action='store_true')
@@ -21,19 +23,6 @@ Xtr,Str,Atr,eptr,fitr=load(['train-push-to-goal','train-knock-off'])
 Xte,Ste,Ate,epte,fite=load(['heldout-push-to-goal','heldout-knock-off'])
 K=a.ahead
 nxt=np.where(eptr[K:]==eptr[:-K])[0]  # index i with i+K in the same episode
-class Enc(nn.Module):
-    def __init__(s):
-        super().__init__()
-        s.stem=nn.Conv2d(5,32,4,4); s.n0=nn.GroupNorm(8,32)
-        s.c1=nn.Conv2d(32,64,3,2,1); s.n1=nn.GroupNorm(8,64)
-        s.c2=nn.Conv2d(64,128,3,2,1); s.n2=nn.GroupNorm(8,128)
-        s.head=nn.Conv2d(128,64,1)
-    def forward(s,x):
-        x=(x.float()/255-0.5)/0.25; n,_,h,w=x.shape
-        xs=torch.linspace(-1,1,w).view(1,1,1,w).expand(n,1,h,w); ys=torch.linspace(-1,1,h).view(1,1,h,1).expand(n,1,h,w)
-        x=torch.cat([x,xs,ys],1)
-        x=F.gelu(s.n0(s.stem(x))); x=F.gelu(s.n1(s.c1(x))); x=F.gelu(s.n2(s.c2(x)))
-        return F.layer_norm(s.head(x).flatten(2).transpose(1,2),[64])  # [n,16,64]
 class Pred(nn.Module):
     def __init__(s,w=128):
         super().__init__()

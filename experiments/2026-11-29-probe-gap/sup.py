@@ -1,6 +1,8 @@
 import os
 DATA = os.environ.get('DATA', 'out/demo/data')
 CACHE = os.environ.get('CACHE', 'out/probe-gap')
+import sys; sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from encoder import Enc
 import numpy as np, torch, torch.nn as nn, time, sys
 torch.manual_seed(0); torch.set_num_threads(2)
 def get(names):
@@ -17,21 +19,7 @@ print(Xtr.shape, Xte.shape)
 Xtr=torch.from_numpy(Xtr).permute(0,3,1,2).contiguous(); Xte=torch.from_numpy(Xte).permute(0,3,1,2).contiguous()
 Ytr=torch.from_numpy(Ytr); Yte=torch.from_numpy(Yte)
 ym,ys=Ytr.mean(0),Ytr.std(0)
-class Enc(nn.Module):
-    def __init__(s, kp=False):
-        super().__init__()
-        s.stem=nn.Conv2d(5,32,4,4); s.n0=nn.GroupNorm(8,32)
-        s.c1=nn.Conv2d(32,64,3,2,1); s.n1=nn.GroupNorm(8,64)
-        s.c2=nn.Conv2d(64,128,3,2,1); s.n2=nn.GroupNorm(8,128)
-        s.head=nn.Conv2d(128,64,1)
-    def forward(s,x):
-        x=(x.float()/255-0.5)/0.25; n,_,h,w=x.shape
-        xs=torch.linspace(-1,1,w).view(1,1,1,w).expand(n,1,h,w); ys=torch.linspace(-1,1,h).view(1,1,h,1).expand(n,1,h,w)
-        x=torch.cat([x,xs,ys],1)
-        x=nn.functional.gelu(s.n0(s.stem(x))); x=nn.functional.gelu(s.n1(s.c1(x))); x=nn.functional.gelu(s.n2(s.c2(x)))
-        z=s.head(x).flatten(2).transpose(1,2)
-        return nn.functional.layer_norm(z,[64]).flatten(1)
-enc=Enc(); lin=nn.Linear(1024,2)
+enc=nn.Sequential(Enc(), nn.Flatten(1)); lin=nn.Linear(1024,2)
 opt=torch.optim.AdamW(list(enc.parameters())+list(lin.parameters()),1e-3)
 t0=time.time(); step=0
 while time.time()-t0 < float(sys.argv[1]):

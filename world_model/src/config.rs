@@ -20,7 +20,9 @@ pub struct EncoderConfig {
     /// Append one keypoint token per frame: `latent_dim / 2` spatial-softmax keypoints (each the
     /// expected (x, y) in [-1, 1] of a feature map over the stem's grid, as deep spatial
     /// autoencoders pool). A position then is a linear feature, whichever patch it falls in and
-    /// however small the object; patch latents alone quantise it to the patch grid.
+    /// however small the object; patch latents alone quantise it to the patch grid. Off by
+    /// default: under the JEPA loss the keypoints settled on the static scene and the probe was
+    /// no better at 2,500 steps (experiments/2026-11-29-probe-gap).
     pub keypoints: bool,
 }
 
@@ -72,7 +74,7 @@ pub struct LossConfig {
     /// all tokens. Across all tokens, patch identity alone (sky, table top, floor) meets the
     /// target and the objects need not be encoded at all; per position, only what differs
     /// between scenes at that place (cup, paw, goal) can meet it (as VICRegL regularises local
-    /// features).
+    /// features). Off by default: it moved the probe by a few hundredths in an 800-step trial.
     pub variance_per_patch: bool,
     /// Weight of the off-diagonal covariance penalty (decorrelates latent dimensions).
     pub covariance: f64,

@@ -56,6 +56,10 @@ impl Encoder {
         Encoder { stem, stem_norm, stages, head, coords: cfg.encoder.coords, keypoints }
     }
 
+    fn has_keypoints(&self) -> bool {
+        self.keypoints.is_some()
+    }
+
     /// `frames [n, 3, H, W]` as u8 or float in `[0, 255]` → raw patch latents `[n, P, D]`.
     fn forward(&self, frames: &Tensor) -> Tensor {
         let x = frames.to_kind(Kind::Float) / 255.0;
@@ -104,12 +108,6 @@ fn normalize_tokens(z: &Tensor, keypoint_token: bool) -> Tensor {
     }
     let p = z.size()[z.dim() - 2];
     Tensor::cat(&[layer_norm(&z.narrow(-2, 0, p - 1)), z.narrow(-2, p - 1, 1)], -2)
-}
-
-impl Encoder {
-    fn has_keypoints(&self) -> bool {
-        self.keypoints.is_some()
-    }
 }
 
 #[derive(Debug)]

@@ -1,0 +1,22 @@
+"""The world model's `small` encoder (world_model/src/model.rs) in PyTorch: CoordConv, a 4×4
+patchify stem, two 3×3 stride-2 stages with GroupNorm, a 1×1 head to 64-d, layer-normed patch
+latents [n, 16, 64]."""
+import torch, torch.nn as nn, torch.nn.functional as F
+
+
+class Enc(nn.Module):
+    def __init__(s):
+        super().__init__()
+        s.stem = nn.Conv2d(5, 32, 4, 4); s.n0 = nn.GroupNorm(8, 32)
+        s.c1 = nn.Conv2d(32, 64, 3, 2, 1); s.n1 = nn.GroupNorm(8, 64)
+        s.c2 = nn.Conv2d(64, 128, 3, 2, 1); s.n2 = nn.GroupNorm(8, 128)
+        s.head = nn.Conv2d(128, 64, 1)
+
+    def forward(s, x):
+        x = (x.float() / 255 - 0.5) / 0.25
+        n, _, h, w = x.shape
+        xs = torch.linspace(-1, 1, w).view(1, 1, 1, w).expand(n, 1, h, w)
+        ys = torch.linspace(-1, 1, h).view(1, 1, h, 1).expand(n, 1, h, w)
+        x = torch.cat([x, xs, ys], 1)
+        x = F.gelu(s.n0(s.stem(x))); x = F.gelu(s.n1(s.c1(x))); x = F.gelu(s.n2(s.c2(x)))
+        return F.layer_norm(s.head(x).flatten(2).transpose(1, 2), [64])  # [n, 16, 64]
