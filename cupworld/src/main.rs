@@ -77,7 +77,7 @@ enum Command {
     Demo {
         #[arg(long, default_value = "out/demo")]
         out: PathBuf,
-        /// small (the full default run, ~25 min on 2 cores) or tiny (a smoke test in seconds).
+        /// small (the full default run, ~19 min on 2 cores after the build) or tiny (a smoke test in seconds).
         #[arg(long, default_value = "small")]
         scale: String,
     },

@@ -56,10 +56,6 @@ impl Encoder {
         Encoder { stem, stem_norm, stages, head, coords: cfg.encoder.coords, keypoints }
     }
 
-    fn has_keypoints(&self) -> bool {
-        self.keypoints.is_some()
-    }
-
     /// `frames [n, 3, H, W]` as u8 or float in `[0, 255]` → raw patch latents `[n, P, D]`.
     fn forward(&self, frames: &Tensor) -> Tensor {
         let x = frames.to_kind(Kind::Float) / 255.0;
@@ -303,13 +299,13 @@ impl WorldModel {
 
     /// Online latents, layer-normed: `frames [n, 3, H, W]` → `[n, P, D]`.
     pub fn encode(&self, frames: &Tensor) -> Tensor {
-        normalize_tokens(&self.encoder.forward(&frames.to_device(self.device())), self.encoder.has_keypoints())
+        normalize_tokens(&self.encoder.forward(&frames.to_device(self.device())), self.cfg.encoder.keypoints)
     }
 
     /// Target latents (EMA encoder, no gradient), layer-normed.
     pub fn encode_target(&self, frames: &Tensor) -> Tensor {
         tch::no_grad(|| {
-            normalize_tokens(&self.target.forward(&frames.to_device(self.device())), self.target.has_keypoints())
+            normalize_tokens(&self.target.forward(&frames.to_device(self.device())), self.cfg.encoder.keypoints)
         })
     }
 
