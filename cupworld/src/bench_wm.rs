@@ -53,7 +53,7 @@ pub fn run(preset: &str, steps: usize, device: &str, json: bool) -> Result<()> {
     let mut step_ms = vec![];
     for i in 0..steps + 3 {
         let ms = time_ms(device, &mut || {
-            model.train_step(&mut opt, &frames, &actions, i as u64);
+            model.train_step(&mut opt, &frames, &actions, None, i as u64);
         });
         if i >= 3 {
             step_ms.push(ms); // time_ms warms with one call and times a second

@@ -37,6 +37,10 @@ pub struct GenConfig {
     /// Simulator threads; worker `w` feeds renderer `w % renderers`, so an episode's frames
     /// all pass through one renderer and stay in order.
     pub sim_workers: usize,
+    /// Draw every frame with the cup moved 3–10 cm (`sim::counterfactual`): a companion dataset
+    /// of the same episodes, step for step, for the world model's counterfactual loss. Its
+    /// `observation.environment_state` holds where the cup is drawn.
+    pub counterfactual: bool,
     pub progress: bool,
 }
 
@@ -173,7 +177,8 @@ pub fn run(cfg: &GenConfig) -> Result<GenSummary> {
         .map(|w| {
             let tx = job_txs[w % renderers].clone();
             let next = next_episode.clone();
-            let (env_cfg, policy, base_seed) = (cfg.env.clone(), cfg.policy, cfg.base_seed);
+            let (env_cfg, policy, base_seed, counterfactual) =
+                (cfg.env.clone(), cfg.policy, cfg.base_seed, cfg.counterfactual);
             std::thread::spawn(move || -> Result<()> {
                 let mut env = Env::new(env_cfg)?;
                 loop {
@@ -181,7 +186,7 @@ pub fn run(cfg: &GenConfig) -> Result<GenSummary> {
                     if index >= end {
                         return Ok(());
                     }
-                    if !simulate_episode(&mut env, policy, base_seed, index, &tx)? {
+                    if !simulate_episode(&mut env, policy, base_seed, index, counterfactual, &tx)? {
                         return Ok(()); // the consumer is gone
                     }
                 }
@@ -251,6 +256,9 @@ pub fn run(cfg: &GenConfig) -> Result<GenSummary> {
             // The camera the frames were drawn from belongs with the data (it changed once already).
             let mut v = serde_json::to_value(&cfg.env)?;
             v["camera"] = serde_json::to_value(types::CameraSpec::default())?;
+            if cfg.counterfactual {
+                v["counterfactual"] = serde_json::json!({ "cup_displacement_m": sim::counterfactual::DISPLACEMENT });
+            }
             v
         },
     };
@@ -282,13 +290,15 @@ fn is_interrupted_dataset(dir: &std::path::Path) -> Result<bool> {
     Ok(true)
 }
 
-/// Runs global episode `index`, sending one render job per step. Returns false if the consumer
-/// hung up (shutdown), true when the episode was fully sent.
+/// Runs global episode `index`, sending one render job per step (with `counterfactual`, of the
+/// scene with the cup moved). Returns false if the consumer hung up (shutdown), true when the
+/// episode was fully sent.
 fn simulate_episode(
     env: &mut Env,
     policy: PolicyKind,
     base_seed: u64,
     index: u64,
+    counterfactual: bool,
     tx: &crossbeam_channel::Sender<RenderJob<Step>>,
 ) -> Result<bool> {
     let seed = episode_seed(base_seed, index);
@@ -298,7 +308,17 @@ fn simulate_episode(
     let mut episode_return = 0.0;
     let mut step = 0u32;
     loop {
-        let scene = env.scene();
+        let mut scene = env.scene();
+        let mut environment_state = obs.environment_state.to_vec();
+        if counterfactual {
+            // Drawn before the step, from the state the frame shows; a scene with no free spot
+            // (rare) is drawn as it is.
+            let rng = &mut sim::counterfactual::rng_for(seed, step);
+            if let Some((edited, cup)) = sim::counterfactual::displaced_cup(&scene, &info, rng) {
+                scene = edited;
+                environment_state[..3].copy_from_slice(&cup);
+            }
+        }
         let action = actor.act(&info);
         let r = env.step(action)?;
         episode_return += r.reward;
@@ -308,7 +328,7 @@ fn simulate_episode(
             tag,
             timestamp: step as f32 / control_hz,
             state: obs.state.to_vec(),
-            environment_state: obs.environment_state.to_vec(),
+            environment_state,
             action,
             reward: r.reward,
             done,

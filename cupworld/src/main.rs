@@ -187,6 +187,10 @@ struct GenArgs {
     /// Directional-light shadows (slower on CPU).
     #[arg(long)]
     shadows: bool,
+    /// Draw every frame with the cup moved 3–10 cm: the counterfactual companion of the dataset
+    /// made with the same options, for `train-wm --counterfactual-data`.
+    #[arg(long)]
+    counterfactual: bool,
     /// Print the summary as JSON.
     #[arg(long)]
     json: bool,
@@ -197,6 +201,11 @@ struct TrainWmArgs {
     /// Dataset directories to train on (each is verified first).
     #[arg(long)]
     data: Vec<PathBuf>,
+    /// Counterfactual companions of the --data datasets, one each, in order (made with the same
+    /// gen options plus --counterfactual); needed by loss.counterfactual*. With a --preset (no
+    /// --config) it also turns loss.counterfactual and loss.counterfactual_encoder on at 1.
+    #[arg(long, conflicts_with = "live")]
+    counterfactual_data: Vec<PathBuf>,
     /// Train on live simulation instead: simulators and the renderer fill a replay buffer.
     #[arg(long, conflicts_with = "data")]
     live: bool,
@@ -315,6 +324,10 @@ fn wm_config(a: &TrainWmArgs) -> Result<world_model::WmConfig> {
     if let Some(v) = a.seed {
         cfg.seed = v;
     }
+    if !a.counterfactual_data.is_empty() && a.config.is_none() {
+        cfg.loss.counterfactual = 1.0;
+        cfg.loss.counterfactual_encoder = 1.0;
+    }
     cfg.validate()?;
     Ok(cfg)
 }
@@ -334,7 +347,14 @@ fn train_wm_cmd(a: TrainWmArgs) -> Result<()> {
         if a.data.is_empty() {
             bail!("give --data DIR (one or more datasets) or --live");
         }
-        train_wm::DataSource::Datasets(a.data.clone())
+        if a.counterfactual_data.is_empty() {
+            train_wm::DataSource::Datasets(a.data.clone())
+        } else {
+            train_wm::DataSource::DatasetsWithCounterfactuals {
+                data: a.data.clone(),
+                counterfactual: a.counterfactual_data.clone(),
+            }
+        }
     };
     let opts = train_wm::TrainOptions {
         cfg: wm_config(&a)?,
@@ -561,6 +581,7 @@ fn gen_cmd(a: GenArgs) -> Result<()> {
         },
         renderers: a.renderers.unwrap_or_else(default_renderers),
         sim_workers: a.sim_workers,
+        counterfactual: a.counterfactual,
         progress: std::io::stderr().is_terminal(),
     };
     if cfg.renderers == 0 || cfg.renderers > 16 {
@@ -618,7 +639,7 @@ fn demo(out: &std::path::Path, scale: &str) -> Result<()> {
     let began = std::time::Instant::now();
     let mut timing = serde_json::Map::new();
     let progress = std::io::stderr().is_terminal();
-    let gen_one = |task: Task, episodes: u64, seed: u64, dir: PathBuf| -> Result<PathBuf> {
+    let gen_one = |task: Task, episodes: u64, seed: u64, dir: PathBuf, counterfactual: bool| -> Result<PathBuf> {
         let cfg = generate::GenConfig {
             env: sim::EnvConfig { linger_steps: 6, ..sim::EnvConfig::for_task(task) },
             policy: PolicyKind::Mixed,
@@ -630,6 +651,7 @@ fn demo(out: &std::path::Path, scale: &str) -> Result<()> {
             render: render::RenderConfig::default(),
             renderers: default_renderers(),
             sim_workers: 1,
+            counterfactual,
             progress,
         };
         let s = generate::run(&cfg)?;
@@ -651,12 +673,17 @@ fn demo(out: &std::path::Path, scale: &str) -> Result<()> {
     let t = std::time::Instant::now();
     let data = out.join("data");
     let train = vec![
-        gen_one(Task::PushToGoal, scale.train_episodes, 0, data.join("train-push-to-goal"))?,
-        gen_one(Task::KnockOff, scale.train_episodes, 0, data.join("train-knock-off"))?,
+        gen_one(Task::PushToGoal, scale.train_episodes, 0, data.join("train-push-to-goal"), false)?,
+        gen_one(Task::KnockOff, scale.train_episodes, 0, data.join("train-knock-off"), false)?,
+    ];
+    // The same training episodes drawn with the cup moved, for the counterfactual loss terms.
+    let train_cf = vec![
+        gen_one(Task::PushToGoal, scale.train_episodes, 0, data.join("train-push-to-goal-cf"), true)?,
+        gen_one(Task::KnockOff, scale.train_episodes, 0, data.join("train-knock-off-cf"), true)?,
     ];
     let heldout = vec![
-        gen_one(Task::PushToGoal, scale.heldout_episodes, 1_000, data.join("heldout-push-to-goal"))?,
-        gen_one(Task::KnockOff, scale.heldout_episodes, 1_000, data.join("heldout-knock-off"))?,
+        gen_one(Task::PushToGoal, scale.heldout_episodes, 1_000, data.join("heldout-push-to-goal"), false)?,
+        gen_one(Task::KnockOff, scale.heldout_episodes, 1_000, data.join("heldout-knock-off"), false)?,
     ];
     sheet::write_contact_sheet(&train[1], &out.join("contact_sheet.png"), 6, 8, 2)?;
     timing.insert("generate_s".into(), t.elapsed().as_secs_f64().into());
@@ -666,10 +693,12 @@ fn demo(out: &std::path::Path, scale: &str) -> Result<()> {
     if let Some(s) = scale.steps {
         cfg.steps = s;
     }
+    cfg.loss.counterfactual = 1.0;
+    cfg.loss.counterfactual_encoder = 1.0;
     let run_dir = out.join("world_model");
     let summary = train_wm::run(&train_wm::TrainOptions {
         cfg,
-        data: train_wm::DataSource::Datasets(train.clone()),
+        data: train_wm::DataSource::DatasetsWithCounterfactuals { data: train.clone(), counterfactual: train_cf },
         resume: true,
         out: run_dir.clone(),
         device: tch::Device::Cpu,

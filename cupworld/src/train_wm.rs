@@ -15,13 +15,16 @@ use tch::Device;
 use world_model::{AdamW, WmConfig, WorldModel, load_checkpoint, save_checkpoint};
 
 use crate::plot::{Plot, Series, line_plot};
-use crate::wm_data::{ClipSampler, EpisodeTensors, ReplayBuffer, SamplerState, load_datasets};
+use crate::wm_data::{ClipSampler, EpisodeTensors, ReplayBuffer, SamplerState, load_datasets, load_paired};
 
 /// Where the training data comes from.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub enum DataSource {
     /// Verified datasets on disk.
     Datasets(Vec<PathBuf>),
+    /// Verified datasets, each paired with its counterfactual companion (`gen --counterfactual`)
+    /// for the `loss.counterfactual*` terms.
+    DatasetsWithCounterfactuals { data: Vec<PathBuf>, counterfactual: Vec<PathBuf> },
     /// Simulators and the renderer, streamed into a replay buffer of this many episodes.
     Live { tasks: Vec<String>, replay_episodes: usize, seed: u64, linger_steps: u32 },
 }
@@ -66,6 +69,11 @@ pub struct MetricsLine {
     /// The variance hinge over time (absent from runs before it existed).
     #[serde(default)]
     pub temporal: f64,
+    /// The counterfactual contrasts (absent from runs before they existed).
+    #[serde(default)]
+    pub counterfactual: f64,
+    #[serde(default)]
+    pub counterfactual_encoder: f64,
     pub grad_norm: f64,
     pub lr: f64,
     pub momentum: f64,
@@ -138,6 +146,18 @@ impl Feed {
 pub fn run(opts: &TrainOptions) -> Result<TrainSummary> {
     let cfg = &opts.cfg;
     cfg.validate()?;
+    let paired = matches!(opts.data, DataSource::DatasetsWithCounterfactuals { .. });
+    if cfg.loss.uses_counterfactuals() && !paired {
+        bail!(
+            "loss.counterfactual ({}) / loss.counterfactual_encoder ({}) need counterfactual frames: \
+             give --counterfactual-data (datasets made with gen --counterfactual), or set both to 0",
+            cfg.loss.counterfactual,
+            cfg.loss.counterfactual_encoder
+        );
+    }
+    if paired && !cfg.loss.uses_counterfactuals() {
+        bail!("--counterfactual-data given but loss.counterfactual and loss.counterfactual_encoder are both 0");
+    }
     let out = &opts.out;
     let existing = latest_checkpoint(out)?;
     if existing.is_some() && !opts.resume {
@@ -182,6 +202,9 @@ pub fn run(opts: &TrainOptions) -> Result<TrainSummary> {
 
     let mut feed = match &opts.data {
         DataSource::Datasets(dirs) => Feed::Static(load_datasets(dirs, cfg.image_size)?),
+        DataSource::DatasetsWithCounterfactuals { data, counterfactual } => {
+            Feed::Static(load_paired(data, counterfactual, cfg.image_size)?)
+        }
         DataSource::Live { tasks, replay_episodes, seed, linger_steps } => {
             let envs = tasks
                 .iter()
@@ -216,7 +239,7 @@ pub fn run(opts: &TrainOptions) -> Result<TrainSummary> {
             }
             bail!("interrupted at step {} (--stop-after); continue with --resume", state.step);
         }
-        let (frames, actions) = match &mut feed {
+        let (frames, actions, counterfactual) = match &mut feed {
             Feed::Static(eps) => sampler.sample(eps.iter(), cfg.batch_size, cfg.clip_len, cfg.fall_weight)?,
             Feed::Live(live, buffer) => {
                 // Drain what arrived; wait until enough episodes to sample a varied batch.
@@ -235,7 +258,7 @@ pub fn run(opts: &TrainOptions) -> Result<TrainSummary> {
         let frames =
             if state.step < opts.poison_batches { frames.to_kind(tch::Kind::Float) * f64::NAN } else { frames };
         let t0 = Instant::now();
-        let report = model.train_step(&mut opt, &frames, &actions, state.step);
+        let report = model.train_step(&mut opt, &frames, &actions, counterfactual.as_ref(), state.step);
         let n_frames = (cfg.batch_size * cfg.clip_len) as u64;
         state.frames_seen += n_frames;
         if report.skipped {
@@ -261,6 +284,8 @@ pub fn run(opts: &TrainOptions) -> Result<TrainSummary> {
             variance: report.variance,
             covariance: report.covariance,
             temporal: report.temporal,
+            counterfactual: report.counterfactual,
+            counterfactual_encoder: report.counterfactual_encoder,
             grad_norm: report.grad_norm,
             lr: report.lr,
             momentum: report.momentum,
@@ -383,11 +408,18 @@ fn write_plots(out: &Path, history: &[MetricsLine]) -> Result<()> {
             log_y: true,
             markers: vec![],
         },
-        &[
-            Series::new("teacher-forced L1", smooth(&pts(&|m| m.teacher), w)),
-            Series::new("rollout L1", smooth(&pts(&|m| m.rollout), w)),
-            Series::new("variance hinge", smooth(&pts(&|m| m.variance), w)),
-        ],
+        &{
+            let mut series = vec![
+                Series::new("teacher-forced L1", smooth(&pts(&|m| m.teacher), w)),
+                Series::new("rollout L1", smooth(&pts(&|m| m.rollout), w)),
+                Series::new("variance hinge", smooth(&pts(&|m| m.variance), w)),
+            ];
+            if ok.iter().any(|m| m.counterfactual > 0.0 || m.counterfactual_encoder > 0.0) {
+                series.push(Series::new("counterfactual (prediction)", smooth(&pts(&|m| m.counterfactual), w)));
+                series.push(Series::new("counterfactual (encoder)", smooth(&pts(&|m| m.counterfactual_encoder), w)));
+            }
+            series
+        },
     )?;
     line_plot(
         &out.join("plots/collapse.png"),

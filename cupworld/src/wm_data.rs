@@ -16,6 +16,8 @@ pub struct EpisodeTensors {
     pub actions: Tensor,
     pub env_state: Tensor,
     pub seed: u64,
+    /// The same frames drawn with the cup moved (`gen --counterfactual`), when paired.
+    pub counterfactual: Option<Tensor>,
 }
 
 impl EpisodeTensors {
@@ -32,6 +34,7 @@ impl EpisodeTensors {
             actions: Tensor::from_slice(&actions).reshape([t, 2]),
             env_state: Tensor::from_slice(&env).reshape([t, -1]),
             seed,
+            counterfactual: None,
         }
     }
 
@@ -53,6 +56,62 @@ pub fn load_datasets(dirs: &[PathBuf], image_size: i64) -> Result<Vec<EpisodeTen
     let mut out = vec![];
     for dir in dirs {
         out.extend(load_dataset(dir, image_size)?);
+    }
+    Ok(out)
+}
+
+/// Loads every episode of `dirs` with the frames of its counterfactual companion (`dirs[i]` pairs
+/// with `counterfactual[i]`): both verified, the companion made by `gen --counterfactual` from
+/// the same episodes (same seeds, same lengths), else refused naming both directories.
+pub fn load_paired(dirs: &[PathBuf], counterfactual: &[PathBuf], image_size: i64) -> Result<Vec<EpisodeTensors>> {
+    if dirs.len() != counterfactual.len() {
+        bail!(
+            "{} dataset(s) but {} counterfactual companion(s): give one --counterfactual-data per --data, in order",
+            dirs.len(),
+            counterfactual.len()
+        );
+    }
+    let mut out = vec![];
+    for (dir, cf_dir) in dirs.iter().zip(counterfactual) {
+        let is_cf = |d: &Path| -> Result<bool> {
+            Ok(dataset::Manifest::read(d)?.meta.env_config.get("counterfactual").is_some())
+        };
+        if is_cf(dir)? {
+            bail!(
+                "{}: is a counterfactual dataset (gen --counterfactual); give it as --counterfactual-data",
+                dir.display()
+            );
+        }
+        if !is_cf(cf_dir)? {
+            bail!("{}: not a counterfactual dataset (made without gen --counterfactual)", cf_dir.display());
+        }
+        let mut real = load_dataset(dir, image_size)?;
+        let cf = load_dataset(cf_dir, image_size)?;
+        if real.len() != cf.len() {
+            bail!(
+                "{} has {} episodes, its counterfactual {} has {}",
+                dir.display(),
+                real.len(),
+                cf_dir.display(),
+                cf.len()
+            );
+        }
+        for (i, (r, c)) in real.iter_mut().zip(cf).enumerate() {
+            if r.seed != c.seed || r.len() != c.len() || !r.actions.equal(&c.actions) {
+                bail!(
+                    "episode {i}: {} (seed {}, {} steps) and {} (seed {}, {} steps) are not the same episode; \
+                     make the counterfactual with the same gen options plus --counterfactual",
+                    dir.display(),
+                    r.seed,
+                    r.len(),
+                    cf_dir.display(),
+                    c.seed,
+                    c.len()
+                );
+            }
+            r.counterfactual = Some(c.frames);
+        }
+        out.extend(real);
     }
     Ok(out)
 }
@@ -117,15 +176,16 @@ impl ClipSampler {
         Ok(s)
     }
 
-    /// `batch` clips of `len` frames: `(frames [b, len, 3, H, W] u8, actions [b, len, 2])`.
-    /// Clips showing a fall are `fall_weight` times as likely as others (rejection sampling).
+    /// `batch` clips of `len` frames: `(frames [b, len, 3, H, W] u8, actions [b, len, 2],
+    /// counterfactual frames like `frames` when every episode has them)`. Clips showing a fall
+    /// are `fall_weight` times as likely as others (rejection sampling).
     pub fn sample<'a>(
         &mut self,
         episodes: impl Iterator<Item = &'a EpisodeTensors> + Clone,
         batch: i64,
         len: i64,
         fall_weight: f64,
-    ) -> Result<(Tensor, Tensor)> {
+    ) -> Result<(Tensor, Tensor, Option<Tensor>)> {
         let starts: Vec<i64> = episodes.clone().map(|e| (e.len() - len + 1).max(0)).collect();
         let total: i64 = starts.iter().sum();
         if total == 0 {
@@ -134,7 +194,8 @@ impl ClipSampler {
         let eps: Vec<&EpisodeTensors> = episodes.collect();
         let falls: Vec<Option<i64>> =
             if fall_weight > 1.0 { eps.iter().map(|e| e.fall_start()).collect() } else { vec![] };
-        let (mut frames, mut actions) = (vec![], vec![]);
+        let paired = eps.iter().all(|e| e.counterfactual.is_some());
+        let (mut frames, mut actions, mut counterfactual) = (vec![], vec![], vec![]);
         for _ in 0..batch {
             let (i, k) = loop {
                 let mut k = self.rng.random_range(0..total);
@@ -153,8 +214,12 @@ impl ClipSampler {
             };
             frames.push(eps[i].frames.narrow(0, k, len));
             actions.push(eps[i].actions.narrow(0, k, len));
+            if let Some(cf) = eps[i].counterfactual.as_ref().filter(|_| paired) {
+                counterfactual.push(cf.narrow(0, k, len));
+            }
         }
-        Ok((Tensor::stack(&frames, 0), Tensor::stack(&actions, 0).to_kind(Kind::Float)))
+        let counterfactual = paired.then(|| Tensor::stack(&counterfactual, 0));
+        Ok((Tensor::stack(&frames, 0), Tensor::stack(&actions, 0).to_kind(Kind::Float), counterfactual))
     }
 }
 
@@ -200,7 +265,8 @@ mod tests {
         assert_eq!(eps[0].fall_start(), Some(34));
         assert_eq!(eps[1].fall_start(), None);
         let mut sampler = ClipSampler::new(3);
-        let (frames, _) = sampler.sample(eps.iter(), 4000, 6, weight).unwrap();
+        let (frames, _, cf) = sampler.sample(eps.iter(), 4000, 6, weight).unwrap();
+        assert!(cf.is_none());
         // A clip from episode 0 reaches the fall when its first frame is 29 or later; clips from
         // the other episode never do. Which episode a clip came from does not matter for the
         // count of "late" starts, so compare against the uniform expectation instead.

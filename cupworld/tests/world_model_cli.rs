@@ -9,9 +9,12 @@ mod common;
 use common::{cupworld, fails, ok};
 
 fn dataset(dir: &Path, task: &str, seed: &str) -> String {
-    let d = dir.join(task);
+    gen_into(dir.join(task), task, seed, &[])
+}
+
+fn gen_into(d: std::path::PathBuf, task: &str, seed: &str, extra: &[&str]) -> String {
     let s = d.to_str().unwrap().to_string();
-    ok(&[
+    let mut args = vec![
         "gen",
         "--task",
         task,
@@ -27,7 +30,9 @@ fn dataset(dir: &Path, task: &str, seed: &str) -> String {
         "3",
         "--out",
         &s,
-    ]);
+    ];
+    args.extend_from_slice(extra);
+    ok(&args);
     s
 }
 
@@ -133,6 +138,63 @@ fn bad_inputs_are_refused_by_name() {
     std::fs::write(&cfg, r#"{"clip_lenn": 4}"#).unwrap();
     let e = fails(&["train-wm", "--data", &data, "--out", other.to_str().unwrap(), "--config", cfg.to_str().unwrap()]);
     assert!(e.contains("bad.json") && e.contains("clip_lenn"), "{e}");
+}
+
+/// `gen --counterfactual` makes the same episodes with the cup drawn elsewhere; `train-wm` pairs
+/// them with `--counterfactual-data`, logs both contrasts, and refuses a companion that is not
+/// one, or belongs to other episodes, and counterfactual loss weights without counterfactuals.
+#[test]
+fn counterfactual_companions_are_paired_and_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dataset(dir.path(), "push-to-goal", "5");
+    let cf = gen_into(dir.path().join("cf"), "push-to-goal", "5", &["--counterfactual"]);
+    // The companion holds the same actions, the cup drawn (and recorded) elsewhere in nearly every frame.
+    let rows = |d: &str| {
+        let mut v = vec![];
+        dataset::for_each_episode(Path::new(d), |ep| {
+            v.extend(ep.rows);
+            Ok(())
+        })
+        .unwrap();
+        v
+    };
+    let (real, moved) = (rows(&data), rows(&cf));
+    assert_eq!(real.len(), moved.len());
+    let mut shown_elsewhere = 0;
+    for (r, m) in real.iter().zip(&moved) {
+        assert_eq!(r.transition.action, m.transition.action);
+        let (a, b) = (&r.transition.environment_state, &m.transition.environment_state);
+        let d = ((a[0] - b[0]).powi(2) + (a[2] - b[2]).powi(2)).sqrt();
+        if r.rgb != m.rgb && (0.03..=0.10).contains(&d) {
+            shown_elsewhere += 1;
+        }
+    }
+    assert!(shown_elsewhere as f64 > 0.9 * real.len() as f64, "{shown_elsewhere} of {} frames", real.len());
+    let run = dir.path().join("run");
+    ok(&refs(&train(&data, run.to_str().unwrap(), &["--steps", "4", "--counterfactual-data", &cf])));
+    let log = std::fs::read_to_string(run.join("metrics.jsonl")).unwrap();
+    let last: serde_json::Value = serde_json::from_str(log.lines().last().unwrap()).unwrap();
+    for key in ["counterfactual", "counterfactual_encoder"] {
+        let v = last[key].as_f64().unwrap();
+        assert!(v > 0.0 && v < 5.0, "{key} = {v}");
+    }
+    let other = dir.path().join("other");
+    let o = other.to_str().unwrap();
+    // A companion from other episodes, a plain dataset as companion, a companion as data.
+    let wrong = gen_into(dir.path().join("cf-wrong"), "push-to-goal", "6", &["--counterfactual"]);
+    let e = fails(&refs(&train(&data, o, &["--steps", "2", "--counterfactual-data", &wrong])));
+    assert!(e.contains("cf-wrong") && e.contains("not the same episode"), "{e}");
+    let e = fails(&refs(&train(&data, o, &["--steps", "2", "--counterfactual-data", &data])));
+    assert!(e.contains("not a counterfactual dataset"), "{e}");
+    let e = fails(&refs(&train(&cf, o, &["--steps", "2", "--counterfactual-data", &cf])));
+    assert!(e.contains("is a counterfactual dataset"), "{e}");
+    // Counterfactual weights in a config without counterfactual data.
+    let cfg = dir.path().join("cf.json");
+    let mut c = serde_json::to_value(world_model::WmConfig::preset("tiny").unwrap()).unwrap();
+    c["loss"]["counterfactual"] = 1.0.into();
+    std::fs::write(&cfg, c.to_string()).unwrap();
+    let e = fails(&["train-wm", "--data", &data, "--out", o, "--config", cfg.to_str().unwrap()]);
+    assert!(e.contains("loss.counterfactual") && e.contains("--counterfactual-data"), "{e}");
 }
 
 #[test]

@@ -9,7 +9,7 @@ p.add_argument('--secs',type=float,default=150); p.add_argument('--nobase',actio
 p.add_argument('--frozen',action='store_true'); p.add_argument('--nce',type=float,default=0)
 p.add_argument('--perpatch',action='store_true'); p.add_argument('--var',type=float,default=1.0)
 p.add_argument('--tau',type=float,default=0.1); p.add_argument('--threads',type=int,default=1)
-p.add_argument('--hard',action='store_true'); p.add_argument('--mlp',action='store_true'); p.add_argument('--ahead',type=int,default=1); p.add_argument('--name',default='run'); p.add_argument('--ema',type=float,default=0.99)
+p.add_argument('--hard',action='store_true'); p.add_argument('--mlp',action='store_true'); p.add_argument('--ahead',type=int,default=1); p.add_argument('--name',default='run'); p.add_argument('--ema',type=float,default=0.99); p.add_argument('--cf',type=float,default=0); p.add_argument('--ecf',type=float,default=0); p.add_argument('--ctau',type=float,default=0.02); p.add_argument('--bnce',type=float,default=0)
 a=p.parse_args()
 torch.manual_seed(0); torch.set_num_threads(a.threads)
 def load(names):
@@ -21,6 +21,8 @@ def load(names):
     return torch.from_numpy(X).permute(0,3,1,2).contiguous(), S, torch.from_numpy(A), ep, fi
 Xtr,Str,Atr,eptr,fitr=load(['train-push-to-goal','train-knock-off'])
 Xte,Ste,Ate,epte,fite=load(['heldout-push-to-goal','heldout-knock-off'])
+cfs=[np.load(CACHE+'/'+n+'-cf.npz') for n in ['train-push-to-goal','train-knock-off']]
+CFtr=torch.from_numpy(np.concatenate([c['CF'] for c in cfs])).permute(0,3,1,2).contiguous()
 K=a.ahead
 nxt=np.where(eptr[K:]==eptr[:-K])[0]  # index i with i+K in the same episode
 class Pred(nn.Module):
@@ -43,7 +45,7 @@ while time.time()-t0<a.secs:
         i=torch.from_numpy(np.random.choice(nxt,B))
     x0,x1=Xtr[i],Xtr[i+K]; ac=torch.cat([Atr[i+j] for j in range(K)],1)
     z0=enc(x0)
-    with torch.no_grad(): t0_,t1=tgt(x0),tgt(x1)
+    with torch.no_grad(): t0_,t1=tgt(x0),tgt(x1); tc=tgt(CFtr[i+K])
     d=pred(z0,ac)
     pr=F.layer_norm((0 if a.nobase else t0_)+d,[64])
     loss=F.smooth_l1_loss(pr,t1,beta=0.05)
@@ -53,6 +55,15 @@ while time.time()-t0<a.secs:
     loss=loss+a.var*F.relu(0.5-std).mean()
     tok=zz.reshape(-1,64); c=tok-tok.mean(0); cov=c.T@c/(len(tok)-1); off=cov-torch.diag(torch.diag(cov))
     loss=loss+0.04*(off**2).sum()/64
+    if a.cf:
+        dp=(pr-t1).abs().mean((1,2)); dn=(pr-tc).abs().mean((1,2))
+        loss=loss+a.cf*F.softplus((dp-dn)/a.ctau).mean()
+    if a.ecf:
+        z1=enc(x1); dp=(z1-t1).abs().mean((1,2)); dn=(z1-tc).abs().mean((1,2))
+        loss=loss+a.ecf*F.softplus((dp-dn)/a.ctau).mean()
+    if a.bnce:
+        z1=enc(x1); D=torch.cat([(z1[:,None]-t1[None]).abs().mean((2,3)),(z1-tc).abs().mean((1,2))[:,None]],1)
+        loss=loss+a.bnce*F.cross_entropy(-D/a.ctau,torch.arange(len(z1)))
     if a.nce:
         # predicted next latents vs online-encoded next frames in the batch (InfoNCE over flattened grids)
         q=F.normalize(pr.flatten(1),dim=1); k=F.normalize(zz[B:].flatten(1),dim=1)

@@ -1,5 +1,6 @@
 //! `sim`: the push-the-cup world in rapier3d, with a Gymnasium-shaped API.
 //!
+//! - [`counterfactual`]: the same moment drawn with the cup elsewhere (training pairs).
 //! - [`config`]: rates, limits and the ranges scenes are drawn from ([`EnvConfig`], [`Task`]).
 //! - [`env`]: the environment ([`Env`]): `reset(seed)`, `step(action)`, snapshots, state hash.
 //! - [`policy`]: scripted experts, a random policy and a mix ([`Actor`]).
@@ -7,6 +8,7 @@
 //! - [`violation`]: impossible events (teleport, vanish, levitate, pass-through, recolor).
 
 pub mod config;
+pub mod counterfactual;
 pub mod env;
 pub mod policy;
 pub mod rollout;

@@ -230,6 +230,10 @@ pub struct LossParts {
     pub covariance: f64,
     /// The variance hinge over time (unweighted; 0 when its weight is 0).
     pub temporal: f64,
+    /// The counterfactual contrast on the prediction and on the encoder (unweighted; 0 without
+    /// counterfactual frames). ln 2 ≈ 0.693 means "cannot tell a frame from its counterfactual".
+    pub counterfactual: f64,
+    pub counterfactual_encoder: f64,
     /// Target latents of the batch `[b, t, P, D]` (no grad), for collapse statistics.
     pub targets: Tensor,
 }
@@ -344,8 +348,10 @@ impl WorldModel {
         Tensor::cat(&out, 1)
     }
 
-    /// The training losses on clips `frames [b, T, 3, H, W]` with `actions [b, T, A]`.
-    pub fn losses(&self, frames: &Tensor, actions: &Tensor) -> LossParts {
+    /// The training losses on clips `frames [b, T, 3, H, W]` with `actions [b, T, A]`, and the
+    /// clips' counterfactual frames (same shape: every frame with the cup moved) when the
+    /// counterfactual terms are on.
+    pub fn losses(&self, frames: &Tensor, actions: &Tensor, counterfactual: Option<&Tensor>) -> LossParts {
         let cfg = &self.cfg;
         let (b, t) = (frames.size()[0], frames.size()[1]);
         let flat = frames.flatten(0, 1);
@@ -392,11 +398,30 @@ impl WorldModel {
         } else {
             Tensor::zeros([], (Kind::Float, self.device()))
         };
+        // Counterfactual contrast: softplus((d(x, own) − d(x, counterfactual)) / tau) per frame,
+        // d the mean L1 over the frame's tokens; ln 2 when the two targets are the same.
+        let zero = || Tensor::zeros([], (Kind::Float, self.device()));
+        let (cf_pred, cf_enc) = match counterfactual.filter(|_| l.uses_counterfactuals()) {
+            Some(cf) => {
+                let cf_targets = self.encode_target(&cf.flatten(0, 1)).reshape([b, t, p, d]);
+                let contrast = |x: &Tensor, own: &Tensor, other: &Tensor| {
+                    let d_own = (x - own).abs().mean_dim(&[-2i64, -1][..], false, Kind::Float);
+                    let d_other = (x - other).abs().mean_dim(&[-2i64, -1][..], false, Kind::Float);
+                    ((d_own - d_other) / l.counterfactual_tau).softplus().mean(Kind::Float)
+                };
+                let on_pred = contrast(&pred, &targets.narrow(1, 1, t - 1), &cf_targets.narrow(1, 1, t - 1));
+                let on_enc = if l.counterfactual_encoder > 0.0 { contrast(&z, &targets, &cf_targets) } else { zero() };
+                (on_pred, on_enc)
+            }
+            None => (zero(), zero()),
+        };
         let total = &teacher * l.teacher
             + &rollout * l.rollout
             + &variance * l.variance
             + &covariance * l.covariance
-            + &temporal * l.temporal_variance;
+            + &temporal * l.temporal_variance
+            + &cf_pred * l.counterfactual
+            + &cf_enc * l.counterfactual_encoder;
         LossParts {
             total,
             teacher: teacher.double_value(&[]),
@@ -404,6 +429,8 @@ impl WorldModel {
             variance: variance.double_value(&[]),
             covariance: covariance.double_value(&[]),
             temporal: temporal.double_value(&[]),
+            counterfactual: cf_pred.double_value(&[]),
+            counterfactual_encoder: cf_enc.double_value(&[]),
             targets,
         }
     }
@@ -557,6 +584,8 @@ pub struct StepReport {
     pub variance: f64,
     pub covariance: f64,
     pub temporal: f64,
+    pub counterfactual: f64,
+    pub counterfactual_encoder: f64,
     pub grad_norm: f64,
     pub lr: f64,
     pub momentum: f64,
@@ -577,8 +606,15 @@ impl WorldModel {
 
     /// One training step at optimiser step `step`: losses, backward, AdamW, EMA. A non-finite loss
     /// or gradient norm skips the update (the caller counts these).
-    pub fn train_step(&mut self, opt: &mut crate::AdamW, frames: &Tensor, actions: &Tensor, step: u64) -> StepReport {
-        let parts = self.losses(frames, actions);
+    pub fn train_step(
+        &mut self,
+        opt: &mut crate::AdamW,
+        frames: &Tensor,
+        actions: &Tensor,
+        counterfactual: Option<&Tensor>,
+        step: u64,
+    ) -> StepReport {
+        let parts = self.losses(frames, actions, counterfactual);
         let loss = parts.total.double_value(&[]);
         let collapse = collapse_stats(&parts.targets);
         let (lr, momentum) = (self.cfg.lr_at(step), self.cfg.ema_at(step));
@@ -589,6 +625,8 @@ impl WorldModel {
             variance: parts.variance,
             covariance: parts.covariance,
             temporal: parts.temporal,
+            counterfactual: parts.counterfactual,
+            counterfactual_encoder: parts.counterfactual_encoder,
             grad_norm: f64::NAN,
             lr,
             momentum,

@@ -203,7 +203,7 @@ fn learns_action_conditioned_motion_better_than_copying() {
     let mut opt = AdamW::new(&model.vs);
     for step in 0..cfg.steps {
         let (f, a) = square_clip(cfg.batch_size, cfg.clip_len, step);
-        let report = model.train_step(&mut opt, &f, &a, step);
+        let report = model.train_step(&mut opt, &f, &a, None, step);
         assert!(!report.skipped, "step {step} skipped: {report:?}");
     }
     // Held-out clips: one-step prediction error vs copying the last target latent.
@@ -236,10 +236,10 @@ fn temporal_variance_hinge_charges_still_clips() {
     let t = cfg.clip_len;
     let still = random_frames(1).unsqueeze(0).expand([2, t, 3, 64, 64], false).contiguous();
     let actions = Tensor::zeros([2, t, 2], (Kind::Float, Device::Cpu));
-    let parts = tch::no_grad(|| model.losses(&still, &actions));
+    let parts = tch::no_grad(|| model.losses(&still, &actions, None));
     assert!((parts.temporal - (0.5 - 0.01)).abs() < 1e-4, "still clip: {}", parts.temporal);
     let (moving, actions) = square_clip(2, t, 7);
-    let moving_parts = tch::no_grad(|| model.losses(&moving, &actions));
+    let moving_parts = tch::no_grad(|| model.losses(&moving, &actions, None));
     assert!(
         moving_parts.temporal < parts.temporal - 1e-3,
         "moving {} vs still {}",
@@ -248,7 +248,7 @@ fn temporal_variance_hinge_charges_still_clips() {
     );
     cfg.loss.temporal_variance = 0.0;
     let off = WorldModel::new(&cfg, Device::Cpu).unwrap();
-    assert_eq!(tch::no_grad(|| off.losses(&still, &actions)).temporal, 0.0);
+    assert_eq!(tch::no_grad(|| off.losses(&still, &actions, None)).temporal, 0.0);
 }
 
 /// The per-patch variance hinge is not fooled by patch identity: clips that are all one frame
@@ -262,9 +262,9 @@ fn per_patch_variance_ignores_patch_identity() {
     let t = cfg.clip_len;
     let same = random_frames(1).unsqueeze(0).expand([4, t, 3, 64, 64], false).contiguous();
     let actions = Tensor::zeros([4, t, 2], (Kind::Float, Device::Cpu));
-    let across = tch::no_grad(|| WorldModel::new(&cfg, Device::Cpu).unwrap().losses(&same, &actions)).variance;
+    let across = tch::no_grad(|| WorldModel::new(&cfg, Device::Cpu).unwrap().losses(&same, &actions, None)).variance;
     cfg.loss.variance_per_patch = true;
-    let per_patch = tch::no_grad(|| WorldModel::new(&cfg, Device::Cpu).unwrap().losses(&same, &actions)).variance;
+    let per_patch = tch::no_grad(|| WorldModel::new(&cfg, Device::Cpu).unwrap().losses(&same, &actions, None)).variance;
     assert!((per_patch - (0.5 - 0.01)).abs() < 1e-4, "per patch: {per_patch}");
     assert!(across < per_patch - 0.05, "across tokens {across} vs per patch {per_patch}");
 }
@@ -299,4 +299,46 @@ fn keypoint_token_rides_along() {
     }
     cfg.encoder.latent_dim = 15;
     assert!(cfg.validate().unwrap_err().to_string().contains("encoder.latent_dim"));
+}
+
+/// The counterfactual contrast: a counterfactual identical to the frame costs exactly ln 2 (the
+/// two cannot be told apart). With "the square did not move" as every frame's counterfactual, an
+/// untrained model (which predicts no change) matches the counterfactual, not the frame; training
+/// teaches it to predict the move, so on held-out clips the contrast falls to under a quarter.
+#[test]
+fn counterfactual_contrast_learns_where_the_square_goes() {
+    tch::set_num_threads(1);
+    tch::manual_seed(8);
+    let mut cfg = tiny();
+    cfg.loss.counterfactual = 1.0;
+    cfg.loss.counterfactual_encoder = 1.0;
+    cfg.batch_size = 8;
+    cfg.encoder.latent_dim = 32;
+    cfg.predictor.width = 64;
+    cfg.predictor.depth = 2;
+    cfg.optim.lr = 3e-3;
+    let mut model = WorldModel::new(&cfg, Device::Cpu).unwrap();
+    let (f, a) = square_clip(4, cfg.clip_len, 20_000);
+    let same = tch::no_grad(|| model.losses(&f, &a, Some(&f)));
+    let ln2 = std::f64::consts::LN_2;
+    assert!((same.counterfactual - ln2).abs() < 1e-5, "identical counterfactual: {}", same.counterfactual);
+    assert!((same.counterfactual_encoder - ln2).abs() < 1e-5, "identical: {}", same.counterfactual_encoder);
+    // Frame t + 1's counterfactual is frame t: the square where it was.
+    let stale = |f: &Tensor| Tensor::cat(&[f.narrow(1, 0, 1), f.narrow(1, 0, cfg.clip_len - 1)], 1);
+    let before = tch::no_grad(|| model.losses(&f, &a, Some(&stale(&f))));
+    assert!(before.counterfactual > ln2, "untrained: {} (it predicts no change)", before.counterfactual);
+    let mut opt = AdamW::new(&model.vs);
+    for step in 0..300 {
+        let (f, a) = square_clip(cfg.batch_size, cfg.clip_len, step);
+        let report = model.train_step(&mut opt, &f, &a, Some(&stale(&f)), step);
+        assert!(!report.skipped, "step {step} skipped: {report:?}");
+    }
+    let after = tch::no_grad(|| model.losses(&f, &a, Some(&stale(&f))));
+    assert!(
+        after.counterfactual < 0.25 * before.counterfactual,
+        "prediction contrast {} → {}: still nearer 'nothing moved'",
+        before.counterfactual,
+        after.counterfactual
+    );
+    assert!(after.counterfactual_encoder < 0.5 * ln2, "encoder contrast {}", after.counterfactual_encoder);
 }
