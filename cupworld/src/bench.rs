@@ -335,7 +335,7 @@ fn bench_gen(episodes: u64, slots: usize, renderers: usize, json: bool) -> Resul
         render: render::RenderConfig { slots, ..Default::default() },
         renderers,
         sim_workers: 1,
-        counterfactual: false,
+        counterfactual: None,
         progress: false,
     };
     let summary = crate::generate::run(&cfg);

@@ -19,6 +19,10 @@ struct WmBench {
     clip_len: i64,
     train_step_ms: f64,
     train_frames_per_s: f64,
+    /// The same step with both counterfactual terms on (as the main job trains): one more
+    /// target-encoder pass over the counterfactual frames, no extra backward.
+    train_step_counterfactual_ms: f64,
+    train_counterfactual_frames_per_s: f64,
     /// Where a training step's time goes (ms, medians of separate runs of each part).
     encoder_fwd_bwd_ms: f64,
     predictor_fwd_bwd_ms: f64,
@@ -60,6 +64,24 @@ pub fn run(preset: &str, steps: usize, device: &str, json: bool) -> Result<()> {
         }
     }
     let train_step_ms = median(step_ms);
+    let train_step_counterfactual_ms = {
+        let mut cfg = cfg.clone();
+        cfg.loss.counterfactual = 1.0;
+        cfg.loss.counterfactual_encoder = 1.0;
+        let mut model = WorldModel::new(&cfg, device)?;
+        let mut opt = AdamW::new(&model.vs);
+        let counterfactual = Tensor::randint(256, [b, t, 3, s, s], (Kind::Uint8, device));
+        median(
+            (0..steps + 3)
+                .map(|i| {
+                    time_ms(device, &mut || {
+                        model.train_step(&mut opt, &frames, &actions, Some(&counterfactual), i as u64);
+                    })
+                })
+                .skip(3)
+                .collect(),
+        )
+    };
 
     // Parts, measured alone: encoder forward+backward on the clip's frames; predictor
     // forward+backward (teacher + rollout) on fixed latents; optimiser + EMA.
@@ -121,6 +143,8 @@ pub fn run(preset: &str, steps: usize, device: &str, json: bool) -> Result<()> {
         clip_len: t,
         train_step_ms,
         train_frames_per_s: (b * t) as f64 / (train_step_ms / 1e3),
+        train_step_counterfactual_ms,
+        train_counterfactual_frames_per_s: (b * t) as f64 / (train_step_counterfactual_ms / 1e3),
         encoder_fwd_bwd_ms: median(enc),
         predictor_fwd_bwd_ms: median(pred),
         optimizer_and_ema_ms: median(optim),
@@ -135,6 +159,10 @@ pub fn run(preset: &str, steps: usize, device: &str, json: bool) -> Result<()> {
         println!(
             "train step ({} clips × {} frames): {:.1} ms = {:.0} frames/s",
             r.batch_clips, r.clip_len, r.train_step_ms, r.train_frames_per_s
+        );
+        println!(
+            "  with the counterfactual terms (the main job's setting): {:.1} ms = {:.0} frames/s",
+            r.train_step_counterfactual_ms, r.train_counterfactual_frames_per_s
         );
         println!(
             "  encoder fwd+bwd {:.1} ms, predictor fwd+bwd (teacher + rollout) {:.1} ms, optimiser + EMA {:.1} ms",

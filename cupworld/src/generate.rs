@@ -37,10 +37,10 @@ pub struct GenConfig {
     /// Simulator threads; worker `w` feeds renderer `w % renderers`, so an episode's frames
     /// all pass through one renderer and stay in order.
     pub sim_workers: usize,
-    /// Draw every frame with the cup moved 3–10 cm (`sim::counterfactual`): a companion dataset
-    /// of the same episodes, step for step, for the world model's counterfactual loss. Its
-    /// `observation.environment_state` holds where the cup is drawn.
-    pub counterfactual: bool,
+    /// Draw every frame with the cup moved this far, in metres (`sim::counterfactual`): a
+    /// companion dataset of the same episodes, step for step, for the world model's
+    /// counterfactual loss. Its `observation.environment_state` holds where the cup is drawn.
+    pub counterfactual: Option<[f32; 2]>,
     pub progress: bool,
 }
 
@@ -256,8 +256,8 @@ pub fn run(cfg: &GenConfig) -> Result<GenSummary> {
             // The camera the frames were drawn from belongs with the data (it changed once already).
             let mut v = serde_json::to_value(&cfg.env)?;
             v["camera"] = serde_json::to_value(types::CameraSpec::default())?;
-            if cfg.counterfactual {
-                v["counterfactual"] = serde_json::json!({ "cup_displacement_m": sim::counterfactual::DISPLACEMENT });
+            if let Some(range) = cfg.counterfactual {
+                v["counterfactual"] = serde_json::json!({ "cup_displacement_m": range });
             }
             v
         },
@@ -298,7 +298,7 @@ fn simulate_episode(
     policy: PolicyKind,
     base_seed: u64,
     index: u64,
-    counterfactual: bool,
+    counterfactual: Option<[f32; 2]>,
     tx: &crossbeam_channel::Sender<RenderJob<Step>>,
 ) -> Result<bool> {
     let seed = episode_seed(base_seed, index);
@@ -310,11 +310,11 @@ fn simulate_episode(
     loop {
         let mut scene = env.scene();
         let mut environment_state = obs.environment_state.to_vec();
-        if counterfactual {
+        if let Some(range) = counterfactual {
             // Drawn before the step, from the state the frame shows; a scene with no free spot
             // (rare) is drawn as it is.
             let rng = &mut sim::counterfactual::rng_for(seed, step);
-            if let Some((edited, cup)) = sim::counterfactual::displaced_cup(&scene, &info, rng) {
+            if let Some((edited, cup)) = sim::counterfactual::displaced_cup(&scene, &info, range, rng) {
                 scene = edited;
                 environment_state[..3].copy_from_slice(&cup);
             }

@@ -191,6 +191,9 @@ struct GenArgs {
     /// made with the same options, for `train-wm --counterfactual-data`.
     #[arg(long)]
     counterfactual: bool,
+    /// With --counterfactual: how far the cup is moved, "MIN,MAX" in metres.
+    #[arg(long, value_delimiter = ',', default_values_t = sim::counterfactual::DISPLACEMENT, requires = "counterfactual")]
+    counterfactual_range: Vec<f32>,
     /// Print the summary as JSON.
     #[arg(long)]
     json: bool,
@@ -581,9 +584,18 @@ fn gen_cmd(a: GenArgs) -> Result<()> {
         },
         renderers: a.renderers.unwrap_or_else(default_renderers),
         sim_workers: a.sim_workers,
-        counterfactual: a.counterfactual,
+        counterfactual: match (a.counterfactual, a.counterfactual_range.as_slice()) {
+            (false, _) => None,
+            (true, &[lo, hi]) => Some([lo, hi]),
+            (true, other) => bail!("--counterfactual-range {other:?}: expected two numbers, MIN,MAX"),
+        },
         progress: std::io::stderr().is_terminal(),
     };
+    if let Some([lo, hi]) = cfg.counterfactual
+        && !(lo.is_finite() && hi.is_finite() && 0.0 < lo && lo < hi && hi <= 1.0)
+    {
+        bail!("--counterfactual-range {lo},{hi}: expected 0 < MIN < MAX <= 1 (metres)");
+    }
     if cfg.renderers == 0 || cfg.renderers > 16 {
         bail!("--renderers {} must be within 1..=16", cfg.renderers);
     }
@@ -639,7 +651,7 @@ fn demo(out: &std::path::Path, scale: &str) -> Result<()> {
     let began = std::time::Instant::now();
     let mut timing = serde_json::Map::new();
     let progress = std::io::stderr().is_terminal();
-    let gen_one = |task: Task, episodes: u64, seed: u64, dir: PathBuf, counterfactual: bool| -> Result<PathBuf> {
+    let gen_one = |task: Task, episodes: u64, seed: u64, dir: PathBuf| -> Result<PathBuf> {
         let cfg = generate::GenConfig {
             env: sim::EnvConfig { linger_steps: 6, ..sim::EnvConfig::for_task(task) },
             policy: PolicyKind::Mixed,
@@ -651,7 +663,7 @@ fn demo(out: &std::path::Path, scale: &str) -> Result<()> {
             render: render::RenderConfig::default(),
             renderers: default_renderers(),
             sim_workers: 1,
-            counterfactual,
+            counterfactual: None,
             progress,
         };
         let s = generate::run(&cfg)?;
@@ -673,17 +685,12 @@ fn demo(out: &std::path::Path, scale: &str) -> Result<()> {
     let t = std::time::Instant::now();
     let data = out.join("data");
     let train = vec![
-        gen_one(Task::PushToGoal, scale.train_episodes, 0, data.join("train-push-to-goal"), false)?,
-        gen_one(Task::KnockOff, scale.train_episodes, 0, data.join("train-knock-off"), false)?,
-    ];
-    // The same training episodes drawn with the cup moved, for the counterfactual loss terms.
-    let train_cf = vec![
-        gen_one(Task::PushToGoal, scale.train_episodes, 0, data.join("train-push-to-goal-cf"), true)?,
-        gen_one(Task::KnockOff, scale.train_episodes, 0, data.join("train-knock-off-cf"), true)?,
+        gen_one(Task::PushToGoal, scale.train_episodes, 0, data.join("train-push-to-goal"))?,
+        gen_one(Task::KnockOff, scale.train_episodes, 0, data.join("train-knock-off"))?,
     ];
     let heldout = vec![
-        gen_one(Task::PushToGoal, scale.heldout_episodes, 1_000, data.join("heldout-push-to-goal"), false)?,
-        gen_one(Task::KnockOff, scale.heldout_episodes, 1_000, data.join("heldout-knock-off"), false)?,
+        gen_one(Task::PushToGoal, scale.heldout_episodes, 1_000, data.join("heldout-push-to-goal"))?,
+        gen_one(Task::KnockOff, scale.heldout_episodes, 1_000, data.join("heldout-knock-off"))?,
     ];
     sheet::write_contact_sheet(&train[1], &out.join("contact_sheet.png"), 6, 8, 2)?;
     timing.insert("generate_s".into(), t.elapsed().as_secs_f64().into());
@@ -693,12 +700,12 @@ fn demo(out: &std::path::Path, scale: &str) -> Result<()> {
     if let Some(s) = scale.steps {
         cfg.steps = s;
     }
-    cfg.loss.counterfactual = 1.0;
-    cfg.loss.counterfactual_encoder = 1.0;
+    // No counterfactual terms: they raise the probe but the predictor then only ties copy-last
+    // (experiments/2026-11-29-counterfactual); `train-wm --counterfactual-data` turns them on.
     let run_dir = out.join("world_model");
     let summary = train_wm::run(&train_wm::TrainOptions {
         cfg,
-        data: train_wm::DataSource::DatasetsWithCounterfactuals { data: train.clone(), counterfactual: train_cf },
+        data: train_wm::DataSource::Datasets(train.clone()),
         resume: true,
         out: run_dir.clone(),
         device: tch::Device::Cpu,

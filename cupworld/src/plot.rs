@@ -86,6 +86,8 @@ pub fn line_plot(path: &Path, plot: &Plot, series: &[Series]) -> Result<()> {
                 .configure_mesh()
                 .x_desc(plot.x_label)
                 .y_desc(plot.y_label)
+                .x_label_formatter(&tick_label)
+                .y_label_formatter(&tick_label)
                 .label_style(("sans-serif", 14))
                 .draw()
                 .map_err(|e| err(e.to_string()))?;
@@ -134,4 +136,30 @@ pub fn line_plot(path: &Path, plot: &Plot, series: &[Series]) -> Result<()> {
     }
     root.present().map_err(|e| err(e.to_string()))?;
     Ok(())
+}
+
+/// A tick label without float noise: whole numbers as integers (step 500, horizon 3), small
+/// values to three significant digits (0.05, 1e-6).
+fn tick_label(v: &f64) -> String {
+    let v = *v;
+    if v == 0.0 || (v.fract() == 0.0 && v.abs() < 1e9) {
+        format!("{v:.0}")
+    } else if v.abs() >= 1e-3 && v.abs() < 1e6 {
+        let s = format!("{:.*}", (2 - v.abs().log10().floor() as i32).max(0) as usize, v);
+        if s.contains('.') { s.trim_end_matches('0').trim_end_matches('.').to_string() } else { s }
+    } else {
+        format!("{v:.0e}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn tick_labels_are_short() {
+        let cases = [(1.0, "1"), (2500.0, "2500"), (0.05, "0.05"), (0.1234, "0.123"), (12.5, "12.5"), (1e-6, "1e-6")];
+        for (v, want) in cases {
+            assert_eq!(super::tick_label(&v), want, "{v}");
+        }
+        assert_eq!(super::tick_label(&9.999999e-6), "1e-5");
+    }
 }

@@ -403,7 +403,7 @@ fn write_plots(out: &Path, history: &[MetricsLine]) -> Result<()> {
         &Plot {
             title: "World-model training loss",
             x_label: "step",
-            y_label: "L1 (latent)",
+            y_label: "loss term",
             log_x: false,
             log_y: true,
             markers: vec![],

@@ -11,8 +11,8 @@ use types::{ObjectKind, SceneSnapshot};
 
 use crate::Info;
 
-/// How far the cup is moved, in metres (uniform). The lower end is about one cup diameter, the
-/// upper end below the 12–16 cm jumps of the teleport violation.
+/// The default range of how far the cup is moved, in metres (uniform). The lower end is about
+/// one cup diameter, the upper end below the 12–16 cm jumps of the teleport violation.
 pub const DISPLACEMENT: [f32; 2] = [0.03, 0.10];
 
 /// The RNG of step `step` of the episode with seed `episode_seed`: a counterfactual depends only on
@@ -21,11 +21,16 @@ pub fn rng_for(episode_seed: u64, step: u32) -> ChaCha8Rng {
     ChaCha8Rng::seed_from_u64(episode_seed ^ (0xC0FF_EE00_0000_0000 | step as u64))
 }
 
-/// `scene` with its cup moved 3–10 cm along the table plane (height and tilt kept), clear of the
-/// pusher; a cup on the table stays on the table, a falling or fallen one stays within 15 cm of
+/// `scene` with its cup moved `range[0]`–`range[1]` metres along the table plane (height and tilt
+/// kept), clear of the pusher; a cup on the table stays on the table, a falling or fallen one stays within 15 cm of
 /// the table's footprint. Returns the edited scene and the cup's new position, or `None` when no
 /// spot was found in 64 draws or the scene has no cup.
-pub fn displaced_cup(scene: &SceneSnapshot, info: &Info, rng: &mut ChaCha8Rng) -> Option<(SceneSnapshot, [f32; 3])> {
+pub fn displaced_cup(
+    scene: &SceneSnapshot,
+    info: &Info,
+    range: [f32; 2],
+    rng: &mut ChaCha8Rng,
+) -> Option<(SceneSnapshot, [f32; 3])> {
     let [hw, hd] = info.table_half_size;
     let (limit_x, limit_z) = if info.on_table {
         let margin = info.cup_radius + 0.01;
@@ -37,7 +42,7 @@ pub fn displaced_cup(scene: &SceneSnapshot, info: &Info, rng: &mut ChaCha8Rng) -
     scene.objects.iter().position(|o| o.kind == ObjectKind::Cup)?;
     for _ in 0..64 {
         let angle = rng.random_range(0.0..std::f32::consts::TAU);
-        let dist = rng.random_range(DISPLACEMENT[0]..DISPLACEMENT[1]);
+        let dist = rng.random_range(range[0]..range[1]);
         let mut p = info.cup.position;
         p[0] += dist * angle.cos();
         p[2] += dist * angle.sin();
@@ -69,9 +74,9 @@ mod tests {
             env.reset(seed);
             let scene = env.scene();
             let info = env.current_info();
-            let Some((edited, p)) = displaced_cup(&scene, &info, &mut rng_for(seed, 0)) else { continue };
+            let Some((edited, p)) = displaced_cup(&scene, &info, DISPLACEMENT, &mut rng_for(seed, 0)) else { continue };
             found += 1;
-            let again = displaced_cup(&scene, &info, &mut rng_for(seed, 0)).unwrap();
+            let again = displaced_cup(&scene, &info, DISPLACEMENT, &mut rng_for(seed, 0)).unwrap();
             assert_eq!(again.1, p, "same (seed, step), same counterfactual");
             let c = info.cup.position;
             let d = ((p[0] - c[0]).powi(2) + (p[2] - c[2]).powi(2)).sqrt();

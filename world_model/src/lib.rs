@@ -9,6 +9,9 @@
 //! frames [b,t,3,64,64] ──encoder──► z [b,t,P,D] ──predictor(z_≤t, a_≤t)──► ẑ_{t+1}
 //!                      └─target encoder (EMA, no grad)──► z̄ [b,t,P,D]   loss = |ẑ_{t+1} − z̄_{t+1}|
 //! ```
+//! With counterfactual frames (the same moment drawn by the simulator with the cup moved), two
+//! optional contrast terms make the prediction and the encoder tell a frame from its
+//! counterfactual, which a latent-prediction loss alone lets the encoder skip (`loss.counterfactual`).
 //! This crate knows tensors only: data loading, the simulator and the renderer live elsewhere.
 
 pub mod checkpoint;
