@@ -189,9 +189,8 @@ fn square_clip(b: i64, t: i64, seed: u64) -> (Tensor, Tensor) {
     (Tensor::from_slice(&frames).reshape([b, t, 3, 64, 64]), Tensor::from_slice(&actions).reshape([b, t, 2]))
 }
 
-#[test]
-fn learns_action_conditioned_motion_better_than_copying() {
-    tch::set_num_threads(1);
+/// `tiny`, a little wider, for 300 steps on the moving-square world.
+fn square_world_config() -> WmConfig {
     let mut cfg = tiny();
     cfg.steps = 300;
     cfg.batch_size = 8;
@@ -199,6 +198,13 @@ fn learns_action_conditioned_motion_better_than_copying() {
     cfg.predictor.width = 64;
     cfg.predictor.depth = 2;
     cfg.optim.lr = 3e-3;
+    cfg
+}
+
+#[test]
+fn learns_action_conditioned_motion_better_than_copying() {
+    tch::set_num_threads(1);
+    let cfg = square_world_config();
     let mut model = WorldModel::new(&cfg, Device::Cpu).unwrap();
     let mut opt = AdamW::new(&model.vs);
     for step in 0..cfg.steps {
@@ -309,14 +315,9 @@ fn keypoint_token_rides_along() {
 fn counterfactual_contrast_learns_where_the_square_goes() {
     tch::set_num_threads(1);
     tch::manual_seed(8);
-    let mut cfg = tiny();
+    let mut cfg = square_world_config();
     cfg.loss.counterfactual = 1.0;
     cfg.loss.counterfactual_encoder = 1.0;
-    cfg.batch_size = 8;
-    cfg.encoder.latent_dim = 32;
-    cfg.predictor.width = 64;
-    cfg.predictor.depth = 2;
-    cfg.optim.lr = 3e-3;
     let mut model = WorldModel::new(&cfg, Device::Cpu).unwrap();
     let (f, a) = square_clip(4, cfg.clip_len, 20_000);
     let same = tch::no_grad(|| model.losses(&f, &a, Some(&f)));
@@ -328,7 +329,7 @@ fn counterfactual_contrast_learns_where_the_square_goes() {
     let before = tch::no_grad(|| model.losses(&f, &a, Some(&stale(&f))));
     assert!(before.counterfactual > ln2, "untrained: {} (it predicts no change)", before.counterfactual);
     let mut opt = AdamW::new(&model.vs);
-    for step in 0..300 {
+    for step in 0..cfg.steps {
         let (f, a) = square_clip(cfg.batch_size, cfg.clip_len, step);
         let report = model.train_step(&mut opt, &f, &a, Some(&stale(&f)), step);
         assert!(!report.skipped, "step {step} skipped: {report:?}");
