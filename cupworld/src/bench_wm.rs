@@ -19,7 +19,7 @@ struct WmBench {
     clip_len: i64,
     train_step_ms: f64,
     train_frames_per_s: f64,
-    /// The same step with both counterfactual terms on (as the main job trains): one more
+    /// The same step with both counterfactual terms on (`train-wm --counterfactual-data`): one more
     /// target-encoder pass over the counterfactual frames, no extra backward.
     train_step_counterfactual_ms: f64,
     train_counterfactual_frames_per_s: f64,
@@ -161,7 +161,7 @@ pub fn run(preset: &str, steps: usize, device: &str, json: bool) -> Result<()> {
             r.batch_clips, r.clip_len, r.train_step_ms, r.train_frames_per_s
         );
         println!(
-            "  with the counterfactual terms (the main job's setting): {:.1} ms = {:.0} frames/s",
+            "  with the counterfactual terms (--counterfactual-data): {:.1} ms = {:.0} frames/s",
             r.train_step_counterfactual_ms, r.train_counterfactual_frames_per_s
         );
         println!(
