@@ -54,16 +54,20 @@ pub fn run(preset: &str, steps: usize, device: &str, json: bool) -> Result<()> {
     let frames = Tensor::randint(256, [b, t, 3, s, s], (Kind::Uint8, device));
     let actions = Tensor::rand([b, t, 2], (Kind::Float, device)) * 2.0 - 1.0;
 
-    let mut step_ms = vec![];
-    for i in 0..steps + 3 {
-        let ms = time_ms(device, &mut || {
-            model.train_step(&mut opt, &frames, &actions, None, i as u64);
-        });
-        if i >= 3 {
-            step_ms.push(ms); // time_ms warms with one call and times a second
-        }
-    }
-    let train_step_ms = median(step_ms);
+    // Median of `steps` timed train steps after three warm-up ones.
+    let median_step_ms = |model: &mut WorldModel, opt: &mut AdamW, counterfactual: Option<&Tensor>| {
+        median(
+            (0..steps + 3)
+                .map(|i| {
+                    time_ms(device, &mut || {
+                        let _ = model.train_step(opt, &frames, &actions, counterfactual, i as u64);
+                    })
+                })
+                .skip(3)
+                .collect(),
+        )
+    };
+    let train_step_ms = median_step_ms(&mut model, &mut opt, None);
     let train_step_counterfactual_ms = {
         let mut cfg = cfg.clone();
         cfg.loss.counterfactual = 1.0;
@@ -71,16 +75,7 @@ pub fn run(preset: &str, steps: usize, device: &str, json: bool) -> Result<()> {
         let mut model = WorldModel::new(&cfg, device)?;
         let mut opt = AdamW::new(&model.vs);
         let counterfactual = Tensor::randint(256, [b, t, 3, s, s], (Kind::Uint8, device));
-        median(
-            (0..steps + 3)
-                .map(|i| {
-                    time_ms(device, &mut || {
-                        model.train_step(&mut opt, &frames, &actions, Some(&counterfactual), i as u64);
-                    })
-                })
-                .skip(3)
-                .collect(),
-        )
+        median_step_ms(&mut model, &mut opt, Some(&counterfactual))
     };
 
     // Parts, measured alone: encoder forward+backward on the clip's frames; predictor

@@ -39,7 +39,9 @@ pub fn displaced_cup(
         (hw + 0.15, hd + 0.15)
     };
     let clearance = info.cup_radius + info.pusher_half_extents[0].max(info.pusher_half_extents[2]) + 0.01;
-    scene.objects.iter().position(|o| o.kind == ObjectKind::Cup)?;
+    if !scene.objects.iter().any(|o| o.kind == ObjectKind::Cup) {
+        return None;
+    }
     for _ in 0..64 {
         let angle = rng.random_range(0.0..std::f32::consts::TAU);
         let dist = rng.random_range(range[0]..range[1]);
