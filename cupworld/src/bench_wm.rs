@@ -5,7 +5,7 @@ use std::time::Instant;
 use anyhow::Result;
 use serde::Serialize;
 use tch::{Device, Kind, Tensor};
-use world_model::{AdamW, LatentHistory, WmConfig, WorldModel};
+use world_model::{AdamW, Counterfactual, LatentHistory, WmConfig, WorldModel};
 
 use crate::bench::median;
 
@@ -19,10 +19,16 @@ struct WmBench {
     clip_len: i64,
     train_step_ms: f64,
     train_frames_per_s: f64,
-    /// The same step with both counterfactual terms on (`train-wm --counterfactual-data`): one more
-    /// target-encoder pass over the counterfactual frames, no extra backward.
+    /// The same step with both counterfactual contrasts on (`train-wm --counterfactual-data`): one
+    /// more target-encoder pass over the counterfactual frames, no extra backward.
     train_step_counterfactual_ms: f64,
     train_counterfactual_frames_per_s: f64,
+    /// The encoder-first recipe (the main job's): a step of the encoder phase (contrast and graded
+    /// counterfactual terms, no predictor), and a step after it with the encoder frozen.
+    encoder_phase_step_ms: f64,
+    encoder_phase_frames_per_s: f64,
+    frozen_encoder_step_ms: f64,
+    frozen_encoder_frames_per_s: f64,
     /// Where a training step's time goes (ms, medians of separate runs of each part).
     encoder_fwd_bwd_ms: f64,
     predictor_fwd_bwd_ms: f64,
@@ -54,29 +60,34 @@ pub fn run(preset: &str, steps: usize, device: &str, json: bool) -> Result<()> {
     let frames = Tensor::randint(256, [b, t, 3, s, s], (Kind::Uint8, device));
     let actions = Tensor::rand([b, t, 2], (Kind::Float, device)) * 2.0 - 1.0;
 
-    // Median of `steps` timed train steps after three warm-up ones.
-    let median_step_ms = |model: &mut WorldModel, opt: &mut AdamW, counterfactual: Option<&Tensor>| {
-        median(
+    let counterfactual = Counterfactual {
+        frames: Tensor::randint(256, [b, t, 3, s, s], (Kind::Uint8, device)),
+        shift: Tensor::rand([b, t], (Kind::Float, device)) * 0.25,
+    };
+    // Median of `steps` timed train steps (numbered from `from`) after three warm-up ones, of a
+    // fresh model with `cfg`.
+    let median_step_ms = |cfg: &WmConfig, counterfactual: Option<&Counterfactual>, from: u64| -> Result<f64> {
+        let mut model = WorldModel::new(cfg, device)?;
+        let mut opt = AdamW::new(&model.vs);
+        Ok(median(
             (0..steps + 3)
                 .map(|i| {
                     time_ms(device, &mut || {
-                        let _ = model.train_step(opt, &frames, &actions, counterfactual, i as u64);
+                        let _ = model.train_step(&mut opt, &frames, &actions, counterfactual, from + i as u64);
                     })
                 })
                 .skip(3)
                 .collect(),
-        )
+        ))
     };
-    let train_step_ms = median_step_ms(&mut model, &mut opt, None);
-    let train_step_counterfactual_ms = {
-        let mut cfg = cfg.clone();
-        cfg.loss.counterfactual = 1.0;
-        cfg.loss.counterfactual_encoder = 1.0;
-        let mut model = WorldModel::new(&cfg, device)?;
-        let mut opt = AdamW::new(&model.vs);
-        let counterfactual = Tensor::randint(256, [b, t, 3, s, s], (Kind::Uint8, device));
-        median_step_ms(&mut model, &mut opt, Some(&counterfactual))
-    };
+    let train_step_ms = median_step_ms(&cfg, None, 0)?;
+    let mut contrast = cfg.clone();
+    contrast.loss.counterfactual = 1.0;
+    contrast.loss.counterfactual_encoder = 1.0;
+    let train_step_counterfactual_ms = median_step_ms(&contrast, Some(&counterfactual), 0)?;
+    let recipe = WmConfig::encoder_first(&cfg);
+    let encoder_phase_step_ms = median_step_ms(&recipe, Some(&counterfactual), 0)?;
+    let frozen_encoder_step_ms = median_step_ms(&recipe, Some(&counterfactual), recipe.encoder_steps)?;
 
     // Parts, measured alone: encoder forward+backward on the clip's frames; predictor
     // forward+backward (teacher + rollout) on fixed latents; optimiser + EMA.
@@ -140,6 +151,10 @@ pub fn run(preset: &str, steps: usize, device: &str, json: bool) -> Result<()> {
         train_frames_per_s: (b * t) as f64 / (train_step_ms / 1e3),
         train_step_counterfactual_ms,
         train_counterfactual_frames_per_s: (b * t) as f64 / (train_step_counterfactual_ms / 1e3),
+        encoder_phase_step_ms,
+        encoder_phase_frames_per_s: (b * t) as f64 / (encoder_phase_step_ms / 1e3),
+        frozen_encoder_step_ms,
+        frozen_encoder_frames_per_s: (b * t) as f64 / (frozen_encoder_step_ms / 1e3),
         encoder_fwd_bwd_ms: median(enc),
         predictor_fwd_bwd_ms: median(pred),
         optimizer_and_ema_ms: median(optim),
@@ -156,8 +171,15 @@ pub fn run(preset: &str, steps: usize, device: &str, json: bool) -> Result<()> {
             r.batch_clips, r.clip_len, r.train_step_ms, r.train_frames_per_s
         );
         println!(
-            "  with the counterfactual terms (--counterfactual-data): {:.1} ms = {:.0} frames/s",
+            "  with the counterfactual contrasts: {:.1} ms = {:.0} frames/s",
             r.train_step_counterfactual_ms, r.train_counterfactual_frames_per_s
+        );
+        println!(
+            "  encoder-first (the main job): encoder phase {:.1} ms = {:.0} frames/s; then, encoder frozen, {:.1} ms = {:.0} frames/s",
+            r.encoder_phase_step_ms,
+            r.encoder_phase_frames_per_s,
+            r.frozen_encoder_step_ms,
+            r.frozen_encoder_frames_per_s
         );
         println!(
             "  encoder fwd+bwd {:.1} ms, predictor fwd+bwd (teacher + rollout) {:.1} ms, optimiser + EMA {:.1} ms",

@@ -187,7 +187,7 @@ struct GenArgs {
     /// Directional-light shadows (slower on CPU).
     #[arg(long)]
     shadows: bool,
-    /// Draw every frame with the cup moved 3–10 cm: the counterfactual companion of the dataset
+    /// Draw every frame with the cup moved 3–25 cm: the counterfactual companion of the dataset
     /// made with the same options, for `train-wm --counterfactual-data`.
     #[arg(long)]
     counterfactual: bool,
@@ -206,7 +206,8 @@ struct TrainWmArgs {
     data: Vec<PathBuf>,
     /// Counterfactual companions of the --data datasets, one each, in order (made with the same
     /// gen options plus --counterfactual); needed by loss.counterfactual*. With a --preset (no
-    /// --config) it also turns loss.counterfactual and loss.counterfactual_encoder on at 1.
+    /// --config) it trains the encoder-first recipe: --steps steps of the encoder alone on the
+    /// counterfactual terms, then --steps steps of the predictor on the frozen encoder.
     #[arg(long, conflicts_with = "live")]
     counterfactual_data: Vec<PathBuf>,
     /// Train on live simulation instead: simulators and the renderer fill a replay buffer.
@@ -328,8 +329,7 @@ fn wm_config(a: &TrainWmArgs) -> Result<world_model::WmConfig> {
         cfg.seed = v;
     }
     if !a.counterfactual_data.is_empty() && a.config.is_none() {
-        cfg.loss.counterfactual = 1.0;
-        cfg.loss.counterfactual_encoder = 1.0;
+        cfg = world_model::WmConfig::encoder_first(&cfg);
     }
     cfg.validate()?;
     Ok(cfg)
@@ -651,7 +651,7 @@ fn demo(out: &std::path::Path, scale: &str) -> Result<()> {
     let began = std::time::Instant::now();
     let mut timing = serde_json::Map::new();
     let progress = std::io::stderr().is_terminal();
-    let gen_one = |task: Task, episodes: u64, seed: u64, dir: PathBuf| -> Result<PathBuf> {
+    let gen_one = |task: Task, episodes: u64, seed: u64, dir: PathBuf, counterfactual: bool| -> Result<PathBuf> {
         let cfg = generate::GenConfig {
             env: sim::EnvConfig { linger_steps: 6, ..sim::EnvConfig::for_task(task) },
             policy: PolicyKind::Mixed,
@@ -663,7 +663,7 @@ fn demo(out: &std::path::Path, scale: &str) -> Result<()> {
             render: render::RenderConfig::default(),
             renderers: default_renderers(),
             sim_workers: 1,
-            counterfactual: None,
+            counterfactual: counterfactual.then_some(sim::counterfactual::DISPLACEMENT),
             progress,
         };
         let s = generate::run(&cfg)?;
@@ -684,28 +684,32 @@ fn demo(out: &std::path::Path, scale: &str) -> Result<()> {
     };
     let t = std::time::Instant::now();
     let data = out.join("data");
-    let train = vec![
-        gen_one(Task::PushToGoal, scale.train_episodes, 0, data.join("train-push-to-goal"))?,
-        gen_one(Task::KnockOff, scale.train_episodes, 0, data.join("train-knock-off"))?,
-    ];
-    let heldout = vec![
-        gen_one(Task::PushToGoal, scale.heldout_episodes, 1_000, data.join("heldout-push-to-goal"))?,
-        gen_one(Task::KnockOff, scale.heldout_episodes, 1_000, data.join("heldout-knock-off"))?,
-    ];
+    let tasks = [(Task::PushToGoal, "push-to-goal"), (Task::KnockOff, "knock-off")];
+    let mut train = vec![];
+    let mut train_cf = vec![];
+    for (task, name) in tasks {
+        train.push(gen_one(task, scale.train_episodes, 0, data.join(format!("train-{name}")), false)?);
+        train_cf.push(gen_one(task, scale.train_episodes, 0, data.join(format!("train-{name}-cf")), true)?);
+    }
+    let mut heldout = vec![];
+    for (task, name) in tasks {
+        heldout.push(gen_one(task, scale.heldout_episodes, 1_000, data.join(format!("heldout-{name}")), false)?);
+    }
     sheet::write_contact_sheet(&train[1], &out.join("contact_sheet.png"), 6, 8, 2)?;
     timing.insert("generate_s".into(), t.elapsed().as_secs_f64().into());
 
     let t = std::time::Instant::now();
-    let mut cfg = world_model::WmConfig::preset(scale.preset)?;
+    let mut base = world_model::WmConfig::preset(scale.preset)?;
     if let Some(s) = scale.steps {
-        cfg.steps = s;
+        base.steps = s;
     }
-    // No counterfactual terms: they raise the probe but the predictor then only ties copy-last
-    // (experiments/2026-11-29-counterfactual); `train-wm --counterfactual-data` turns them on.
+    // Encoder first, on the counterfactual terms; then the predictor on the frozen encoder
+    // (experiments/2026-11-29-encoder-first).
+    let cfg = world_model::WmConfig::encoder_first(&base);
     let run_dir = out.join("world_model");
     let summary = train_wm::run(&train_wm::TrainOptions {
         cfg,
-        data: train_wm::DataSource::Datasets(train.clone()),
+        data: train_wm::DataSource::DatasetsWithCounterfactuals { data: train.clone(), counterfactual: train_cf },
         resume: true,
         out: run_dir.clone(),
         device: tch::Device::Cpu,

@@ -74,6 +74,8 @@ pub struct MetricsLine {
     pub counterfactual: f64,
     #[serde(default)]
     pub counterfactual_encoder: f64,
+    #[serde(default)]
+    pub counterfactual_metric: f64,
     pub grad_norm: f64,
     pub lr: f64,
     pub momentum: f64,
@@ -149,14 +151,18 @@ pub fn run(opts: &TrainOptions) -> Result<TrainSummary> {
     let paired = matches!(opts.data, DataSource::DatasetsWithCounterfactuals { .. });
     if cfg.loss.uses_counterfactuals() && !paired {
         bail!(
-            "loss.counterfactual ({}) / loss.counterfactual_encoder ({}) need counterfactual frames: \
-             give --counterfactual-data (datasets made with gen --counterfactual), or set both to 0",
+            "loss.counterfactual ({}) / loss.counterfactual_encoder ({}) / loss.counterfactual_metric ({}) need \
+             counterfactual frames: give --counterfactual-data (datasets made with gen --counterfactual), or set them to 0",
             cfg.loss.counterfactual,
-            cfg.loss.counterfactual_encoder
+            cfg.loss.counterfactual_encoder,
+            cfg.loss.counterfactual_metric
         );
     }
     if paired && !cfg.loss.uses_counterfactuals() {
-        bail!("--counterfactual-data given but loss.counterfactual and loss.counterfactual_encoder are both 0");
+        bail!(
+            "--counterfactual-data given but loss.counterfactual, loss.counterfactual_encoder and \
+             loss.counterfactual_metric are all 0"
+        );
     }
     let out = &opts.out;
     let existing = latest_checkpoint(out)?;
@@ -201,7 +207,12 @@ pub fn run(opts: &TrainOptions) -> Result<TrainSummary> {
     let mut metrics = std::fs::OpenOptions::new().append(true).create(true).open(&metrics_path)?;
 
     let mut feed = match &opts.data {
-        DataSource::Datasets(dirs) => Feed::Static(load_datasets(dirs, cfg.image_size)?),
+        DataSource::Datasets(dirs) => {
+            for dir in dirs {
+                crate::wm_data::refuse_counterfactual(dir)?;
+            }
+            Feed::Static(load_datasets(dirs, cfg.image_size)?)
+        }
         DataSource::DatasetsWithCounterfactuals { data, counterfactual } => {
             Feed::Static(load_paired(data, counterfactual, cfg.image_size)?)
         }
@@ -286,6 +297,7 @@ pub fn run(opts: &TrainOptions) -> Result<TrainSummary> {
             temporal: report.temporal,
             counterfactual: report.counterfactual,
             counterfactual_encoder: report.counterfactual_encoder,
+            counterfactual_metric: report.counterfactual_metric,
             grad_norm: report.grad_norm,
             lr: report.lr,
             momentum: report.momentum,
@@ -409,14 +421,22 @@ fn write_plots(out: &Path, history: &[MetricsLine]) -> Result<()> {
             markers: vec![],
         },
         &{
+            // The predictor's terms are 0 (not taken) during the encoder phase: not drawn there.
+            let predictor_pts = |f: &dyn Fn(&MetricsLine) -> f64| -> Vec<(f64, f64)> {
+                pts(f).into_iter().filter(|p| p.1 > 0.0).collect()
+            };
             let mut series = vec![
-                Series::new("teacher-forced L1", smooth(&pts(&|m| m.teacher), w)),
-                Series::new("rollout L1", smooth(&pts(&|m| m.rollout), w)),
+                Series::new("teacher-forced L1", smooth(&predictor_pts(&|m| m.teacher), w)),
+                Series::new("rollout L1", smooth(&predictor_pts(&|m| m.rollout), w)),
                 Series::new("variance hinge", smooth(&pts(&|m| m.variance), w)),
             ];
             if ok.iter().any(|m| m.counterfactual > 0.0 || m.counterfactual_encoder > 0.0) {
-                series.push(Series::new("counterfactual (prediction)", smooth(&pts(&|m| m.counterfactual), w)));
+                series
+                    .push(Series::new("counterfactual (prediction)", smooth(&predictor_pts(&|m| m.counterfactual), w)));
                 series.push(Series::new("counterfactual (encoder)", smooth(&pts(&|m| m.counterfactual_encoder), w)));
+            }
+            if ok.iter().any(|m| m.counterfactual_metric > 0.0) {
+                series.push(Series::new("counterfactual (graded)", smooth(&pts(&|m| m.counterfactual_metric), w)));
             }
             series
         },

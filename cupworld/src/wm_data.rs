@@ -8,6 +8,7 @@ use anyhow::{Result, bail};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use tch::{Kind, Tensor};
+use world_model::Counterfactual;
 
 /// One episode: frames `[T, 3, H, W]` u8, actions `[T, 2]` f32, environment state `[T, 9]` f32
 /// (cup position, cup quaternion, goal), as plain tensors on the CPU.
@@ -16,8 +17,8 @@ pub struct EpisodeTensors {
     pub actions: Tensor,
     pub env_state: Tensor,
     pub seed: u64,
-    /// The same frames drawn with the cup moved (`gen --counterfactual`), when paired.
-    pub counterfactual: Option<Tensor>,
+    /// The same frames drawn with the cup moved (`gen --counterfactual`) and how far, when paired.
+    pub counterfactual: Option<Counterfactual>,
 }
 
 impl EpisodeTensors {
@@ -60,6 +61,23 @@ pub fn load_datasets(dirs: &[PathBuf], image_size: i64) -> Result<Vec<EpisodeTen
     Ok(out)
 }
 
+/// Whether `dir` is a counterfactual companion (made by `gen --counterfactual`).
+fn is_counterfactual(dir: &Path) -> Result<bool> {
+    Ok(dataset::Manifest::read(dir)?.meta.env_config.get("counterfactual").is_some())
+}
+
+/// Refuses a counterfactual companion given as training data: its frames show the cup where it
+/// is not, so training on them as real teaches the wrong world.
+pub fn refuse_counterfactual(dir: &Path) -> Result<()> {
+    if is_counterfactual(dir)? {
+        bail!(
+            "{}: is a counterfactual dataset (gen --counterfactual); give it as --counterfactual-data",
+            dir.display()
+        );
+    }
+    Ok(())
+}
+
 /// Loads every episode of `dirs` with the frames of its counterfactual companion (`dirs[i]` pairs
 /// with `counterfactual[i]`): both verified, the companion made by `gen --counterfactual` from
 /// the same episodes (same seeds, same lengths), else refused naming both directories.
@@ -73,16 +91,8 @@ pub fn load_paired(dirs: &[PathBuf], counterfactual: &[PathBuf], image_size: i64
     }
     let mut out = vec![];
     for (dir, cf_dir) in dirs.iter().zip(counterfactual) {
-        let is_cf = |d: &Path| -> Result<bool> {
-            Ok(dataset::Manifest::read(d)?.meta.env_config.get("counterfactual").is_some())
-        };
-        if is_cf(dir)? {
-            bail!(
-                "{}: is a counterfactual dataset (gen --counterfactual); give it as --counterfactual-data",
-                dir.display()
-            );
-        }
-        if !is_cf(cf_dir)? {
+        refuse_counterfactual(dir)?;
+        if !is_counterfactual(cf_dir)? {
             bail!("{}: not a counterfactual dataset (made without gen --counterfactual)", cf_dir.display());
         }
         let mut real = load_dataset(dir, image_size)?;
@@ -109,7 +119,10 @@ pub fn load_paired(dirs: &[PathBuf], counterfactual: &[PathBuf], image_size: i64
                     c.len()
                 );
             }
-            r.counterfactual = Some(c.frames);
+            // The companion's environment state says where its cup was drawn.
+            let moved = (&c.env_state - &r.env_state).index_select(1, &Tensor::from_slice(&[0i64, 2]));
+            let shift = moved.square().sum_dim_intlist(1, false, Kind::Float).sqrt();
+            r.counterfactual = Some(Counterfactual { frames: c.frames, shift });
         }
         out.extend(real);
     }
@@ -177,7 +190,7 @@ impl ClipSampler {
     }
 
     /// `batch` clips of `len` frames: `(frames [b, len, 3, H, W] u8, actions [b, len, 2],
-    /// counterfactual frames like `frames` when every episode has them)`. Clips showing a fall
+    /// counterfactual frames like `frames` and shifts [b, len] when every episode has them)`. Clips showing a fall
     /// are `fall_weight` times as likely as others (rejection sampling).
     pub fn sample<'a>(
         &mut self,
@@ -185,7 +198,7 @@ impl ClipSampler {
         batch: i64,
         len: i64,
         fall_weight: f64,
-    ) -> Result<(Tensor, Tensor, Option<Tensor>)> {
+    ) -> Result<(Tensor, Tensor, Option<Counterfactual>)> {
         let starts: Vec<i64> = episodes.clone().map(|e| (e.len() - len + 1).max(0)).collect();
         let total: i64 = starts.iter().sum();
         if total == 0 {
@@ -195,7 +208,7 @@ impl ClipSampler {
         let falls: Vec<Option<i64>> =
             if fall_weight > 1.0 { eps.iter().map(|e| e.fall_start()).collect() } else { vec![] };
         let paired = eps.iter().all(|e| e.counterfactual.is_some());
-        let (mut frames, mut actions, mut counterfactual) = (vec![], vec![], vec![]);
+        let (mut frames, mut actions, mut cf_frames, mut cf_shifts) = (vec![], vec![], vec![], vec![]);
         for _ in 0..batch {
             let (i, k) = loop {
                 let mut k = self.rng.random_range(0..total);
@@ -215,10 +228,12 @@ impl ClipSampler {
             frames.push(eps[i].frames.narrow(0, k, len));
             actions.push(eps[i].actions.narrow(0, k, len));
             if let Some(cf) = eps[i].counterfactual.as_ref().filter(|_| paired) {
-                counterfactual.push(cf.narrow(0, k, len));
+                cf_frames.push(cf.frames.narrow(0, k, len));
+                cf_shifts.push(cf.shift.narrow(0, k, len));
             }
         }
-        let counterfactual = paired.then(|| Tensor::stack(&counterfactual, 0));
+        let counterfactual = paired
+            .then(|| Counterfactual { frames: Tensor::stack(&cf_frames, 0), shift: Tensor::stack(&cf_shifts, 0) });
         Ok((Tensor::stack(&frames, 0), Tensor::stack(&actions, 0).to_kind(Kind::Float), counterfactual))
     }
 }

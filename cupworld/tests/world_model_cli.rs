@@ -165,17 +165,24 @@ fn counterfactual_companions_are_paired_and_checked() {
         assert_eq!(r.transition.action, m.transition.action);
         let (a, b) = (&r.transition.environment_state, &m.transition.environment_state);
         let d = ((a[0] - b[0]).powi(2) + (a[2] - b[2]).powi(2)).sqrt();
-        if r.rgb != m.rgb && (0.03..=0.10).contains(&d) {
+        if r.rgb != m.rgb && (0.03..=0.25).contains(&d) {
             shown_elsewhere += 1;
         }
     }
     assert!(shown_elsewhere as f64 > 0.9 * real.len() as f64, "{shown_elsewhere} of {} frames", real.len());
     let run = dir.path().join("run");
     ok(&refs(&train(&data, run.to_str().unwrap(), &["--steps", "4", "--counterfactual-data", &cf])));
+    // With a preset, --counterfactual-data trains encoder first: 4 steps of the encoder alone (no
+    // predictor terms), then 4 of the predictor.
     let log = std::fs::read_to_string(run.join("metrics.jsonl")).unwrap();
-    let last: serde_json::Value = serde_json::from_str(log.lines().last().unwrap()).unwrap();
-    for key in ["counterfactual", "counterfactual_encoder"] {
-        let v = last[key].as_f64().unwrap();
+    let lines: Vec<serde_json::Value> = log.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 8, "{log}");
+    for (i, line) in lines.iter().enumerate() {
+        let teacher = line["teacher"].as_f64().unwrap();
+        assert_eq!(teacher > 0.0, i >= 4, "step {i}: teacher {teacher}");
+    }
+    for key in ["counterfactual", "counterfactual_encoder", "counterfactual_metric"] {
+        let v = lines[7][key].as_f64().unwrap();
         assert!(v > 0.0 && v < 5.0, "{key} = {v}");
     }
     let other = dir.path().join("other");
@@ -188,6 +195,8 @@ fn counterfactual_companions_are_paired_and_checked() {
     assert!(e.contains("not a counterfactual dataset"), "{e}");
     let e = fails(&refs(&train(&cf, o, &["--steps", "2", "--counterfactual-data", &cf])));
     assert!(e.contains("is a counterfactual dataset"), "{e}");
+    let e = fails(&refs(&train(&cf, o, &["--steps", "2"])));
+    assert!(e.contains("is a counterfactual dataset") && e.contains("--counterfactual-data"), "{e}");
     // Counterfactual weights in a config without counterfactual data.
     let cfg = dir.path().join("cf.json");
     let mut c = serde_json::to_value(world_model::WmConfig::preset("tiny").unwrap()).unwrap();

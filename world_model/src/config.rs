@@ -87,7 +87,7 @@ pub struct LossConfig {
     pub temporal_std_target: f64,
     /// Weight of the counterfactual term on the *prediction*: the predicted latents of frame
     /// t + 1 must lie closer to the target latents of that frame than to those of its
-    /// counterfactual, the same moment drawn by the simulator with the cup moved 3–10 cm
+    /// counterfactual, the same moment drawn by the simulator with the cup moved 3–25 cm
     /// (`gen --counterfactual`): `softplus((d(pred, target) − d(pred, target_cf)) / tau)` with
     /// `d` the mean L1 over the frame's tokens. The latent-prediction terms let the encoder drop
     /// a 3–4-pixel cup (what is not encoded need not be predicted); this one cannot be met
@@ -99,12 +99,19 @@ pub struct LossConfig {
     pub counterfactual_encoder: f64,
     /// Temperature of both counterfactual terms, in units of mean L1 between latents.
     pub counterfactual_tau: f64,
+    /// Weight of the graded counterfactual term on the encoder: each frame's latent distance to
+    /// its counterfactual (mean L1 to its target latents), relative to the batch mean, should equal
+    /// how far the cup was moved, relative to the batch mean:
+    /// `mean((d_i / mean(d) − r_i / mean(r))²)`. The contrast alone is met by any feature that
+    /// changes when the cup shifts (a hash of its position); asking distances to grow with the
+    /// shift asks for a smooth code of where the cup is, which a linear map can read. 0 = off.
+    pub counterfactual_metric: f64,
 }
 
 impl LossConfig {
     /// True when a counterfactual term is on (the data must then carry counterfactual frames).
     pub fn uses_counterfactuals(&self) -> bool {
-        self.counterfactual > 0.0 || self.counterfactual_encoder > 0.0
+        self.counterfactual > 0.0 || self.counterfactual_encoder > 0.0 || self.counterfactual_metric > 0.0
     }
 }
 
@@ -124,8 +131,16 @@ impl Default for LossConfig {
             counterfactual: 0.0,
             counterfactual_encoder: 0.0,
             counterfactual_tau: 0.02,
+            counterfactual_metric: 0.0,
         }
     }
+}
+
+/// What a training step trains: the encoder alone (`encoder_steps`), or encoder and predictor.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Phase {
+    Encoder,
+    Joint,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -162,8 +177,9 @@ pub struct OptimConfig {
     pub eps: f64,
     /// Global gradient-norm clip; 0 turns it off.
     pub grad_clip: f64,
-    /// The encoder's learning rate relative to the predictor's (0 freezes it: a fixed encoder,
-    /// as V-JEPA 2-AC and DINO-WM train their predictors).
+    /// The encoder's learning rate relative to the predictor's while the predictor trains (0
+    /// freezes it then: a fixed encoder, as V-JEPA 2-AC and DINO-WM train their predictors).
+    /// During `encoder_steps` the encoder trains at the full rate.
     pub encoder_lr_scale: f64,
 }
 
@@ -200,6 +216,12 @@ pub struct WmConfig {
     /// Training clips that show the cup falling (its height 2 cm below where it started) are
     /// drawn this many times as often as others (1 = uniform). Falls are ~4% of clips.
     pub fall_weight: f64,
+    /// Steps, counted in `steps`, that train the encoder alone before the predictor starts: only
+    /// the encoder's terms (variance, covariance, the counterfactual encoder terms) are taken and
+    /// the predictor is not run, so a step costs a fraction of a full one. The learning-rate
+    /// schedule (warm-up, cosine) runs once over these steps and again over the rest. 0: encoder
+    /// and predictor train together from the start.
+    pub encoder_steps: u64,
     pub loss: LossConfig,
     pub ema: EmaConfig,
     pub optim: OptimConfig,
@@ -225,6 +247,7 @@ impl WmConfig {
             batch_size: 32,
             steps: 2500,
             fall_weight: 1.0,
+            encoder_steps: 0,
             loss: LossConfig::default(),
             ema: EmaConfig::default(),
             optim: OptimConfig::default(),
@@ -250,6 +273,24 @@ impl WmConfig {
             }),
             other => Err(WmError::Config(format!("unknown preset {other:?} (known: tiny, small)"))),
         }
+    }
+
+    /// The encoder-first recipe on top of `base` (needs counterfactual data): `base.steps` steps
+    /// that train the encoder alone on the counterfactual contrast and the graded term, then
+    /// `base.steps` steps of the predictor on the frozen encoder (as V-JEPA 2-AC and DINO-WM
+    /// train predictors on fixed encoders). The JEPA terms let the encoder drop a 3–4-pixel cup;
+    /// this way the cup's place is learnt first and the predictor is trained on latents that keep
+    /// it (experiments/2026-11-29-encoder-first).
+    pub fn encoder_first(base: &WmConfig) -> WmConfig {
+        let mut cfg = base.clone();
+        cfg.encoder_steps = base.steps;
+        cfg.steps = 2 * base.steps;
+        cfg.loss.counterfactual = 0.0;
+        cfg.loss.counterfactual_encoder = 1.0;
+        cfg.loss.counterfactual_metric = 1.0;
+        cfg.loss.counterfactual_tau = 0.005;
+        cfg.optim.encoder_lr_scale = 0.0;
+        cfg
     }
 
     /// Side of the square patch grid.
@@ -325,6 +366,12 @@ impl WmConfig {
         if self.rollout_steps < 0 || self.rollout_steps >= self.clip_len {
             return bad("rollout_steps", format!("{} must be in [0, clip_len {})", self.rollout_steps, self.clip_len));
         }
+        if self.encoder_steps >= self.steps {
+            return bad(
+                "encoder_steps",
+                format!("{} must be below steps {} (the predictor trains after them)", self.encoder_steps, self.steps),
+            );
+        }
         if !(0.0..=1.0).contains(&self.ema.start) || !(0.0..=1.0).contains(&self.ema.end) {
             return bad("ema", format!("start {} and end {} must be in [0, 1]", self.ema.start, self.ema.end));
         }
@@ -338,6 +385,7 @@ impl WmConfig {
             ("loss.temporal_std_target", self.loss.temporal_std_target),
             ("loss.counterfactual", self.loss.counterfactual),
             ("loss.counterfactual_encoder", self.loss.counterfactual_encoder),
+            ("loss.counterfactual_metric", self.loss.counterfactual_metric),
             ("optim.weight_decay", self.optim.weight_decay),
             ("optim.grad_clip", self.optim.grad_clip),
             ("optim.encoder_lr_scale", self.optim.encoder_lr_scale),
@@ -359,13 +407,23 @@ impl WmConfig {
         Ok(())
     }
 
-    /// Learning rate at `step`: linear warm-up, then cosine decay to `min_lr` at `steps`.
+    /// Which phase `step` is in.
+    pub fn phase_at(&self, step: u64) -> Phase {
+        if step < self.encoder_steps { Phase::Encoder } else { Phase::Joint }
+    }
+
+    /// Learning rate at `step`: linear warm-up, then cosine decay to `min_lr`, once over the
+    /// encoder phase and once over the rest.
     pub fn lr_at(&self, step: u64) -> f64 {
         let o = &self.optim;
+        let (step, steps) = match self.phase_at(step) {
+            Phase::Encoder => (step, self.encoder_steps),
+            Phase::Joint => (step - self.encoder_steps, self.steps - self.encoder_steps),
+        };
         if step < o.warmup_steps {
             return o.lr * (step + 1) as f64 / o.warmup_steps as f64;
         }
-        let span = self.steps.saturating_sub(o.warmup_steps).max(1) as f64;
+        let span = steps.saturating_sub(o.warmup_steps).max(1) as f64;
         let t = ((step - o.warmup_steps) as f64 / span).min(1.0);
         o.min_lr + 0.5 * (o.lr - o.min_lr) * (1.0 + (std::f64::consts::PI * t).cos())
     }

@@ -4,6 +4,7 @@ use std::collections::VecDeque;
 
 use tch::{Device, Kind, Tensor, nn};
 
+use crate::config::Phase;
 use crate::{Result, WmConfig, WmError};
 
 fn group_norm(p: nn::Path, c: i64) -> nn::GroupNorm {
@@ -234,8 +235,18 @@ pub struct LossParts {
     /// counterfactual frames). ln 2 ≈ 0.693 means "cannot tell a frame from its counterfactual".
     pub counterfactual: f64,
     pub counterfactual_encoder: f64,
+    /// The graded counterfactual term (unweighted; 0 = distances exactly proportional to shifts).
+    pub counterfactual_metric: f64,
     /// Target latents of the batch `[b, t, P, D]` (no grad), for collapse statistics.
     pub targets: Tensor,
+}
+
+/// Counterfactual views of a clip batch (or of one episode): `frames [.., T, 3, H, W]`, the same
+/// moments drawn by the simulator with the cup moved, and `shift [.., T]`, how far it was moved
+/// in the table plane (metres; 0 where it could not be).
+pub struct Counterfactual {
+    pub frames: Tensor,
+    pub shift: Tensor,
 }
 
 /// Signs of representation collapse in a set of latents.
@@ -348,33 +359,44 @@ impl WorldModel {
         Tensor::cat(&out, 1)
     }
 
-    /// The training losses on clips `frames [b, T, 3, H, W]` with `actions [b, T, A]`, and the
-    /// clips' counterfactual frames (same shape: every frame with the cup moved) when the
-    /// counterfactual terms are on.
-    pub fn losses(&self, frames: &Tensor, actions: &Tensor, counterfactual: Option<&Tensor>) -> LossParts {
+    /// The training losses on clips `frames [b, T, 3, H, W]` with `actions [b, T, A]` in `phase`,
+    /// and the clips' counterfactuals when the counterfactual terms are on. In the encoder phase
+    /// the predictor is not run (its terms are 0); in the joint phase with the encoder frozen
+    /// (`optim.encoder_lr_scale` 0) the encoder runs without autograd.
+    pub fn losses(
+        &self,
+        frames: &Tensor,
+        actions: &Tensor,
+        counterfactual: Option<&Counterfactual>,
+        phase: Phase,
+    ) -> LossParts {
         let cfg = &self.cfg;
+        let l = &cfg.loss;
         let (b, t) = (frames.size()[0], frames.size()[1]);
         let flat = frames.flatten(0, 1);
-        let z = self.encode(&flat);
+        let frozen = phase == Phase::Joint && cfg.optim.encoder_lr_scale == 0.0;
+        let z = if frozen { tch::no_grad(|| self.encode(&flat)) } else { self.encode(&flat) };
         let (p, d) = (z.size()[1], z.size()[2]);
         let z = z.reshape([b, t, p, d]);
         let targets = self.encode_target(&flat).reshape([b, t, p, d]);
         let a = actions.to_device(self.device()).to_kind(Kind::Float);
+        let zero = || Tensor::zeros([], (Kind::Float, self.device()));
 
-        let pred = self.predict(&z.narrow(1, 0, t - 1), &targets.narrow(1, 0, t - 1), &a.narrow(1, 0, t - 1));
         let dist = |a: &Tensor, b: &Tensor| match cfg.loss.distance {
             crate::config::Distance::L1 => (a - b).abs().mean(Kind::Float),
             crate::config::Distance::Mse => (a - b).square().mean(Kind::Float),
             crate::config::Distance::Huber => a.smooth_l1_loss(b, tch::Reduction::Mean, cfg.loss.huber_beta),
         };
-        let teacher = dist(&pred, &targets.narrow(1, 1, t - 1));
+        let pred = (phase == Phase::Joint)
+            .then(|| self.predict(&z.narrow(1, 0, t - 1), &targets.narrow(1, 0, t - 1), &a.narrow(1, 0, t - 1)));
+        let teacher = pred.as_ref().map_or_else(zero, |pred| dist(pred, &targets.narrow(1, 1, t - 1)));
         let k = cfg.rollout_steps;
-        let rollout = if k > 0 {
+        let rollout = if k > 0 && phase == Phase::Joint {
             let c = t - k;
             let roll = self.rollout(&z.narrow(1, 0, c), &targets.narrow(1, 0, c), &a.narrow(1, 0, t - 1), k);
             dist(&roll, &targets.narrow(1, c, k))
         } else {
-            Tensor::zeros([], (Kind::Float, self.device()))
+            zero()
         };
         // Variance hinge on the online latents' dimensions (across tokens, or per patch position),
         // covariance penalty across tokens.
@@ -390,30 +412,40 @@ impl WorldModel {
         let cov = centred.transpose(0, 1).matmul(&centred) / (n - 1) as f64;
         let off = &cov - cov.diagonal(0, 0, 1).diag_embed(0, 0, 1);
         let covariance = off.square().sum(Kind::Float) / d as f64;
-        let l = &cfg.loss;
         let temporal = if l.temporal_variance > 0.0 {
             let change = (z.narrow(1, 1, t - 1) - z.narrow(1, 0, t - 1)).reshape([-1, d]);
             let std = (change.var_dim(0, true, false) + 1e-4).sqrt();
             (-std + l.temporal_std_target).relu().mean(Kind::Float)
         } else {
-            Tensor::zeros([], (Kind::Float, self.device()))
+            zero()
         };
-        // Counterfactual contrast: softplus((d(x, own) − d(x, counterfactual)) / tau) per frame,
-        // d the mean L1 over the frame's tokens; ln 2 when the two targets are the same.
-        let zero = || Tensor::zeros([], (Kind::Float, self.device()));
-        let (cf_pred, cf_enc) = match counterfactual.filter(|_| l.uses_counterfactuals()) {
+        // Counterfactual terms. Contrast: softplus((d(x, own) − d(x, counterfactual)) / tau) per
+        // frame, d the mean L1 over the frame's tokens; ln 2 when the two targets are the same.
+        // Metric: the distance to the counterfactual, over its batch mean, against the cup's
+        // shift over its batch mean.
+        let frame_l1 = |x: &Tensor, y: &Tensor| (x - y).abs().mean_dim(&[-2i64, -1][..], false, Kind::Float);
+        let (cf_pred, cf_enc, cf_metric) = match counterfactual.filter(|_| l.uses_counterfactuals()) {
             Some(cf) => {
-                let cf_targets = self.encode_target(&cf.flatten(0, 1)).reshape([b, t, p, d]);
+                let cf_targets = self.encode_target(&cf.frames.flatten(0, 1)).reshape([b, t, p, d]);
                 let contrast = |x: &Tensor, own: &Tensor, other: &Tensor| {
-                    let d_own = (x - own).abs().mean_dim(&[-2i64, -1][..], false, Kind::Float);
-                    let d_other = (x - other).abs().mean_dim(&[-2i64, -1][..], false, Kind::Float);
-                    ((d_own - d_other) / l.counterfactual_tau).softplus().mean(Kind::Float)
+                    ((frame_l1(x, own) - frame_l1(x, other)) / l.counterfactual_tau).softplus().mean(Kind::Float)
                 };
-                let on_pred = contrast(&pred, &targets.narrow(1, 1, t - 1), &cf_targets.narrow(1, 1, t - 1));
+                let on_pred = pred.as_ref().map_or_else(zero, |pred| {
+                    contrast(pred, &targets.narrow(1, 1, t - 1), &cf_targets.narrow(1, 1, t - 1))
+                });
                 let on_enc = if l.counterfactual_encoder > 0.0 { contrast(&z, &targets, &cf_targets) } else { zero() };
-                (on_pred, on_enc)
+                let metric = if l.counterfactual_metric > 0.0 {
+                    let dist = frame_l1(&z, &cf_targets); // [b, t]
+                    let shift = cf.shift.to_device(self.device()).to_kind(Kind::Float);
+                    let rel_dist = &dist / (dist.mean(Kind::Float).detach() + 1e-6);
+                    let rel_shift = &shift / (shift.mean(Kind::Float) + 1e-6);
+                    (rel_dist - rel_shift).square().mean(Kind::Float)
+                } else {
+                    zero()
+                };
+                (on_pred, on_enc, metric)
             }
-            None => (zero(), zero()),
+            None => (zero(), zero(), zero()),
         };
         let total = &teacher * l.teacher
             + &rollout * l.rollout
@@ -421,7 +453,8 @@ impl WorldModel {
             + &covariance * l.covariance
             + &temporal * l.temporal_variance
             + &cf_pred * l.counterfactual
-            + &cf_enc * l.counterfactual_encoder;
+            + &cf_enc * l.counterfactual_encoder
+            + &cf_metric * l.counterfactual_metric;
         LossParts {
             total,
             teacher: teacher.double_value(&[]),
@@ -431,6 +464,7 @@ impl WorldModel {
             temporal: temporal.double_value(&[]),
             counterfactual: cf_pred.double_value(&[]),
             counterfactual_encoder: cf_enc.double_value(&[]),
+            counterfactual_metric: cf_metric.double_value(&[]),
             targets,
         }
     }
@@ -586,6 +620,7 @@ pub struct StepReport {
     pub temporal: f64,
     pub counterfactual: f64,
     pub counterfactual_encoder: f64,
+    pub counterfactual_metric: f64,
     pub grad_norm: f64,
     pub lr: f64,
     pub momentum: f64,
@@ -611,10 +646,10 @@ impl WorldModel {
         opt: &mut crate::AdamW,
         frames: &Tensor,
         actions: &Tensor,
-        counterfactual: Option<&Tensor>,
+        counterfactual: Option<&Counterfactual>,
         step: u64,
     ) -> StepReport {
-        let parts = self.losses(frames, actions, counterfactual);
+        let parts = self.losses(frames, actions, counterfactual, self.cfg.phase_at(step));
         let loss = parts.total.double_value(&[]);
         let collapse = collapse_stats(&parts.targets);
         let (lr, momentum) = (self.cfg.lr_at(step), self.cfg.ema_at(step));
@@ -627,6 +662,7 @@ impl WorldModel {
             temporal: parts.temporal,
             counterfactual: parts.counterfactual,
             counterfactual_encoder: parts.counterfactual_encoder,
+            counterfactual_metric: parts.counterfactual_metric,
             grad_norm: f64::NAN,
             lr,
             momentum,
@@ -643,7 +679,13 @@ impl WorldModel {
             self.zero_grad();
             return report;
         }
-        opt.step(&self.vs, lr, &self.cfg.optim);
+        // `encoder_lr_scale` holds once the predictor trains; in the encoder phase the encoder
+        // is all there is to train.
+        let mut optim = self.cfg.optim.clone();
+        if self.cfg.phase_at(step) == Phase::Encoder {
+            optim.encoder_lr_scale = 1.0;
+        }
+        opt.step(&self.vs, lr, &optim);
         self.ema_update(momentum);
         report.skipped = false;
         report
