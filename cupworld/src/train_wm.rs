@@ -12,7 +12,7 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 use tch::Device;
-use world_model::{AdamW, WmConfig, WorldModel, load_checkpoint, save_checkpoint};
+use world_model::{AdamW, Phase, WmConfig, WorldModel, load_checkpoint, save_checkpoint};
 
 use crate::plot::{Plot, Series, line_plot};
 use crate::wm_data::{ClipSampler, EpisodeTensors, ReplayBuffer, SamplerState, load_datasets, load_paired};
@@ -76,6 +76,8 @@ pub struct MetricsLine {
     pub counterfactual_encoder: f64,
     #[serde(default)]
     pub counterfactual_metric: f64,
+    #[serde(default)]
+    pub inverse_dynamics: f64,
     pub grad_norm: f64,
     pub lr: f64,
     pub momentum: f64,
@@ -250,8 +252,17 @@ pub fn run(opts: &TrainOptions) -> Result<TrainSummary> {
             }
             bail!("interrupted at step {} (--stop-after); continue with --resume", state.step);
         }
+        // The encoder phase looks at single frames (pairs for inverse dynamics), each from its
+        // own place in the data rather than six neighbours of one clip.
+        let (clips, clip_len) = match cfg.phase_at(state.step) {
+            Phase::Encoder => {
+                let len = if cfg.loss.inverse_dynamics > 0.0 { 2 } else { 1 };
+                ((cfg.encoder_batch_frames() / len).max(1), len)
+            }
+            Phase::Joint => (cfg.batch_size, cfg.clip_len),
+        };
         let (frames, actions, counterfactual) = match &mut feed {
-            Feed::Static(eps) => sampler.sample(eps.iter(), cfg.batch_size, cfg.clip_len, cfg.fall_weight)?,
+            Feed::Static(eps) => sampler.sample(eps.iter(), clips, clip_len, cfg.fall_weight)?,
             Feed::Live(live, buffer) => {
                 // Drain what arrived; wait until enough episodes to sample a varied batch.
                 while let Ok(ep) = live.episodes.try_recv() {
@@ -263,14 +274,14 @@ pub fn run(opts: &TrainOptions) -> Result<TrainSummary> {
                         Err(_) => bail!("the live data pipeline stopped"),
                     }
                 }
-                sampler.sample(buffer.episodes.iter(), cfg.batch_size, cfg.clip_len, cfg.fall_weight)?
+                sampler.sample(buffer.episodes.iter(), clips, clip_len, cfg.fall_weight)?
             }
         };
         let frames =
             if state.step < opts.poison_batches { frames.to_kind(tch::Kind::Float) * f64::NAN } else { frames };
         let t0 = Instant::now();
         let report = model.train_step(&mut opt, &frames, &actions, counterfactual.as_ref(), state.step);
-        let n_frames = (cfg.batch_size * cfg.clip_len) as u64;
+        let n_frames = (clips * clip_len) as u64;
         state.frames_seen += n_frames;
         if report.skipped {
             state.nonfinite_total += 1;
@@ -298,6 +309,7 @@ pub fn run(opts: &TrainOptions) -> Result<TrainSummary> {
             counterfactual: report.counterfactual,
             counterfactual_encoder: report.counterfactual_encoder,
             counterfactual_metric: report.counterfactual_metric,
+            inverse_dynamics: report.inverse_dynamics,
             grad_norm: report.grad_norm,
             lr: report.lr,
             momentum: report.momentum,
@@ -421,22 +433,25 @@ fn write_plots(out: &Path, history: &[MetricsLine]) -> Result<()> {
             markers: vec![],
         },
         &{
-            // The predictor's terms are 0 (not taken) during the encoder phase: not drawn there.
-            let predictor_pts = |f: &dyn Fn(&MetricsLine) -> f64| -> Vec<(f64, f64)> {
+            // Terms not taken read 0 (the predictor's in the encoder phase, the encoder's once it is
+            // frozen): not drawn there.
+            let nonzero_pts = |f: &dyn Fn(&MetricsLine) -> f64| -> Vec<(f64, f64)> {
                 pts(f).into_iter().filter(|p| p.1 > 0.0).collect()
             };
             let mut series = vec![
-                Series::new("teacher-forced L1", smooth(&predictor_pts(&|m| m.teacher), w)),
-                Series::new("rollout L1", smooth(&predictor_pts(&|m| m.rollout), w)),
+                Series::new("teacher-forced L1", smooth(&nonzero_pts(&|m| m.teacher), w)),
+                Series::new("rollout L1", smooth(&nonzero_pts(&|m| m.rollout), w)),
                 Series::new("variance hinge", smooth(&pts(&|m| m.variance), w)),
             ];
             if ok.iter().any(|m| m.counterfactual > 0.0 || m.counterfactual_encoder > 0.0) {
-                series
-                    .push(Series::new("counterfactual (prediction)", smooth(&predictor_pts(&|m| m.counterfactual), w)));
+                series.push(Series::new("counterfactual (prediction)", smooth(&nonzero_pts(&|m| m.counterfactual), w)));
                 series.push(Series::new("counterfactual (encoder)", smooth(&pts(&|m| m.counterfactual_encoder), w)));
             }
             if ok.iter().any(|m| m.counterfactual_metric > 0.0) {
                 series.push(Series::new("counterfactual (graded)", smooth(&pts(&|m| m.counterfactual_metric), w)));
+            }
+            if ok.iter().any(|m| m.inverse_dynamics > 0.0) {
+                series.push(Series::new("inverse dynamics", smooth(&nonzero_pts(&|m| m.inverse_dynamics), w)));
             }
             series
         },

@@ -106,6 +106,12 @@ pub struct LossConfig {
     /// changes when the cup shifts (a hash of its position); asking distances to grow with the
     /// shift asks for a smooth code of where the cup is, which a linear map can read. 0 = off.
     pub counterfactual_metric: f64,
+    /// Weight of an inverse-dynamics term on the encoder: a small head reads the action taken
+    /// between two consecutive frames from their latents (MSE). The counterfactual terms make
+    /// the encoder keep the cup but nothing asks it to keep the paw, and a predictor cannot
+    /// foresee a push without knowing where the paw is; the action is what moves the paw.
+    /// 0 = off (and no head: the checkpoint layout depends on it).
+    pub inverse_dynamics: f64,
 }
 
 impl LossConfig {
@@ -132,6 +138,7 @@ impl Default for LossConfig {
             counterfactual_encoder: 0.0,
             counterfactual_tau: 0.02,
             counterfactual_metric: 0.0,
+            inverse_dynamics: 0.0,
         }
     }
 }
@@ -222,6 +229,10 @@ pub struct WmConfig {
     /// schedule (warm-up, cosine) runs once over these steps and again over the rest. 0: encoder
     /// and predictor train together from the start.
     pub encoder_steps: u64,
+    /// Frames per step in the encoder phase, each drawn from its own place in the data (0: as
+    /// many as a batch of clips holds, `batch_size × clip_len`). Smaller batches give more steps
+    /// in the same time.
+    pub encoder_batch: i64,
     pub loss: LossConfig,
     pub ema: EmaConfig,
     pub optim: OptimConfig,
@@ -248,6 +259,7 @@ impl WmConfig {
             steps: 2500,
             fall_weight: 1.0,
             encoder_steps: 0,
+            encoder_batch: 0,
             loss: LossConfig::default(),
             ema: EmaConfig::default(),
             optim: OptimConfig::default(),
@@ -275,22 +287,29 @@ impl WmConfig {
         }
     }
 
-    /// The encoder-first recipe on top of `base` (needs counterfactual data): `base.steps` steps
-    /// that train the encoder alone on the counterfactual contrast and the graded term, then
-    /// `base.steps` steps of the predictor on the frozen encoder (as V-JEPA 2-AC and DINO-WM
+    /// The encoder-first recipe on top of `base` (needs counterfactual data): `3 × base.steps`
+    /// steps of 64 frames that train the encoder alone on the counterfactual contrast, the graded
+    /// term and inverse dynamics, then `base.steps` steps of the predictor on the frozen encoder (as V-JEPA 2-AC and DINO-WM
     /// train predictors on fixed encoders). The JEPA terms let the encoder drop a 3–4-pixel cup;
     /// this way the cup's place is learnt first and the predictor is trained on latents that keep
     /// it (experiments/2026-11-29-encoder-first).
     pub fn encoder_first(base: &WmConfig) -> WmConfig {
         let mut cfg = base.clone();
-        cfg.encoder_steps = base.steps;
-        cfg.steps = 2 * base.steps;
+        cfg.encoder_steps = 3 * base.steps;
+        cfg.encoder_batch = 64;
+        cfg.steps = cfg.encoder_steps + base.steps;
         cfg.loss.counterfactual = 0.0;
         cfg.loss.counterfactual_encoder = 1.0;
         cfg.loss.counterfactual_metric = 1.0;
         cfg.loss.counterfactual_tau = 0.005;
+        cfg.loss.inverse_dynamics = 1.0;
         cfg.optim.encoder_lr_scale = 0.0;
         cfg
+    }
+
+    /// Frames per step of the encoder phase.
+    pub fn encoder_batch_frames(&self) -> i64 {
+        if self.encoder_batch > 0 { self.encoder_batch } else { self.batch_size * self.clip_len }
     }
 
     /// Side of the square patch grid.
@@ -366,6 +385,12 @@ impl WmConfig {
         if self.rollout_steps < 0 || self.rollout_steps >= self.clip_len {
             return bad("rollout_steps", format!("{} must be in [0, clip_len {})", self.rollout_steps, self.clip_len));
         }
+        if self.encoder_batch < 0 {
+            return bad(
+                "encoder_batch",
+                format!("{} must be 0 (batch_size × clip_len) or positive", self.encoder_batch),
+            );
+        }
         if self.encoder_steps >= self.steps {
             return bad(
                 "encoder_steps",
@@ -386,6 +411,7 @@ impl WmConfig {
             ("loss.counterfactual", self.loss.counterfactual),
             ("loss.counterfactual_encoder", self.loss.counterfactual_encoder),
             ("loss.counterfactual_metric", self.loss.counterfactual_metric),
+            ("loss.inverse_dynamics", self.loss.inverse_dynamics),
             ("optim.weight_decay", self.optim.weight_decay),
             ("optim.grad_clip", self.optim.grad_clip),
             ("optim.encoder_lr_scale", self.optim.encoder_lr_scale),

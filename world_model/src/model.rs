@@ -237,6 +237,8 @@ pub struct LossParts {
     pub counterfactual_encoder: f64,
     /// The graded counterfactual term (unweighted; 0 = distances exactly proportional to shifts).
     pub counterfactual_metric: f64,
+    /// The inverse-dynamics MSE (unweighted; 0 when off, frozen, or with one frame per clip).
+    pub inverse_dynamics: f64,
     /// Target latents of the batch `[b, t, P, D]` (no grad), for collapse statistics.
     pub targets: Tensor,
 }
@@ -290,6 +292,8 @@ pub struct WorldModel {
     encoder: Encoder,
     target: Encoder,
     predictor: Predictor,
+    /// Reads the action between two frames from their latents (`loss.inverse_dynamics` > 0).
+    inverse: Option<nn::Sequential>,
 }
 
 impl WorldModel {
@@ -300,10 +304,18 @@ impl WorldModel {
         let vs = nn::VarStore::new(device);
         let encoder = Encoder::new(vs.root() / "encoder", cfg);
         let predictor = Predictor::new(vs.root() / "predictor", cfg);
+        let inverse = (cfg.loss.inverse_dynamics > 0.0).then(|| {
+            let p = vs.root() / "inverse";
+            let width = 2 * cfg.patches() * cfg.encoder.latent_dim;
+            nn::seq()
+                .add(nn::linear(&p / "hidden", width, 128, Default::default()))
+                .add_fn(|x| x.gelu("none"))
+                .add(nn::linear(&p / "output", 128, cfg.action_dim, Default::default()))
+        });
         let mut target_vs = nn::VarStore::new(device);
         let target = Encoder::new(target_vs.root() / "encoder", cfg);
         target_vs.freeze();
-        let mut model = WorldModel { cfg: cfg.clone(), vs, target_vs, encoder, target, predictor };
+        let mut model = WorldModel { cfg: cfg.clone(), vs, target_vs, encoder, target, predictor, inverse };
         model.ema_update(0.0); // the target starts as a copy of the online encoder
         Ok(model)
     }
@@ -412,7 +424,7 @@ impl WorldModel {
         let cov = centred.transpose(0, 1).matmul(&centred) / (n - 1) as f64;
         let off = &cov - cov.diagonal(0, 0, 1).diag_embed(0, 0, 1);
         let covariance = off.square().sum(Kind::Float) / d as f64;
-        let temporal = if l.temporal_variance > 0.0 {
+        let temporal = if l.temporal_variance > 0.0 && t > 1 {
             let change = (z.narrow(1, 1, t - 1) - z.narrow(1, 0, t - 1)).reshape([-1, d]);
             let std = (change.var_dim(0, true, false) + 1e-4).sqrt();
             (-std + l.temporal_std_target).relu().mean(Kind::Float)
@@ -447,6 +459,14 @@ impl WorldModel {
             }
             None => (zero(), zero(), zero()),
         };
+        // Inverse dynamics: the action between frames t and t + 1 from their latents.
+        let inverse = match &self.inverse {
+            Some(head) if t > 1 && !frozen => {
+                let pairs = Tensor::cat(&[z.narrow(1, 0, t - 1), z.narrow(1, 1, t - 1)], 2).flatten(2, 3);
+                pairs.apply(head).mse_loss(&a.narrow(1, 0, t - 1), tch::Reduction::Mean)
+            }
+            _ => zero(),
+        };
         let total = &teacher * l.teacher
             + &rollout * l.rollout
             + &variance * l.variance
@@ -454,7 +474,8 @@ impl WorldModel {
             + &temporal * l.temporal_variance
             + &cf_pred * l.counterfactual
             + &cf_enc * l.counterfactual_encoder
-            + &cf_metric * l.counterfactual_metric;
+            + &cf_metric * l.counterfactual_metric
+            + &inverse * l.inverse_dynamics;
         LossParts {
             total,
             teacher: teacher.double_value(&[]),
@@ -465,6 +486,7 @@ impl WorldModel {
             counterfactual: cf_pred.double_value(&[]),
             counterfactual_encoder: cf_enc.double_value(&[]),
             counterfactual_metric: cf_metric.double_value(&[]),
+            inverse_dynamics: inverse.double_value(&[]),
             targets,
         }
     }
@@ -621,6 +643,7 @@ pub struct StepReport {
     pub counterfactual: f64,
     pub counterfactual_encoder: f64,
     pub counterfactual_metric: f64,
+    pub inverse_dynamics: f64,
     pub grad_norm: f64,
     pub lr: f64,
     pub momentum: f64,
@@ -663,6 +686,7 @@ impl WorldModel {
             counterfactual: parts.counterfactual,
             counterfactual_encoder: parts.counterfactual_encoder,
             counterfactual_metric: parts.counterfactual_metric,
+            inverse_dynamics: parts.inverse_dynamics,
             grad_norm: f64::NAN,
             lr,
             momentum,

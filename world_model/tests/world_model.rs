@@ -409,9 +409,10 @@ fn encoder_first_trains_the_encoder_then_the_predictor_alone() {
     tch::set_num_threads(1);
     tch::manual_seed(9);
     let mut base = tiny();
-    base.steps = 3;
-    let cfg = WmConfig::encoder_first(&base);
-    assert_eq!((cfg.encoder_steps, cfg.steps), (3, 6));
+    base.steps = 1;
+    let mut cfg = WmConfig::encoder_first(&base);
+    assert_eq!((cfg.encoder_steps, cfg.steps), (3, 4));
+    cfg.steps = 6;
     assert_eq!(cfg.lr_at(3), cfg.lr_at(0), "the schedule restarts at the switch");
     let mut model = WorldModel::new(&cfg, Device::Cpu).unwrap();
     let mut opt = AdamW::new(&model.vs);
@@ -427,14 +428,14 @@ fn encoder_first_trains_the_encoder_then_the_predictor_alone() {
     for step in 0..3 {
         let r = model.train_step(&mut opt, &f, &a, Some(&cf), step);
         assert!(!r.skipped && r.teacher == 0.0 && r.rollout == 0.0, "encoder phase step {step}: {r:?}");
-        assert!(r.counterfactual_metric > 0.0, "the graded term is taken: {r:?}");
+        assert!(r.counterfactual_metric > 0.0 && r.inverse_dynamics > 0.0, "encoder terms taken: {r:?}");
     }
     let (enc1, pred1) = (snapshot(&model, "encoder."), snapshot(&model, "predictor."));
     assert!(!same(&enc0, &enc1), "the encoder did not train in its phase");
     assert!(same(&pred0, &pred1), "the predictor changed during the encoder phase");
     for step in 3..6 {
         let r = model.train_step(&mut opt, &f, &a, Some(&cf), step);
-        assert!(!r.skipped && r.teacher > 0.0, "joint step {step}: {r:?}");
+        assert!(!r.skipped && r.teacher > 0.0 && r.inverse_dynamics == 0.0, "joint step {step}: {r:?}");
     }
     let (enc2, pred2) = (snapshot(&model, "encoder."), snapshot(&model, "predictor."));
     assert!(same(&enc1, &enc2), "the frozen encoder changed");
@@ -449,7 +450,12 @@ fn encoder_first_trains_the_encoder_then_the_predictor_alone() {
 fn graded_counterfactual_term_orders_distances_by_shift() {
     tch::set_num_threads(1);
     tch::manual_seed(10);
-    let cfg = WmConfig::encoder_first(&square_world_config());
+    let mut cfg = square_world_config();
+    cfg.encoder_steps = cfg.steps;
+    cfg.steps += 1;
+    cfg.loss.counterfactual_encoder = 1.0;
+    cfg.loss.counterfactual_metric = 1.0;
+    cfg.loss.counterfactual_tau = 0.005;
     let mut model = WorldModel::new(&cfg, Device::Cpu).unwrap();
     let (f, cf, shifts) = square_counterfactuals(16, cfg.clip_len, 50_000);
     let a = Tensor::zeros([16, cfg.clip_len, 2], (Kind::Float, Device::Cpu));
@@ -472,4 +478,28 @@ fn graded_counterfactual_term_orders_distances_by_shift() {
     let (corr1, metric1) = held_out(&model);
     assert!(corr1 > 0.8 && corr1 > corr0 + 0.1, "distance-to-shift correlation {corr0:.3} → {corr1:.3}");
     assert!(metric1 < 0.7 * metric0, "graded term {metric0:.4} → {metric1:.4}");
+}
+
+/// The inverse-dynamics head reads the action between two frames of the moving-square world
+/// (the square moves 8 px per unit of action): after 200 encoder-phase steps its error on
+/// held-out clips is under a quarter of an untrained head's (1.56 → 0.13 when written).
+#[test]
+fn inverse_dynamics_reads_the_action_between_frames() {
+    tch::set_num_threads(1);
+    tch::manual_seed(11);
+    let mut cfg = square_world_config();
+    cfg.encoder_steps = 200;
+    cfg.steps = 201;
+    cfg.loss.inverse_dynamics = 1.0;
+    let mut model = WorldModel::new(&cfg, Device::Cpu).unwrap();
+    let (f, a) = square_clip(16, cfg.clip_len, 30_000);
+    let held_out = |m: &WorldModel| tch::no_grad(|| m.losses(&f, &a, None, Phase::Encoder).inverse_dynamics);
+    let before = held_out(&model);
+    let mut opt = AdamW::new(&model.vs);
+    for step in 0..cfg.encoder_steps {
+        let (f, a) = square_clip(cfg.batch_size, cfg.clip_len, step);
+        assert!(!model.train_step(&mut opt, &f, &a, None, step).skipped);
+    }
+    let after = held_out(&model);
+    assert!(after < 0.25 * before, "inverse dynamics {before:.4} → {after:.4}");
 }
