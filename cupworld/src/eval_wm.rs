@@ -169,6 +169,14 @@ fn ridge_fit(x_fit: &Tensor, y_fit: &Tensor, validation: &Tensor, weights: Optio
             best = (err, lambda);
         }
     }
+    if !best.0.is_finite() {
+        // No validation rows, or every λ gave a non-finite error: say so rather than pick silently.
+        tracing::warn!(
+            "ridge probe: no finite validation error ({} validation rows); using λ = {}",
+            val.size()[0],
+            best.1
+        );
+    }
     let w = solve(&xf, &yc, best.1);
     let weight = &w / std.transpose(0, 1);
     let bias = y_mean - (mean / std).matmul(&w);

@@ -43,13 +43,15 @@ pub struct Plot<'a> {
     pub markers: Vec<f64>,
 }
 
-const COLORS: [RGBColor; 6] = [
+const COLORS: [RGBColor; 8] = [
     RGBColor(31, 119, 180),
     RGBColor(214, 39, 40),
     RGBColor(44, 160, 44),
     RGBColor(255, 127, 14),
     RGBColor(148, 103, 189),
     RGBColor(127, 127, 127),
+    RGBColor(140, 86, 75),
+    RGBColor(23, 190, 207),
 ];
 
 fn range(values: impl Iterator<Item = f64>, log: bool) -> (f64, f64) {
