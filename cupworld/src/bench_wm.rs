@@ -60,34 +60,49 @@ pub fn run(preset: &str, steps: usize, device: &str, json: bool) -> Result<()> {
     let frames = Tensor::randint(256, [b, t, 3, s, s], (Kind::Uint8, device));
     let actions = Tensor::rand([b, t, 2], (Kind::Float, device)) * 2.0 - 1.0;
 
-    let counterfactual = Counterfactual {
-        frames: Tensor::randint(256, [b, t, 3, s, s], (Kind::Uint8, device)),
-        shift: Tensor::rand([b, t], (Kind::Float, device)) * 0.25,
+    // A batch of `b` clips of `t` frames with their counterfactuals.
+    let batch = |b: i64, t: i64| {
+        let frames = Tensor::randint(256, [b, t, 3, s, s], (Kind::Uint8, device));
+        let actions = Tensor::rand([b, t, 2], (Kind::Float, device)) * 2.0 - 1.0;
+        let cf = Counterfactual {
+            frames: Tensor::randint(256, [b, t, 3, s, s], (Kind::Uint8, device)),
+            shift: Tensor::rand([b, t], (Kind::Float, device)) * 0.25,
+        };
+        (frames, actions, cf)
     };
+    let (_, _, counterfactual) = batch(b, t);
     // Median of `steps` timed train steps (numbered from `from`) after three warm-up ones, of a
-    // fresh model with `cfg`.
-    let median_step_ms = |cfg: &WmConfig, counterfactual: Option<&Counterfactual>, from: u64| -> Result<f64> {
+    // fresh model with `cfg`, on `(frames, actions)`.
+    let median_step_ms = |cfg: &WmConfig,
+                          (frames, actions): (&Tensor, &Tensor),
+                          counterfactual: Option<&Counterfactual>,
+                          from: u64|
+     -> Result<f64> {
         let mut model = WorldModel::new(cfg, device)?;
         let mut opt = AdamW::new(&model.vs);
         Ok(median(
             (0..steps + 3)
                 .map(|i| {
                     time_ms(device, &mut || {
-                        let _ = model.train_step(&mut opt, &frames, &actions, counterfactual, from + i as u64);
+                        let _ = model.train_step(&mut opt, frames, actions, counterfactual, from + i as u64);
                     })
                 })
                 .skip(3)
                 .collect(),
         ))
     };
-    let train_step_ms = median_step_ms(&cfg, None, 0)?;
+    let clips = (&frames, &actions);
+    let train_step_ms = median_step_ms(&cfg, clips, None, 0)?;
     let mut contrast = cfg.clone();
     contrast.loss.counterfactual = 1.0;
     contrast.loss.counterfactual_encoder = 1.0;
-    let train_step_counterfactual_ms = median_step_ms(&contrast, Some(&counterfactual), 0)?;
+    let train_step_counterfactual_ms = median_step_ms(&contrast, clips, Some(&counterfactual), 0)?;
+    // The encoder phase as the trainer runs it: `encoder_batch` frames as pairs.
     let recipe = WmConfig::encoder_first(&cfg);
-    let encoder_phase_step_ms = median_step_ms(&recipe, Some(&counterfactual), 0)?;
-    let frozen_encoder_step_ms = median_step_ms(&recipe, Some(&counterfactual), recipe.encoder_steps)?;
+    let encoder_phase_frames = recipe.encoder_batch_frames();
+    let (pair_frames, pair_actions, pair_cf) = batch(encoder_phase_frames / 2, 2);
+    let encoder_phase_step_ms = median_step_ms(&recipe, (&pair_frames, &pair_actions), Some(&pair_cf), 0)?;
+    let frozen_encoder_step_ms = median_step_ms(&recipe, clips, Some(&counterfactual), recipe.encoder_steps)?;
 
     // Parts, measured alone: encoder forward+backward on the clip's frames; predictor
     // forward+backward (teacher + rollout) on fixed latents; optimiser + EMA.
@@ -152,7 +167,7 @@ pub fn run(preset: &str, steps: usize, device: &str, json: bool) -> Result<()> {
         train_step_counterfactual_ms,
         train_counterfactual_frames_per_s: (b * t) as f64 / (train_step_counterfactual_ms / 1e3),
         encoder_phase_step_ms,
-        encoder_phase_frames_per_s: (b * t) as f64 / (encoder_phase_step_ms / 1e3),
+        encoder_phase_frames_per_s: encoder_phase_frames as f64 / (encoder_phase_step_ms / 1e3),
         frozen_encoder_step_ms,
         frozen_encoder_frames_per_s: (b * t) as f64 / (frozen_encoder_step_ms / 1e3),
         encoder_fwd_bwd_ms: median(enc),
@@ -175,8 +190,9 @@ pub fn run(preset: &str, steps: usize, device: &str, json: bool) -> Result<()> {
             r.train_step_counterfactual_ms, r.train_counterfactual_frames_per_s
         );
         println!(
-            "  encoder-first (the main job): encoder phase {:.1} ms = {:.0} frames/s; then, encoder frozen, {:.1} ms = {:.0} frames/s",
+            "  encoder-first (the main job): encoder phase {:.1} ms per {} frames = {:.0} frames/s; then, encoder frozen, {:.1} ms = {:.0} frames/s",
             r.encoder_phase_step_ms,
+            encoder_phase_frames,
             r.encoder_phase_frames_per_s,
             r.frozen_encoder_step_ms,
             r.frozen_encoder_frames_per_s

@@ -77,7 +77,7 @@ enum Command {
     Demo {
         #[arg(long, default_value = "out/demo")]
         out: PathBuf,
-        /// small (the full default run, ~19 min on 2 cores after the build) or tiny (a smoke test in seconds).
+        /// small (the full default run, ~24 min on 2 cores after the build) or tiny (a smoke test in seconds).
         #[arg(long, default_value = "small")]
         scale: String,
     },
@@ -645,7 +645,8 @@ fn demo_scale(name: &str) -> Result<DemoScale> {
 }
 
 /// The whole loop at a small scale: generate (push-to-goal and knock-off, mixed policies, falls
-/// kept with linger steps), verify, train the world model, evaluate it, write the report. Every
+/// kept with linger steps; the training sets' counterfactual companions), verify, train the world
+/// model encoder first, evaluate it, write the report. Every
 /// stage resumes: complete datasets are kept, training continues from its newest checkpoint.
 fn demo(out: &std::path::Path, scale: &str) -> Result<()> {
     let scale = demo_scale(scale)?;
