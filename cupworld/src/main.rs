@@ -206,8 +206,9 @@ struct TrainWmArgs {
     data: Vec<PathBuf>,
     /// Counterfactual companions of the --data datasets, one each, in order (made with the same
     /// gen options plus --counterfactual); needed by loss.counterfactual*. With a --preset (no
-    /// --config) it trains the encoder-first recipe: --steps steps of the encoder alone on the
-    /// counterfactual terms, then --steps steps of the predictor on the frozen encoder.
+    /// --config) it trains the encoder-first recipe: 3 × --steps steps of the encoder alone (64
+    /// frames each) on the counterfactual and inverse-dynamics terms, then --steps steps of the
+    /// predictor on the frozen encoder.
     #[arg(long, conflicts_with = "live")]
     counterfactual_data: Vec<PathBuf>,
     /// Train on live simulation instead: simulators and the renderer fill a replay buffer.
