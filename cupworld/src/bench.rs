@@ -248,7 +248,7 @@ fn bench_render(
     let mut adapter = String::new();
     for &size in sizes {
         for &slots in slot_counts {
-            let cfg = render::RenderConfig { width: size, height: size, slots, shadows, msaa: false };
+            let cfg = render::RenderConfig { width: size, height: size, slots, shadows, ..Default::default() };
             cfg.validate()?;
             let updates = frames.div_ceil(slots * renderers).max(3);
             // Each renderer on its own thread (bevy apps are not Send); timing starts once all

@@ -43,13 +43,16 @@ pub struct RenderConfig {
     pub slots: usize,
     /// Directional-light shadow maps (2–3× slower on lavapipe).
     pub shadows: bool,
-    /// 4× multisampling (bevy's default; slower on lavapipe).
+    /// 4× multisampling (bevy's default; ~1.7× slower on lavapipe at 64×64). On by default: the
+    /// cup is ~4 px and the pusher ~3 px wide and move about a pixel per frame, so without it
+    /// motion shows only when an edge crosses a pixel. With it sub-pixel positions show as edge
+    /// intensities, and the world model's probe read the cup better (experiments/2026-11-30-predictability).
     pub msaa: bool,
 }
 
 impl Default for RenderConfig {
     fn default() -> Self {
-        RenderConfig { width: 64, height: 64, slots: 32, shadows: false, msaa: false }
+        RenderConfig { width: 64, height: 64, slots: 32, shadows: false, msaa: true }
     }
 }
 

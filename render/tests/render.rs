@@ -259,3 +259,26 @@ fn producers_block_under_backpressure_and_stop_when_consumer_leaves() {
     assert!(stopped_at < 100);
     assert!(started.elapsed() < Duration::from_secs(20), "shutdown took {:?}", started.elapsed());
 }
+
+/// With 4× MSAA (the default) edges are drawn with partial coverage: pixels on an object's
+/// outline blend its colour with what lies behind, so a sub-pixel move of the cup or pusher shows
+/// as a change of intensity rather than only when an edge crosses a pixel centre.
+#[test]
+fn multisampling_blends_edges() {
+    let _gpu = GPU.lock().unwrap_or_else(|e| e.into_inner());
+    let s = scene([0.05, 0.0]);
+    let mut colours = vec![];
+    for msaa in [true, false] {
+        let mut r = Renderer::new(RenderConfig { slots: 1, msaa, ..RenderConfig::default() }).unwrap();
+        let f = r.render(&[(FrameTag { episode: 0, step: 0 }, &s)]).unwrap().remove(0);
+        let distinct: std::collections::HashSet<&[u8]> = f.rgb.chunks(3).collect();
+        colours.push(distinct.len());
+    }
+    eprintln!("distinct colours: with MSAA {}, without {}", colours[0], colours[1]);
+    assert!(
+        colours[0] * 10 > colours[1] * 13,
+        "MSAA {} vs none {} distinct colours: edges not blended",
+        colours[0],
+        colours[1]
+    );
+}

@@ -24,6 +24,28 @@ pub struct EncoderConfig {
     /// default: under the JEPA loss the keypoints settled on the static scene and the probe was
     /// no better at 2,500 steps (experiments/2026-11-29-probe-gap).
     pub keypoints: bool,
+    /// Normalisation after each convolution: `position` (a layer norm over the channels at each
+    /// position, as ConvNeXt) or `group` (GroupNorm, whose statistics span the whole image).
+    /// With `group` a few changed pixels move every patch's latent: 85% of the frame-to-frame
+    /// latent change fell in patches whose pixels had not changed, and no predictor could
+    /// forecast it (experiments/2026-11-30-predictability). A config without the key is an
+    /// older run's: `group`.
+    #[serde(default = "EncoderNorm::legacy")]
+    pub norm: EncoderNorm,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EncoderNorm {
+    Position,
+    Group,
+}
+
+impl EncoderNorm {
+    /// What a config written before the key existed means.
+    fn legacy() -> EncoderNorm {
+        EncoderNorm::Group
+    }
 }
 
 impl Default for EncoderConfig {
@@ -34,6 +56,7 @@ impl Default for EncoderConfig {
             latent_dim: 64,
             coords: true,
             keypoints: false,
+            norm: EncoderNorm::Position,
         }
     }
 }
@@ -274,6 +297,7 @@ impl WmConfig {
                     latent_dim: 16,
                     coords: true,
                     keypoints: false,
+                    norm: EncoderNorm::Position,
                 },
                 predictor: PredictorConfig { width: 32, depth: 1, heads: 2, mlp_ratio: 2 },
                 clip_len: 4,

@@ -20,7 +20,9 @@ pub mod model;
 pub mod optim;
 
 pub use checkpoint::{Checkpoint, load_checkpoint, load_model, read_checkpoint_config, save_checkpoint};
-pub use config::{Distance, EmaConfig, EncoderConfig, LossConfig, OptimConfig, Phase, PredictorConfig, WmConfig};
+pub use config::{
+    Distance, EmaConfig, EncoderConfig, EncoderNorm, LossConfig, OptimConfig, Phase, PredictorConfig, WmConfig,
+};
 pub use model::{Collapse, Counterfactual, LatentHistory, LossParts, StepReport, WorldModel, collapse_stats};
 pub use optim::AdamW;
 

@@ -4,12 +4,39 @@ use std::collections::VecDeque;
 
 use tch::{Device, Kind, Tensor, nn};
 
-use crate::config::Phase;
+use crate::config::{EncoderNorm, Phase};
 use crate::{Result, WmConfig, WmError};
 
-fn group_norm(p: nn::Path, c: i64) -> nn::GroupNorm {
-    let groups = if c % 8 == 0 { 8 } else { 1 };
-    nn::group_norm(p, groups, c, Default::default())
+/// The encoder's normalisation after a convolution (`encoder.norm`).
+#[derive(Debug)]
+enum Norm {
+    /// Layer norm over the channels at each position: no statistic crosses positions, so a
+    /// patch's latent changes only when pixels in its receptive field do.
+    Position(nn::LayerNorm),
+    /// GroupNorm: statistics over the whole image (older runs).
+    Group(nn::GroupNorm),
+}
+
+impl Norm {
+    fn new(p: nn::Path, c: i64, kind: EncoderNorm) -> Norm {
+        match kind {
+            EncoderNorm::Position => Norm::Position(nn::layer_norm(p, vec![c], Default::default())),
+            EncoderNorm::Group => {
+                let groups = if c % 8 == 0 { 8 } else { 1 };
+                Norm::Group(nn::group_norm(p, groups, c, Default::default()))
+            }
+        }
+    }
+}
+
+impl nn::Module for Norm {
+    /// `x [n, C, H, W]` → the same shape.
+    fn forward(&self, x: &Tensor) -> Tensor {
+        match self {
+            Norm::Position(ln) => x.permute([0, 2, 3, 1]).apply(ln).permute([0, 3, 1, 2]),
+            Norm::Group(gn) => x.apply(gn),
+        }
+    }
 }
 
 /// Convolutional patch encoder: a patchify stem (as a ViT's patch embedding), 3×3 stages, then a
@@ -18,8 +45,8 @@ fn group_norm(p: nn::Path, c: i64) -> nn::GroupNorm {
 #[derive(Debug)]
 struct Encoder {
     stem: nn::Conv2D,
-    stem_norm: nn::GroupNorm,
-    stages: Vec<(nn::Conv2D, nn::GroupNorm)>,
+    stem_norm: Norm,
+    stages: Vec<(nn::Conv2D, Norm)>,
     head: nn::Conv2D,
     coords: bool,
     /// 3×3 conv then 1×1 conv to `latent_dim / 2` keypoint maps over the stem's grid.
@@ -32,7 +59,8 @@ impl Encoder {
         let inputs = if cfg.encoder.coords { 5 } else { 3 };
         let stem =
             nn::conv2d(&p / "stem", inputs, ch[0], st[0], nn::ConvConfig { stride: st[0], ..Default::default() });
-        let stem_norm = group_norm(&p / "stem_norm", ch[0]);
+        let norm = cfg.encoder.norm;
+        let stem_norm = Norm::new(&p / "stem_norm", ch[0], norm);
         let stages = ch
             .windows(2)
             .enumerate()
@@ -44,7 +72,7 @@ impl Encoder {
                     3,
                     nn::ConvConfig { stride: st[i + 1], padding: 1, ..Default::default() },
                 );
-                (conv, group_norm(&p / format!("norm{i}"), w[1]))
+                (conv, Norm::new(&p / format!("norm{i}"), w[1], norm))
             })
             .collect();
         let head =

@@ -503,3 +503,42 @@ fn inverse_dynamics_reads_the_action_between_frames() {
     let after = held_out(&model);
     assert!(after < 0.25 * before, "inverse dynamics {before:.4} → {after:.4}");
 }
+
+/// `encoder.norm = position` (the default): pixels changed in one corner leave the latents of
+/// patches far from it exactly as they were; GroupNorm's image-wide statistics move them all.
+#[test]
+fn position_norm_keeps_a_change_local() {
+    tch::manual_seed(5);
+    let frame = random_frames(1);
+    let edited = frame.copy();
+    let _ = edited.narrow(2, 0, 8).narrow(3, 0, 8).fill_(255); // top-left 8×8 pixels
+    let far_change = |norm: world_model::EncoderNorm| {
+        let mut cfg = WmConfig::preset("small").unwrap();
+        cfg.encoder.norm = norm;
+        let model = WorldModel::new(&cfg, Device::Cpu).unwrap();
+        let (a, b) = tch::no_grad(|| (model.encode(&frame), model.encode(&edited))); // [1, 16, D]
+        // Patches of the bottom two rows of the 4×4 grid: 32+ pixels from the edit, beyond the
+        // receptive field of the patch it falls in.
+        let far = |z: &Tensor| z.narrow(1, 8, 8);
+        let near = (a.narrow(1, 0, 1) - b.narrow(1, 0, 1)).abs().max().double_value(&[]);
+        ((far(&a) - far(&b)).abs().max().double_value(&[]), near)
+    };
+    let (position_far, position_near) = far_change(world_model::EncoderNorm::Position);
+    let (group_far, _) = far_change(world_model::EncoderNorm::Group);
+    assert!(position_near > 1e-2, "the edited patch itself did not change ({position_near})");
+    assert!(position_far < 1e-5, "position norm: far patches moved by {position_far}");
+    assert!(group_far > 1e-3, "group norm: far patches moved only {group_far}; the contrast this test draws is gone");
+}
+
+/// A config written before `encoder.norm` existed is an older run's: GroupNorm, so its
+/// checkpoints load as trained; new configs default to the per-position norm.
+#[test]
+fn configs_without_encoder_norm_mean_group_norm() {
+    let mut old = serde_json::to_value(WmConfig::preset("small").unwrap()).unwrap();
+    old["encoder"].as_object_mut().unwrap().remove("norm");
+    let old: WmConfig = serde_json::from_value(old).unwrap();
+    assert_eq!(old.encoder.norm, world_model::EncoderNorm::Group);
+    assert_eq!(WmConfig::preset("small").unwrap().encoder.norm, world_model::EncoderNorm::Position);
+    let e = serde_json::from_str::<WmConfig>(r#"{"encoder": {"norm": "batch"}}"#).unwrap_err().to_string();
+    assert!(e.contains("batch"), "{e}");
+}
