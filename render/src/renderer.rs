@@ -43,16 +43,16 @@ pub struct RenderConfig {
     pub slots: usize,
     /// Directional-light shadow maps (2–3× slower on lavapipe).
     pub shadows: bool,
-    /// 4× multisampling (bevy's default; ~1.7× slower on lavapipe at 64×64). On by default: the
-    /// cup is ~4 px and the pusher ~3 px wide and move about a pixel per frame, so without it
-    /// motion shows only when an edge crosses a pixel. With it sub-pixel positions show as edge
-    /// intensities, and the world model's probe read the cup better (experiments/2026-11-30-predictability).
+    /// 4× multisampling (bevy's default; ~1.7× slower on lavapipe at 64×64). The cup (~4 px) and
+    /// pusher (~3 px) move about a pixel per frame; with it sub-pixel positions show as edge
+    /// intensities. Off by default: the world model's main job was no better with it
+    /// (experiments/2026-11-30-predictability) and 4 minutes slower.
     pub msaa: bool,
 }
 
 impl Default for RenderConfig {
     fn default() -> Self {
-        RenderConfig { width: 64, height: 64, slots: 32, shadows: false, msaa: true }
+        RenderConfig { width: 64, height: 64, slots: 32, shadows: false, msaa: false }
     }
 }
 

@@ -260,7 +260,7 @@ fn producers_block_under_backpressure_and_stop_when_consumer_leaves() {
     assert!(started.elapsed() < Duration::from_secs(20), "shutdown took {:?}", started.elapsed());
 }
 
-/// With 4× MSAA (the default) edges are drawn with partial coverage: pixels on an object's
+/// With 4× MSAA (`msaa: true`) edges are drawn with partial coverage: pixels on an object's
 /// outline blend its colour with what lies behind, so a sub-pixel move of the cup or pusher shows
 /// as a change of intensity rather than only when an edge crosses a pixel centre.
 #[test]

@@ -24,12 +24,12 @@ pub struct EncoderConfig {
     /// default: under the JEPA loss the keypoints settled on the static scene and the probe was
     /// no better at 2,500 steps (experiments/2026-11-29-probe-gap).
     pub keypoints: bool,
-    /// Normalisation after each convolution: `position` (a layer norm over the channels at each
-    /// position, as ConvNeXt) or `group` (GroupNorm, whose statistics span the whole image).
-    /// With `group` a few changed pixels move every patch's latent: 85% of the frame-to-frame
-    /// latent change fell in patches whose pixels had not changed, and no predictor could
-    /// forecast it (experiments/2026-11-30-predictability). A config without the key is an
-    /// older run's: `group`.
+    /// Normalisation after each convolution: `group` (GroupNorm, whose statistics span the whole
+    /// image) or `position` (a layer norm over the channels at each position, as ConvNeXt). With
+    /// `group` a few changed pixels move every patch's latent (85% of the frame-to-frame change
+    /// fell in patches whose pixels had not changed); `position` keeps a change local, but the
+    /// main job with it (and MSAA frames) read the cup no better and its predictor fell below
+    /// copy-last (experiments/2026-11-30-predictability), so `group` stays the default.
     #[serde(default = "EncoderNorm::legacy")]
     pub norm: EncoderNorm,
 }
@@ -42,7 +42,7 @@ pub enum EncoderNorm {
 }
 
 impl EncoderNorm {
-    /// What a config written before the key existed means.
+    /// What a config written before the key existed means (also the default).
     fn legacy() -> EncoderNorm {
         EncoderNorm::Group
     }
@@ -56,7 +56,7 @@ impl Default for EncoderConfig {
             latent_dim: 64,
             coords: true,
             keypoints: false,
-            norm: EncoderNorm::Position,
+            norm: EncoderNorm::Group,
         }
     }
 }
@@ -297,7 +297,7 @@ impl WmConfig {
                     latent_dim: 16,
                     coords: true,
                     keypoints: false,
-                    norm: EncoderNorm::Position,
+                    norm: EncoderNorm::Group,
                 },
                 predictor: PredictorConfig { width: 32, depth: 1, heads: 2, mlp_ratio: 2 },
                 clip_len: 4,

@@ -504,7 +504,7 @@ fn inverse_dynamics_reads_the_action_between_frames() {
     assert!(after < 0.25 * before, "inverse dynamics {before:.4} → {after:.4}");
 }
 
-/// `encoder.norm = position` (the default): pixels changed in one corner leave the latents of
+/// `encoder.norm = position`: pixels changed in one corner leave the latents of
 /// patches far from it exactly as they were; GroupNorm's image-wide statistics move them all.
 #[test]
 fn position_norm_keeps_a_change_local() {
@@ -530,15 +530,20 @@ fn position_norm_keeps_a_change_local() {
     assert!(group_far > 1e-3, "group norm: far patches moved only {group_far}; the contrast this test draws is gone");
 }
 
-/// A config written before `encoder.norm` existed is an older run's: GroupNorm, so its
-/// checkpoints load as trained; new configs default to the per-position norm.
+/// A config written before `encoder.norm` existed is an older run's: GroupNorm (also the
+/// default), so its checkpoints load as trained; `position` round-trips; an unknown value is named.
 #[test]
-fn configs_without_encoder_norm_mean_group_norm() {
-    let mut old = serde_json::to_value(WmConfig::preset("small").unwrap()).unwrap();
-    old["encoder"].as_object_mut().unwrap().remove("norm");
-    let old: WmConfig = serde_json::from_value(old).unwrap();
-    assert_eq!(old.encoder.norm, world_model::EncoderNorm::Group);
-    assert_eq!(WmConfig::preset("small").unwrap().encoder.norm, world_model::EncoderNorm::Position);
+fn encoder_norm_reads_old_configs_and_names_bad_values() {
+    let mut cfg = WmConfig::preset("small").unwrap();
+    cfg.encoder.norm = world_model::EncoderNorm::Position;
+    let mut json = serde_json::to_value(&cfg).unwrap();
+    assert_eq!(json["encoder"]["norm"], "position");
+    assert_eq!(
+        serde_json::from_value::<WmConfig>(json.clone()).unwrap().encoder.norm,
+        world_model::EncoderNorm::Position
+    );
+    json["encoder"].as_object_mut().unwrap().remove("norm");
+    assert_eq!(serde_json::from_value::<WmConfig>(json).unwrap().encoder.norm, world_model::EncoderNorm::Group);
     let e = serde_json::from_str::<WmConfig>(r#"{"encoder": {"norm": "batch"}}"#).unwrap_err().to_string();
     assert!(e.contains("batch"), "{e}");
 }
