@@ -35,7 +35,7 @@ def encoder_weights(path, prefix):
                 sd[b + k[len(a):]] = v
                 break
     enc = Enc()
-    if os.environ.get('NORM', 'position') == 'position':
+    if os.environ.get('NORM', 'group') == 'position':
         # encoder.norm = position: a layer norm over channels at each position.
         for name, c in [('n0', 32), ('n1', 64), ('n2', 128)]:
             setattr(enc, name, ChannelNorm(c))

@@ -34,6 +34,7 @@ pub struct EncoderConfig {
     pub norm: EncoderNorm,
 }
 
+/// The encoder's normalisation after each convolution (`encoder.norm`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum EncoderNorm {

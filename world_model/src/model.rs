@@ -13,7 +13,7 @@ enum Norm {
     /// Layer norm over the channels at each position: no statistic crosses positions, so a
     /// patch's latent changes only when pixels in its receptive field do.
     Position(nn::LayerNorm),
-    /// GroupNorm: statistics over the whole image (older runs).
+    /// GroupNorm: statistics over the whole image (the default).
     Group(nn::GroupNorm),
 }
 
