@@ -20,3 +20,20 @@ class Enc(nn.Module):
         x = torch.cat([x, xs, ys], 1)
         x = F.gelu(s.n0(s.stem(x))); x = F.gelu(s.n1(s.c1(x))); x = F.gelu(s.n2(s.c2(x)))
         return F.layer_norm(s.head(x).flatten(2).transpose(1, 2), [64])  # [n, 16, 64]
+
+
+def checkpoint_tensors(path, prefix):
+    """The float tensors of a Rust checkpoint (safetensors) whose names start with `prefix`, by
+    the rest of their name (`stem.weight`, ...)."""
+    import json, struct
+    import numpy as np
+    with open(path, 'rb') as f:
+        n = struct.unpack('<Q', f.read(8))[0]
+        header = json.loads(f.read(n))
+        data = f.read()
+    out = {}
+    for k, v in header.items():
+        if k.startswith(prefix) and v['dtype'] == 'F32':
+            a, b = v['data_offsets']
+            out[k[len(prefix):]] = torch.from_numpy(np.frombuffer(data[a:b], dtype=np.float32).reshape(v['shape']).copy())
+    return out

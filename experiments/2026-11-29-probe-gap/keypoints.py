@@ -4,21 +4,14 @@ frames with the cup on the table; then a keypoint-only probe fit on training fra
 Usage: keypoints.py CHECKPOINT.safetensors"""
 import os, sys, json, struct
 import numpy as np, torch, torch.nn.functional as F
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from encoder import checkpoint_tensors
 CACHE = os.environ.get('CACHE', 'out/probe-gap')
 
 
 def online_encoder(path):
     """The online encoder's float tensors of a checkpoint, by name (`stem.weight`, ...)."""
-    with open(path, 'rb') as f:
-        n = struct.unpack('<Q', f.read(8))[0]
-        header = json.loads(f.read(n))
-        data = f.read()
-    out = {}
-    for k, v in header.items():
-        if k.startswith('online.encoder.') and v['dtype'] == 'F32':
-            a, b = v['data_offsets']
-            out[k[len('online.encoder.'):]] = torch.from_numpy(np.frombuffer(data[a:b], dtype=np.float32).reshape(v['shape']).copy())
-    return out
+    return checkpoint_tensors(path, 'online.encoder.')
 
 
 def on_table_rows(name, every=1):

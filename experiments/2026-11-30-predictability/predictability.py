@@ -7,7 +7,7 @@ Usage: [NORM=group|position] predictability.py CHECKPOINT.safetensors [every]"""
 import os, sys, json, struct, time
 import numpy as np, torch, torch.nn.functional as F
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), '../2026-11-29-probe-gap'))
-from encoder import Enc
+from encoder import Enc, checkpoint_tensors
 CACHE = os.environ.get('CACHE', 'out/diag/cache')
 torch.set_num_threads(2)
 
@@ -18,15 +18,7 @@ class ChannelNorm(torch.nn.LayerNorm):
 
 
 def encoder_weights(path, prefix):
-    with open(path, 'rb') as f:
-        n = struct.unpack('<Q', f.read(8))[0]
-        header = json.loads(f.read(n))
-        data = f.read()
-    out = {}
-    for k, v in header.items():
-        if k.startswith(prefix) and v['dtype'] == 'F32':
-            a, b = v['data_offsets']
-            out[k[len(prefix):]] = torch.from_numpy(np.frombuffer(data[a:b], dtype=np.float32).reshape(v['shape']).copy())
+    out = checkpoint_tensors(path, prefix)
     rename = {'stem.': 'stem.', 'stem_norm.': 'n0.', 'stage0.': 'c1.', 'norm0.': 'n1.', 'stage1.': 'c2.', 'norm1.': 'n2.', 'head.': 'head.'}
     sd = {}
     for k, v in out.items():
