@@ -291,6 +291,10 @@ struct EvalWmArgs {
     voe_seed: u64,
     #[arg(long, default_value_t = 8)]
     horizons: i64,
+    /// VoE is also scored with each frame predicted this many frames ahead, from the real frames
+    /// up to that many before it (1: one-step only).
+    #[arg(long, default_value_t = eval_wm::VOE_HORIZON)]
+    voe_horizon: i64,
     #[arg(long, default_value = "cpu")]
     device: String,
     #[arg(long)]
@@ -407,6 +411,7 @@ fn eval_wm_cmd(a: EvalWmArgs) -> Result<()> {
         voe_pairs: a.voe_pairs,
         voe_seed: a.voe_seed,
         horizons: a.horizons,
+        voe_horizon: a.voe_horizon,
         device: parse_device(&a.device)?,
     })?;
     print_eval_summary(&report);
@@ -448,6 +453,15 @@ fn print_eval_summary(r: &eval_wm::EvalReport) {
         cats.join(", "),
         100.0 * v.random_init.overall_by_max.pairwise_accuracy,
         100.0 * v.change_detector.overall_by_max.pairwise_accuracy
+    );
+    let ahead: Vec<String> =
+        v.trained_ahead.by_max.iter().map(|(n, s)| format!("{n} {:.0}%", 100.0 * s.pairwise_accuracy)).collect();
+    println!(
+        "VoE predicted {} frames ahead: overall {:.1}% [{}]; random init {:.1}%",
+        v.horizon_ahead,
+        100.0 * v.trained_ahead.overall_by_max.pairwise_accuracy,
+        ahead.join(", "),
+        100.0 * v.random_init_ahead.overall_by_max.pairwise_accuracy
     );
 }
 
@@ -742,6 +756,7 @@ fn demo(out: &std::path::Path, scale: &str) -> Result<()> {
         voe_pairs: scale.voe_pairs,
         voe_seed: 7_000,
         horizons: 8,
+        voe_horizon: eval_wm::VOE_HORIZON,
         device: tch::Device::Cpu,
     })?;
     timing.insert("evaluate_s".into(), t.elapsed().as_secs_f64().into());

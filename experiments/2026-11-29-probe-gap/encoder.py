@@ -37,3 +37,35 @@ def checkpoint_tensors(path, prefix):
             a, b = v['data_offsets']
             out[k[len(prefix):]] = torch.from_numpy(np.frombuffer(data[a:b], dtype=np.float32).reshape(v['shape']).copy())
     return out
+
+
+class ChannelNorm(nn.LayerNorm):
+    """encoder.norm = position: a layer norm over channels at each position."""
+    def forward(self, x):
+        return super().forward(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+
+
+def encoder_weights(path, prefix):
+    """A checkpoint's encoder (`online.encoder.` or `target.encoder.`) as `Enc`; NORM=position for
+    encoders trained with encoder.norm = position."""
+    import os
+    out = checkpoint_tensors(path, prefix)
+    rename = {'stem.': 'stem.', 'stem_norm.': 'n0.', 'stage0.': 'c1.', 'norm0.': 'n1.', 'stage1.': 'c2.', 'norm1.': 'n2.', 'head.': 'head.'}
+    sd = {}
+    for k, v in out.items():
+        for a, b in rename.items():
+            if k.startswith(a):
+                sd[b + k[len(a):]] = v
+                break
+    enc = Enc()
+    if os.environ.get('NORM', 'group') == 'position':
+        # encoder.norm = position: a layer norm over channels at each position.
+        for name, c in [('n0', 32), ('n1', 64), ('n2', 128)]:
+            setattr(enc, name, ChannelNorm(c))
+    enc.load_state_dict(sd)
+    return enc.eval()
+
+
+def encode(enc, X):
+    with torch.no_grad():
+        return torch.cat([enc(torch.from_numpy(X[i:i + 512]).permute(0, 3, 1, 2)) for i in range(0, len(X), 512)])

@@ -7,37 +7,9 @@ Usage: [NORM=group|position] predictability.py CHECKPOINT.safetensors [every]"""
 import os, sys, json, struct, time
 import numpy as np, torch, torch.nn.functional as F
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), '../2026-11-29-probe-gap'))
-from encoder import Enc, checkpoint_tensors
+from encoder import encoder_weights, encode
 CACHE = os.environ.get('CACHE', 'out/diag/cache')
 torch.set_num_threads(2)
-
-
-class ChannelNorm(torch.nn.LayerNorm):
-    def forward(self, x):
-        return super().forward(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
-
-
-def encoder_weights(path, prefix):
-    out = checkpoint_tensors(path, prefix)
-    rename = {'stem.': 'stem.', 'stem_norm.': 'n0.', 'stage0.': 'c1.', 'norm0.': 'n1.', 'stage1.': 'c2.', 'norm1.': 'n2.', 'head.': 'head.'}
-    sd = {}
-    for k, v in out.items():
-        for a, b in rename.items():
-            if k.startswith(a):
-                sd[b + k[len(a):]] = v
-                break
-    enc = Enc()
-    if os.environ.get('NORM', 'group') == 'position':
-        # encoder.norm = position: a layer norm over channels at each position.
-        for name, c in [('n0', 32), ('n1', 64), ('n2', 128)]:
-            setattr(enc, name, ChannelNorm(c))
-    enc.load_state_dict(sd)
-    return enc.eval()
-
-
-def encode(enc, X):
-    with torch.no_grad():
-        return torch.cat([enc(torch.from_numpy(X[i:i + 512]).permute(0, 3, 1, 2)) for i in range(0, len(X), 512)])
 
 
 ckpt = sys.argv[1]

@@ -577,6 +577,79 @@ impl WorldModel {
         })
     }
 
+    /// Per-frame surprise with the prediction of frame t made `horizon` frames ahead: from the real
+    /// frames up to t − horizon (at most `clip_len − 1` of them), rolled forward with the actions
+    /// taken since (frames before `horizon` are predicted from frame 0, nearer). Garrido et al.
+    /// score the predicted latents of the next frames given context frames; at horizon 1 this is
+    /// [`WorldModel::surprise`]. A model that knows what a push or an unsupported cup does is
+    /// surprised a few frames later when it does not happen, where a one-step prediction can only
+    /// say "much as before". Returns the curve (entry 0 NaN) and the per-patch map `[T, P]`.
+    pub fn surprise_ahead(&self, frames: &Tensor, actions: &Tensor, horizon: i64) -> (Vec<f64>, Tensor) {
+        let horizon = horizon.max(1);
+        tch::no_grad(|| {
+            let t = frames.size()[0];
+            let z = self.encode(frames);
+            let target = self.encode_target(frames);
+            let (p, d) = (z.size()[1], z.size()[2]);
+            let a = actions.to_device(self.device()).to_kind(Kind::Float);
+            let w = self.cfg.clip_len - 1;
+            let map = Tensor::zeros([t, p], (Kind::Float, self.device()));
+            // Targets whose context is a full window `horizon` frames back: one batched rollout.
+            let first_full = w - 1 + horizon;
+            if t > first_full {
+                let n = t - first_full;
+                let idx = (Tensor::arange(n, (Kind::Int64, self.device())).unsqueeze(1)
+                    + Tensor::arange(w, (Kind::Int64, self.device())).unsqueeze(0))
+                .flatten(0, 1); // window i covers frames i..i+w
+                let zw = z.index_select(0, &idx).reshape([n, w, p, d]);
+                let bw = target.index_select(0, &idx).reshape([n, w, p, d]);
+                let aidx = (Tensor::arange(n, (Kind::Int64, self.device())).unsqueeze(1)
+                    + Tensor::arange(w + horizon - 1, (Kind::Int64, self.device())).unsqueeze(0))
+                .flatten(0, 1);
+                let aw = a.index_select(0, &aidx).reshape([n, w + horizon - 1, -1]);
+                let pred = self.rollout(&zw, &bw, &aw, horizon).select(1, horizon - 1);
+                let err = (&pred - target.narrow(0, first_full, n)).abs().mean_dim(-1, false, Kind::Float);
+                map.narrow(0, first_full, n).copy_(&err);
+            }
+            // Frames 1..=horizon: one rollout from frame 0 predicts them all.
+            let k = horizon.min(t - 1).min(first_full - 1);
+            if k > 0 {
+                let pred = self
+                    .rollout(
+                        &z.narrow(0, 0, 1).unsqueeze(0),
+                        &target.narrow(0, 0, 1).unsqueeze(0),
+                        &a.narrow(0, 0, k).unsqueeze(0),
+                        k,
+                    )
+                    .squeeze_dim(0);
+                map.narrow(0, 1, k).copy_(&(&pred - target.narrow(0, 1, k)).abs().mean_dim(-1, false, Kind::Float));
+            }
+            // The rest before the first full window: contexts of 2..w − 1 frames, one each.
+            for i in horizon + 1..t.min(first_full) {
+                let end = i - horizon; // last real frame
+                let from = (end + 1 - w).max(0);
+                let c = end + 1 - from;
+                let pred = self
+                    .rollout(
+                        &z.narrow(0, from, c).unsqueeze(0),
+                        &target.narrow(0, from, c).unsqueeze(0),
+                        &a.narrow(0, from, c + horizon - 1).unsqueeze(0),
+                        horizon,
+                    )
+                    .select(1, horizon - 1)
+                    .squeeze_dim(0);
+                map.get(i).copy_(&(&pred - target.get(i)).abs().mean_dim(-1, false, Kind::Float));
+            }
+            let mut curve: Vec<f64> = Vec::<f32>::try_from(map.mean_dim(-1, false, Kind::Float).to_device(Device::Cpu))
+                .expect("float curve")
+                .into_iter()
+                .map(f64::from)
+                .collect();
+            curve[0] = f64::NAN;
+            (curve, map)
+        })
+    }
+
     /// One step for acting and the viewer: encodes `frame [3, H, W]`, scores it against the
     /// prediction made at the previous step (its surprise), then records `action` (the action now
     /// taken) and predicts the next frame's latents.

@@ -72,6 +72,49 @@ fn step_path_agrees_with_the_batch_surprise() {
 }
 
 #[test]
+fn surprise_ahead_scores_each_frame_by_a_rollout_from_earlier_frames() {
+    tch::manual_seed(5);
+    let model = WorldModel::new(&tiny(), Device::Cpu).unwrap();
+    perturb(&model);
+    let t = 10;
+    let frames = random_frames(t);
+    let actions = Tensor::randn([t, 2], (Kind::Float, Device::Cpu));
+    // Horizon 1 is the one-step surprise.
+    let (one, one_map) = model.surprise(&frames, &actions);
+    let (ahead1, ahead1_map) = model.surprise_ahead(&frames, &actions, 1);
+    for i in 1..t as usize {
+        assert!((one[i] - ahead1[i]).abs() < 1e-5, "frame {i}: {} vs {}", one[i], ahead1[i]);
+    }
+    assert!((one_map - ahead1_map).abs().max().double_value(&[]) < 1e-5);
+    // Horizon 3: frame i is predicted from the real frames up to i − 3 (at most clip_len − 1 = 3
+    // of them), rolled three steps; frames 1..3 from frame 0 alone.
+    let h = 3;
+    let (curve, map) = model.surprise_ahead(&frames, &actions, h);
+    assert!(curve[0].is_nan());
+    assert_eq!(map.size(), [t, model.cfg.patches()]);
+    let (z, tgt) = tch::no_grad(|| (model.encode(&frames), model.encode_target(&frames)));
+    let w = model.cfg.clip_len - 1;
+    for i in 1..t {
+        let end = (i - h).max(0);
+        let from = (end + 1 - w).max(0);
+        let (c, k) = (end + 1 - from, i - end);
+        let pred = tch::no_grad(|| {
+            model.rollout(
+                &z.narrow(0, from, c).unsqueeze(0),
+                &tgt.narrow(0, from, c).unsqueeze(0),
+                &actions.narrow(0, from, c + k - 1).unsqueeze(0),
+                k,
+            )
+        });
+        let want = (pred.get(0).get(k - 1) - tgt.get(i)).abs().mean(Kind::Float).double_value(&[]);
+        assert!((curve[i as usize] - want).abs() < 1e-5, "frame {i}: {} vs {want}", curve[i as usize]);
+    }
+    // Further ahead is a different prediction from the one-step one.
+    let differ = (1..t as usize).filter(|&i| (curve[i] - one[i]).abs() > 1e-4).count();
+    assert!(differ >= 5, "horizon 3 agreed with horizon 1 on {} of {} frames", t as usize - 1 - differ, t - 1);
+}
+
+#[test]
 fn rollout_of_one_step_is_the_teacher_forced_prediction() {
     tch::manual_seed(3);
     let model = WorldModel::new(&tiny(), Device::Cpu).unwrap();
