@@ -124,6 +124,8 @@ fn bad_inputs_are_refused_by_name() {
     assert!(e.contains("step-00000004.safetensors"), "{e}");
     let e = fails(&["eval-wm", "--checkpoint", ckpt.to_str().unwrap(), "--data", &data, "--out", run_s]);
     assert!(e.contains("step-00000004.safetensors"), "{e}");
+    let e = fails(&["eval-wm", "--checkpoint", run_s, "--data", &data, "--out", run_s, "--voe-horizon", "0"]);
+    assert!(e.contains("--voe-horizon 0"), "{e}");
     // A dataset that fails verification is refused.
     let parquet = Path::new(&data).join("data/chunk-000/file-000.parquet");
     let mut p = std::fs::read(&parquet).unwrap();
@@ -263,6 +265,14 @@ fn main_job_at_tiny_scale_writes_the_report_and_surprise_scores() {
     let acc = report["voe"]["trained"]["overall_by_max"]["pairwise_accuracy"].as_f64().unwrap();
     assert!((0.0..=1.0).contains(&acc));
     assert_eq!(report["voe"]["trained"]["by_max"].as_array().unwrap().len(), 5, "all five categories");
+    // Also scored with each frame predicted four frames ahead, for the trained and untrained models.
+    assert_eq!(report["voe"]["horizon_ahead"].as_i64(), Some(4));
+    for m in ["trained_ahead", "random_init_ahead"] {
+        assert_eq!(report["voe"][m]["by_max"].as_array().unwrap().len(), 5, "{m}");
+    }
+    assert!(stdout.contains("VoE predicted 4 frames ahead"), "{stdout}");
+    let md = std::fs::read_to_string(out.join("eval/report.md")).unwrap();
+    assert!(md.contains("trained, 4 ahead acc."), "{md}");
     for f in ["report.md", "prediction.png", "voe_frames.png", "voe_levitate.png"] {
         assert!(out.join("eval").join(f).exists(), "{f} missing");
     }

@@ -69,11 +69,15 @@ pub struct PredictorConfig {
     pub depth: i64,
     pub heads: i64,
     pub mlp_ratio: i64,
+    /// Each frame's patch tokens also read the change of their latents since the previous frame of
+    /// the window (zero for its first), so velocity is an input rather than something attention
+    /// across frames must learn to compute first. Off (and absent) in older configs.
+    pub velocity: bool,
 }
 
 impl Default for PredictorConfig {
     fn default() -> Self {
-        PredictorConfig { width: 128, depth: 4, heads: 4, mlp_ratio: 4 }
+        PredictorConfig { width: 128, depth: 4, heads: 4, mlp_ratio: 4, velocity: false }
     }
 }
 
@@ -300,7 +304,7 @@ impl WmConfig {
                     keypoints: false,
                     norm: EncoderNorm::Group,
                 },
-                predictor: PredictorConfig { width: 32, depth: 1, heads: 2, mlp_ratio: 2 },
+                predictor: PredictorConfig { width: 32, depth: 1, heads: 2, mlp_ratio: 2, velocity: false },
                 clip_len: 4,
                 rollout_steps: 1,
                 batch_size: 4,

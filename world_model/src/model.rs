@@ -187,6 +187,7 @@ struct Predictor {
     output: nn::Linear,
     max_frames: i64,
     keypoint_token: bool,
+    velocity: bool,
 }
 
 impl Predictor {
@@ -194,7 +195,7 @@ impl Predictor {
         let (w, d, pc) = (cfg.predictor.width, cfg.encoder.latent_dim, &cfg.predictor);
         let init = nn::Init::Randn { mean: 0.0, stdev: 0.02 };
         Predictor {
-            input: nn::linear(&p / "input", d, w, Default::default()),
+            input: nn::linear(&p / "input", if pc.velocity { 2 * d } else { d }, w, Default::default()),
             action: nn::linear(&p / "action", cfg.action_dim, w, Default::default()),
             patch_pos: p.var("patch_pos", &[cfg.patches(), w], init),
             action_pos: p.var("action_pos", &[1, w], init),
@@ -211,6 +212,7 @@ impl Predictor {
             ),
             max_frames: cfg.max_frames(),
             keypoint_token: cfg.encoder.keypoints,
+            velocity: pc.velocity,
         }
     }
 
@@ -223,7 +225,13 @@ impl Predictor {
         let act = a.apply(&self.action).unsqueeze(2); // [b, t, 1, w]
         // The action reaches every patch token directly (DINO-WM concatenates it to every patch)
         // as well as through its own token, so no attention has to be learned before it matters.
-        let patches = z.apply(&self.input) + &self.patch_pos + &time + &act;
+        let input = if self.velocity {
+            let prev = Tensor::cat(&[z.narrow(1, 0, 1), z.narrow(1, 0, t - 1)], 1);
+            Tensor::cat(&[z, &(z - prev)], 3)
+        } else {
+            z.shallow_clone()
+        };
+        let patches = input.apply(&self.input) + &self.patch_pos + &time + &act;
         let action = act + &self.action_pos + &time;
         let w = patches.size()[3];
         let mut x = Tensor::cat(&[patches, action], 2).reshape([b, t * (p + 1), w]);
@@ -427,8 +435,13 @@ impl WorldModel {
             crate::config::Distance::Mse => (a - b).square().mean(Kind::Float),
             crate::config::Distance::Huber => a.smooth_l1_loss(b, tch::Reduction::Mean, cfg.loss.huber_beta),
         };
-        let pred = (phase == Phase::Joint)
-            .then(|| self.predict(&z.narrow(1, 0, t - 1), &targets.narrow(1, 0, t - 1), &a.narrow(1, 0, t - 1)));
+        // Teacher-forced predictions; without autograd when nothing back-propagates through them
+        // (still logged: the teacher loss tells how the one-step prediction fares).
+        let teacher_forced =
+            || self.predict(&z.narrow(1, 0, t - 1), &targets.narrow(1, 0, t - 1), &a.narrow(1, 0, t - 1));
+        let pred = (phase == Phase::Joint).then(|| {
+            if l.teacher > 0.0 || l.counterfactual > 0.0 { teacher_forced() } else { tch::no_grad(teacher_forced) }
+        });
         let teacher = pred.as_ref().map_or_else(zero, |pred| dist(pred, &targets.narrow(1, 1, t - 1)));
         let k = cfg.rollout_steps;
         let rollout = if k > 0 && phase == Phase::Joint {
@@ -585,68 +598,68 @@ impl WorldModel {
     /// surprised a few frames later when it does not happen, where a one-step prediction can only
     /// say "much as before". Returns the curve (entry 0 NaN) and the per-patch map `[T, P]`.
     pub fn surprise_ahead(&self, frames: &Tensor, actions: &Tensor, horizon: i64) -> (Vec<f64>, Tensor) {
+        let map = self.surprise_ahead_maps(&frames.unsqueeze(0), &actions.unsqueeze(0), horizon).squeeze_dim(0);
+        let mut curve: Vec<f64> = Vec::<f32>::try_from(map.mean_dim(-1, false, Kind::Float).to_device(Device::Cpu))
+            .expect("float curve")
+            .into_iter()
+            .map(f64::from)
+            .collect();
+        curve[0] = f64::NAN;
+        (curve, map)
+    }
+
+    /// [`WorldModel::surprise_ahead`]'s per-patch maps `[B, T, P]` for `B` episodes of the same
+    /// length at once (`frames [B, T, 3, H, W]`, `actions [B, T, A]`; entry 0 of each is zero).
+    pub fn surprise_ahead_maps(&self, frames: &Tensor, actions: &Tensor, horizon: i64) -> Tensor {
         let horizon = horizon.max(1);
         tch::no_grad(|| {
-            let t = frames.size()[0];
-            let z = self.encode(frames);
-            let target = self.encode_target(frames);
+            let (b, t) = (frames.size()[0], frames.size()[1]);
+            let flat = frames.flatten(0, 1);
+            let z = self.encode(&flat);
             let (p, d) = (z.size()[1], z.size()[2]);
+            let z = z.reshape([b, t, p, d]);
+            let target = self.encode_target(&flat).reshape([b, t, p, d]);
             let a = actions.to_device(self.device()).to_kind(Kind::Float);
             let w = self.cfg.clip_len - 1;
-            let map = Tensor::zeros([t, p], (Kind::Float, self.device()));
+            let map = Tensor::zeros([b, t, p], (Kind::Float, self.device()));
+            let err = |pred: &Tensor, target: &Tensor| (pred - target).abs().mean_dim(-1, false, Kind::Float);
             // Targets whose context is a full window `horizon` frames back: one batched rollout.
             let first_full = w - 1 + horizon;
             if t > first_full {
                 let n = t - first_full;
-                let idx = (Tensor::arange(n, (Kind::Int64, self.device())).unsqueeze(1)
-                    + Tensor::arange(w, (Kind::Int64, self.device())).unsqueeze(0))
-                .flatten(0, 1); // window i covers frames i..i+w
-                let zw = z.index_select(0, &idx).reshape([n, w, p, d]);
-                let bw = target.index_select(0, &idx).reshape([n, w, p, d]);
-                let aidx = (Tensor::arange(n, (Kind::Int64, self.device())).unsqueeze(1)
-                    + Tensor::arange(w + horizon - 1, (Kind::Int64, self.device())).unsqueeze(0))
-                .flatten(0, 1);
-                let aw = a.index_select(0, &aidx).reshape([n, w + horizon - 1, -1]);
-                let pred = self.rollout(&zw, &bw, &aw, horizon).select(1, horizon - 1);
-                let err = (&pred - target.narrow(0, first_full, n)).abs().mean_dim(-1, false, Kind::Float);
-                map.narrow(0, first_full, n).copy_(&err);
+                let dev = (Kind::Int64, self.device());
+                let windows = |len: i64| {
+                    (Tensor::arange(n, dev).unsqueeze(1) + Tensor::arange(len, dev).unsqueeze(0)).flatten(0, 1)
+                };
+                let (idx, aidx) = (windows(w), windows(w + horizon - 1)); // window i starts at frame i
+                let zw = z.index_select(1, &idx).reshape([b * n, w, p, d]);
+                let bw = target.index_select(1, &idx).reshape([b * n, w, p, d]);
+                let aw = a.index_select(1, &aidx).reshape([b * n, w + horizon - 1, -1]);
+                let pred = self.rollout(&zw, &bw, &aw, horizon).select(1, horizon - 1).reshape([b, n, p, d]);
+                map.narrow(1, first_full, n).copy_(&err(&pred, &target.narrow(1, first_full, n)));
             }
             // Frames 1..=horizon: one rollout from frame 0 predicts them all.
             let k = horizon.min(t - 1).min(first_full - 1);
             if k > 0 {
-                let pred = self
-                    .rollout(
-                        &z.narrow(0, 0, 1).unsqueeze(0),
-                        &target.narrow(0, 0, 1).unsqueeze(0),
-                        &a.narrow(0, 0, k).unsqueeze(0),
-                        k,
-                    )
-                    .squeeze_dim(0);
-                map.narrow(0, 1, k).copy_(&(&pred - target.narrow(0, 1, k)).abs().mean_dim(-1, false, Kind::Float));
+                let pred = self.rollout(&z.narrow(1, 0, 1), &target.narrow(1, 0, 1), &a.narrow(1, 0, k), k);
+                map.narrow(1, 1, k).copy_(&err(&pred, &target.narrow(1, 1, k)));
             }
-            // The rest before the first full window: contexts of 2..w − 1 frames, one each.
+            // The rest before the first full window: contexts of 2..w − 1 frames.
             for i in horizon + 1..t.min(first_full) {
                 let end = i - horizon; // last real frame
                 let from = (end + 1 - w).max(0);
                 let c = end + 1 - from;
                 let pred = self
                     .rollout(
-                        &z.narrow(0, from, c).unsqueeze(0),
-                        &target.narrow(0, from, c).unsqueeze(0),
-                        &a.narrow(0, from, c + horizon - 1).unsqueeze(0),
+                        &z.narrow(1, from, c),
+                        &target.narrow(1, from, c),
+                        &a.narrow(1, from, c + horizon - 1),
                         horizon,
                     )
-                    .select(1, horizon - 1)
-                    .squeeze_dim(0);
-                map.get(i).copy_(&(&pred - target.get(i)).abs().mean_dim(-1, false, Kind::Float));
+                    .select(1, horizon - 1);
+                map.select(1, i).copy_(&err(&pred, &target.select(1, i)));
             }
-            let mut curve: Vec<f64> = Vec::<f32>::try_from(map.mean_dim(-1, false, Kind::Float).to_device(Device::Cpu))
-                .expect("float curve")
-                .into_iter()
-                .map(f64::from)
-                .collect();
-            curve[0] = f64::NAN;
-            (curve, map)
+            map
         })
     }
 

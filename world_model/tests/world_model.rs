@@ -109,6 +109,17 @@ fn surprise_ahead_scores_each_frame_by_a_rollout_from_earlier_frames() {
         let want = (pred.get(0).get(k - 1) - tgt.get(i)).abs().mean(Kind::Float).double_value(&[]);
         assert!((curve[i as usize] - want).abs() < 1e-5, "frame {i}: {} vs {want}", curve[i as usize]);
     }
+    // Episodes batched together get the maps they get one at a time.
+    let other = random_frames(t);
+    let other_actions = Tensor::randn([t, 2], (Kind::Float, Device::Cpu));
+    let (_, other_map) = model.surprise_ahead(&other, &other_actions, h);
+    let both = model.surprise_ahead_maps(
+        &Tensor::stack(&[&frames, &other], 0),
+        &Tensor::stack(&[&actions, &other_actions], 0),
+        h,
+    );
+    let apart = Tensor::stack(&[&map, &other_map], 0);
+    assert!((both - apart).abs().max().double_value(&[]) < 1e-5, "batched maps differ");
     // Further ahead is a different prediction from the one-step one.
     let differ = (1..t as usize).filter(|&i| (curve[i] - one[i]).abs() > 1e-4).count();
     assert!(differ >= 5, "horizon 3 agreed with horizon 1 on {} of {} frames", t as usize - 1 - differ, t - 1);
@@ -589,4 +600,43 @@ fn encoder_norm_reads_old_configs_and_names_bad_values() {
     assert_eq!(serde_json::from_value::<WmConfig>(json).unwrap().encoder.norm, world_model::EncoderNorm::Group);
     let e = serde_json::from_str::<WmConfig>(r#"{"encoder": {"norm": "batch"}}"#).unwrap_err().to_string();
     assert!(e.contains("batch"), "{e}");
+}
+
+#[test]
+fn velocity_input_reads_the_previous_frame_and_keeps_old_configs() {
+    // Older configs have no `predictor.velocity`: off.
+    let mut json = serde_json::to_value(WmConfig::preset("small").unwrap()).unwrap();
+    json["predictor"].as_object_mut().unwrap().remove("velocity");
+    assert!(!serde_json::from_value::<WmConfig>(json).unwrap().predictor.velocity);
+
+    tch::manual_seed(6);
+    let mut cfg = tiny();
+    cfg.predictor.velocity = true;
+    let model = WorldModel::new(&cfg, Device::Cpu).unwrap();
+    perturb(&model);
+    let frames = random_frames(3);
+    let actions = Tensor::randn([1, 3, 2], (Kind::Float, Device::Cpu));
+    let z = model.encode(&frames).unsqueeze(0);
+    let before = model.predict(&z, &z, &actions);
+    // The prediction made at frame 2 reads frame 1 through its change (and frame 1's own
+    // prediction still never sees frame 2).
+    let z2 = z.copy();
+    let _ = z2.narrow(1, 1, 1).fill_(2.0);
+    let after = model.predict(&z2, &z, &actions);
+    let first = (before.narrow(1, 0, 1) - after.narrow(1, 0, 1)).abs().max().double_value(&[]);
+    assert!(first < 1e-6, "frame 0's prediction moved by {first}");
+    let moved = (before.narrow(1, 2, 1) - after.narrow(1, 2, 1)).abs().max().double_value(&[]);
+    assert!(moved > 1e-3, "frame 2's prediction ignored frame 1 ({moved})");
+    // The viewer's step path keeps agreeing with the batch surprise (windows slide).
+    let t = 8;
+    let frames = random_frames(t);
+    let actions = Tensor::randn([t, 2], (Kind::Float, Device::Cpu));
+    let (curve, _) = model.surprise(&frames, &actions);
+    let mut history = LatentHistory::new(&model.cfg);
+    for i in 0..t {
+        let a = Vec::<f32>::try_from(actions.get(i)).unwrap();
+        if let Some(s) = model.step(&mut history, &frames.get(i), [a[0], a[1]]) {
+            assert!((s - curve[i as usize]).abs() < 1e-5, "frame {i}: step {s} vs batch {}", curve[i as usize]);
+        }
+    }
 }
