@@ -437,12 +437,9 @@ fn ahead_curves(model: &WorldModel, pairs: &[VoePair], frames: &[Tensor], horizo
         for chunk in group.chunks(64) {
             let f = Tensor::stack(&chunk.iter().map(|&k| &frames[k]).collect::<Vec<_>>(), 0);
             let a = Tensor::stack(&chunk.iter().map(|&k| &actions[k / 2]).collect::<Vec<_>>(), 0);
-            let mean = model.surprise_ahead_maps(&f, &a, horizon).mean_dim(-1, false, Kind::Float);
+            let maps = model.surprise_ahead_maps(&f, &a, horizon);
             for (j, &k) in chunk.iter().enumerate() {
-                let mut v: Vec<f64> =
-                    Vec::<f32>::try_from(mean.get(j as i64)).expect("floats").into_iter().map(f64::from).collect();
-                v[0] = f64::NAN;
-                curves[k] = v;
+                curves[k] = world_model::frame_curve(&maps.get(j as i64));
             }
         }
     }

@@ -23,7 +23,9 @@ pub use checkpoint::{Checkpoint, load_checkpoint, load_model, read_checkpoint_co
 pub use config::{
     Distance, EmaConfig, EncoderConfig, EncoderNorm, LossConfig, OptimConfig, Phase, PredictorConfig, WmConfig,
 };
-pub use model::{Collapse, Counterfactual, LatentHistory, LossParts, StepReport, WorldModel, collapse_stats};
+pub use model::{
+    Collapse, Counterfactual, LatentHistory, LossParts, StepReport, WorldModel, collapse_stats, frame_curve,
+};
 pub use optim::AdamW;
 
 use std::path::PathBuf;

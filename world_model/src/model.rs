@@ -250,6 +250,18 @@ pub fn block_causal_mask(frames: i64, per_frame: i64, device: Device) -> Tensor 
     f.unsqueeze(0).le_tensor(&f.unsqueeze(1))
 }
 
+/// A surprise curve from a per-patch map `[T, P]`: the mean over patches per frame, NaN at frame 0
+/// (nothing predicts it).
+pub fn frame_curve(map: &Tensor) -> Vec<f64> {
+    let mut curve: Vec<f64> = Vec::<f32>::try_from(map.mean_dim(-1, false, Kind::Float).to_device(Device::Cpu))
+        .expect("float curve")
+        .into_iter()
+        .map(f64::from)
+        .collect();
+    curve[0] = f64::NAN;
+    curve
+}
+
 /// Layer norm over the latent dimension without affine parameters (targets and inputs alike).
 pub fn layer_norm(z: &Tensor) -> Tensor {
     let d = *z.size().last().expect("non-scalar");
@@ -580,13 +592,7 @@ impl WorldModel {
                 maps.push((&pred - target.narrow(0, w + 1, rest)).abs().mean_dim(-1, false, Kind::Float));
             }
             let map = Tensor::cat(&maps, 0);
-            let mut curve: Vec<f64> = Vec::<f32>::try_from(map.mean_dim(-1, false, Kind::Float).to_device(Device::Cpu))
-                .expect("float curve")
-                .into_iter()
-                .map(f64::from)
-                .collect();
-            curve[0] = f64::NAN;
-            (curve, map)
+            (frame_curve(&map), map)
         })
     }
 
@@ -599,13 +605,7 @@ impl WorldModel {
     /// say "much as before". Returns the curve (entry 0 NaN) and the per-patch map `[T, P]`.
     pub fn surprise_ahead(&self, frames: &Tensor, actions: &Tensor, horizon: i64) -> (Vec<f64>, Tensor) {
         let map = self.surprise_ahead_maps(&frames.unsqueeze(0), &actions.unsqueeze(0), horizon).squeeze_dim(0);
-        let mut curve: Vec<f64> = Vec::<f32>::try_from(map.mean_dim(-1, false, Kind::Float).to_device(Device::Cpu))
-            .expect("float curve")
-            .into_iter()
-            .map(f64::from)
-            .collect();
-        curve[0] = f64::NAN;
-        (curve, map)
+        (frame_curve(&map), map)
     }
 
     /// [`WorldModel::surprise_ahead`]'s per-patch maps `[B, T, P]` for `B` episodes of the same
