@@ -388,45 +388,30 @@ struct VoeCurves {
     curves: Vec<(Category, Vec<f64>, Vec<f64>)>,
 }
 
-/// The VoE curves of `surprise` (curve, per-patch map) over every pair: mean over patches, and
-/// the most surprising patch.
-fn curves_and_patch_max(
-    pairs: &[VoePair],
-    frames: &[Tensor],
-    surprise: &dyn Fn(&Tensor, &Tensor) -> (Vec<f64>, Tensor),
-) -> (VoeCurves, VoeCurves) {
-    let patch_max = |map: &Tensor| {
-        let mut v: Vec<f64> = Vec::<f32>::try_from(map.amax(-1, false).to_device(Device::Cpu))
-            .expect("floats")
-            .into_iter()
-            .map(f64::from)
-            .collect();
-        v[0] = f64::NAN;
-        v
-    };
-    let (mut mean, mut max) = (vec![], vec![]);
-    for (k, p) in pairs.iter().enumerate() {
-        let a: Vec<f32> = p.actions.iter().flatten().copied().collect();
-        let a = Tensor::from_slice(&a).reshape([-1, 2]);
-        let (possible, possible_map) = surprise(&frames[2 * k], &a);
-        let (impossible, impossible_map) = surprise(&frames[2 * k + 1], &a);
-        max.push((p.category, patch_max(&possible_map), patch_max(&impossible_map)));
-        mean.push((p.category, possible, impossible));
-    }
-    (VoeCurves { curves: mean }, VoeCurves { curves: max })
+/// A pair's actions as `[T, 2]` (both twins take the same).
+fn pair_actions(p: &VoePair) -> Tensor {
+    let a: Vec<f32> = p.actions.iter().flatten().copied().collect();
+    Tensor::from_slice(&a).reshape([-1, 2])
+}
+
+/// `score(frames, actions)` of both twins of every pair; `frames[2k]` and `frames[2k + 1]` are
+/// pair k's possible and impossible twins.
+fn per_pair<T>(pairs: &[VoePair], frames: &[Tensor], score: &dyn Fn(&Tensor, &Tensor) -> T) -> Vec<(Category, T, T)> {
+    pairs
+        .iter()
+        .enumerate()
+        .map(|(k, p)| {
+            let a = pair_actions(p);
+            (p.category, score(&frames[2 * k], &a), score(&frames[2 * k + 1], &a))
+        })
+        .collect()
 }
 
 /// The VoE curves with each frame predicted `horizon` frames ahead: episodes of equal length go
 /// through the model 64 at a time (a VoE episode is 15 frames; one at a time, the rollouts of
 /// batch 1 cost several times more).
 fn ahead_curves(model: &WorldModel, pairs: &[VoePair], frames: &[Tensor], horizon: i64) -> VoeCurves {
-    let actions: Vec<Tensor> = pairs
-        .iter()
-        .map(|p| {
-            let a: Vec<f32> = p.actions.iter().flatten().copied().collect();
-            Tensor::from_slice(&a).reshape([-1, 2])
-        })
-        .collect();
+    let actions: Vec<Tensor> = pairs.iter().map(pair_actions).collect();
     // Episode k of the flat list is pair k / 2's possible (even) or impossible (odd) twin.
     let mut by_len: std::collections::BTreeMap<i64, Vec<usize>> = Default::default();
     for (k, f) in frames.iter().enumerate() {
@@ -530,21 +515,18 @@ pub fn run(opts: &EvalOptions) -> Result<EvalReport> {
     let scenes: Vec<&[types::SceneSnapshot]> =
         pairs.iter().flat_map(|p| [p.possible.as_slice(), p.impossible.as_slice()]).collect();
     let frames = render_clips(&scenes, trained.cfg.image_size as u32)?;
-    let curves_for = |f: &dyn Fn(&Tensor, &Tensor) -> Vec<f64>| VoeCurves {
-        curves: pairs
-            .iter()
-            .enumerate()
-            .map(|(k, p)| {
-                let a: Vec<f32> = p.actions.iter().flatten().copied().collect();
-                let a = Tensor::from_slice(&a).reshape([-1, 2]);
-                (p.category, f(&frames[2 * k], &a), f(&frames[2 * k + 1], &a))
-            })
-            .collect(),
+    let curves_for = |f: &dyn Fn(&Tensor, &Tensor) -> Vec<f64>| VoeCurves { curves: per_pair(&pairs, &frames, f) };
+    // One surprise pass per episode gives both the mean-over-patches curve and the most surprising
+    // patch's.
+    let maps = per_pair(&pairs, &frames, &|f, a| trained.surprise(f, a).1);
+    let curves_of = |reduce: &dyn Fn(&Tensor) -> Vec<f64>| VoeCurves {
+        curves: maps.iter().map(|(c, p, i)| (*c, reduce(p), reduce(i))).collect(),
     };
-    // One pass gives both the mean-over-patches curve and the most surprising patch's.
-    let (trained_curves, patch_max_curves) = curves_and_patch_max(&pairs, &frames, &|f, a| trained.surprise(f, a));
+    let trained_curves = curves_of(&world_model::frame_curve);
+    let patch_max_curves = curves_of(&|m| world_model::per_frame(&m.amax(-1, false)));
+    drop(maps);
     let random_curves = curves_for(&|f, a| random.surprise(f, a).0);
-    let ahead = opts.voe_horizon.max(1);
+    let ahead = opts.voe_horizon; // validated: 1..=16
     let (trained_ahead, random_ahead) = if ahead > 1 {
         tracing::info!("violation of expectation, predicted {ahead} frames ahead");
         (ahead_curves(&trained, &pairs, &frames, ahead), ahead_curves(&random, &pairs, &frames, ahead))

@@ -253,11 +253,13 @@ pub fn block_causal_mask(frames: i64, per_frame: i64, device: Device) -> Tensor 
 /// A surprise curve from a per-patch map `[T, P]`: the mean over patches per frame, NaN at frame 0
 /// (nothing predicts it).
 pub fn frame_curve(map: &Tensor) -> Vec<f64> {
-    let mut curve: Vec<f64> = Vec::<f32>::try_from(map.mean_dim(-1, false, Kind::Float).to_device(Device::Cpu))
-        .expect("float curve")
-        .into_iter()
-        .map(f64::from)
-        .collect();
+    per_frame(&map.mean_dim(-1, false, Kind::Float))
+}
+
+/// One value per frame `[T]` as a curve, NaN at frame 0 (nothing predicts it).
+pub fn per_frame(values: &Tensor) -> Vec<f64> {
+    let mut curve: Vec<f64> =
+        Vec::<f32>::try_from(values.to_device(Device::Cpu)).expect("float curve").into_iter().map(f64::from).collect();
     curve[0] = f64::NAN;
     curve
 }
