@@ -77,9 +77,12 @@ enum Command {
     Demo {
         #[arg(long, default_value = "out/demo")]
         out: PathBuf,
-        /// small (the full default run, ~24 min on 2 cores after the build) or tiny (a smoke test in seconds).
+        /// small (the full default run, ~26 min on 2 cores after the build) or tiny (a smoke test in seconds).
         #[arg(long, default_value = "small")]
         scale: String,
+        /// Where the world model trains and is evaluated: cpu, cuda or cuda:N.
+        #[arg(long, default_value = "cpu")]
+        device: String,
     },
     /// Benchmarks: sim (physics steps/s), render (frames/s), gen (end to end).
     Bench {
@@ -311,12 +314,42 @@ fn parse_device(s: &str) -> Result<tch::Device> {
             None => bail!("--device {s:?}: expected cpu, cuda or cuda:N"),
         },
     };
-    if let tch::Device::Cuda(n) = d
-        && (!tch::Cuda::is_available() || n as i64 >= tch::Cuda::device_count())
-    {
-        bail!("--device {s}: libtorch sees {} CUDA device(s) here", tch::Cuda::device_count());
+    if let tch::Device::Cuda(n) = d {
+        let loaded = load_libtorch_cuda();
+        if !tch::Cuda::is_available() || n as i64 >= tch::Cuda::device_count() {
+            let why = match loaded {
+                Ok(()) => String::new(),
+                Err(e) => format!(" ({e})"),
+            };
+            bail!("--device {s}: libtorch sees {} CUDA device(s) here{why}", tch::Cuda::device_count());
+        }
     }
     Ok(d)
+}
+
+/// Loads `libtorch_cuda.so` once, for the rest of the process. The binary links only
+/// libtorch's CPU half: nothing in tch names a symbol of the CUDA half, so the linker's
+/// `--as-needed` drops it and libtorch would see no CUDA device even on a GPU machine. Loading it
+/// registers its CUDA kernels and hooks (its static initialisers), as `import torch` does. It is
+/// looked up on the binary's run path (the venv's libtorch), then the usual places. Not loaded on
+/// the CPU path: it pulls in the CUDA runtime libraries (~2 GB) that a CPU run never uses.
+fn load_libtorch_cuda() -> Result<()> {
+    static LOADED: std::sync::OnceLock<std::result::Result<(), String>> = std::sync::OnceLock::new();
+    LOADED
+        .get_or_init(|| {
+            use libloading::os::unix::{Library, RTLD_GLOBAL, RTLD_NOW};
+            // SAFETY: libtorch_cuda's initialisers only register with the libtorch already loaded.
+            match unsafe { Library::open(Some("libtorch_cuda.so"), RTLD_NOW | RTLD_GLOBAL) } {
+                Ok(lib) => {
+                    // Kept loaded for the life of the process: its kernels are now registered.
+                    std::mem::forget(lib);
+                    Ok(())
+                }
+                Err(e) => Err(format!("could not load libtorch_cuda.so: {e}")),
+            }
+        })
+        .clone()
+        .map_err(anyhow::Error::msg)
 }
 
 fn wm_config(a: &TrainWmArgs) -> Result<world_model::WmConfig> {
@@ -542,7 +575,7 @@ fn run(cli: Cli) -> Result<()> {
             println!("scored {n} episodes: {}", out.join("surprise.json").display());
             Ok(())
         }
-        Command::Demo { out, scale } => demo(&out, &scale),
+        Command::Demo { out, scale, device } => demo(&out, &scale, parse_device(&device)?),
         Command::Bench { which } => bench::run(which),
     }
 }
@@ -666,7 +699,7 @@ fn demo_scale(name: &str) -> Result<DemoScale> {
 /// kept with linger steps; the training sets' counterfactual companions), verify, train the world
 /// model encoder first, evaluate it, write the report. Every
 /// stage resumes: complete datasets are kept, training continues from its newest checkpoint.
-fn demo(out: &std::path::Path, scale: &str) -> Result<()> {
+fn demo(out: &std::path::Path, scale: &str, device: tch::Device) -> Result<()> {
     let scale = demo_scale(scale)?;
     let began = std::time::Instant::now();
     let mut timing = serde_json::Map::new();
@@ -732,7 +765,7 @@ fn demo(out: &std::path::Path, scale: &str) -> Result<()> {
         data: train_wm::DataSource::DatasetsWithCounterfactuals { data: train.clone(), counterfactual: train_cf },
         resume: true,
         out: run_dir.clone(),
-        device: tch::Device::Cpu,
+        device,
         checkpoint_every: 100,
         keep: 3,
         max_nonfinite: 10,
@@ -757,10 +790,11 @@ fn demo(out: &std::path::Path, scale: &str) -> Result<()> {
         voe_seed: 7_000,
         horizons: 8,
         voe_horizon: eval_wm::VOE_HORIZON,
-        device: tch::Device::Cpu,
+        device,
     })?;
     timing.insert("evaluate_s".into(), t.elapsed().as_secs_f64().into());
     timing.insert("total_s".into(), began.elapsed().as_secs_f64().into());
+    timing.insert("device".into(), format!("{device:?}").into());
     std::fs::write(out.join("timing.json"), serde_json::to_string_pretty(&timing)?)?;
     print_eval_summary(&report);
     println!("report: {} (timing {})", eval_dir.join("report.md").display(), serde_json::Value::Object(timing));

@@ -324,3 +324,21 @@ fn main_job_at_tiny_scale_writes_the_report_and_surprise_scores() {
     assert!(String::from_utf8_lossy(&run.stderr).contains("differ from the manifest"));
     assert!(edited.join("surprise.json").exists());
 }
+
+/// `--device cuda` loads libtorch's CUDA half from the binary's run path (the linker drops it, so
+/// without that load libtorch sees no GPU even on a GPU machine). On a machine without a GPU the
+/// load succeeds and the refusal says how many devices libtorch sees; with one, the command runs.
+/// An unknown device is refused by value, `demo` included.
+#[test]
+fn cuda_device_loads_libtorch_cuda_or_is_refused_by_count() {
+    let out = cupworld(&["bench", "wm", "--preset", "tiny", "--steps", "1", "--device", "cuda"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if out.status.success() {
+        assert!(String::from_utf8_lossy(&out.stdout).contains("Cuda(0)"), "{stderr}");
+    } else {
+        assert!(stderr.contains("--device cuda: libtorch sees 0 CUDA device(s) here"), "{stderr}");
+        assert!(!stderr.contains("could not load libtorch_cuda.so"), "{stderr}");
+    }
+    let e = fails(&["demo", "--scale", "tiny", "--device", "tpu", "--out", "/nonexistent/never-written"]);
+    assert!(e.contains("--device \"tpu\"") && e.contains("cpu, cuda or cuda:N"), "{e}");
+}
