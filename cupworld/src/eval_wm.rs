@@ -341,6 +341,21 @@ fn probe(model: &WorldModel, split: &ProbeSplit) -> ([f64; 2], f64, f64, f64, us
 
 /// Renders scenes in batches on one renderer; returns frames `[T, 3, H, W]` per clip.
 fn render_clips(clips: &[&[types::SceneSnapshot]], size: u32) -> Result<Vec<Tensor>> {
+    let s = size as i64;
+    Ok(render_rgb(clips, size)?
+        .0
+        .into_iter()
+        .map(|f| {
+            let t = f.len() as i64;
+            let flat: Vec<u8> = f.into_iter().flatten().collect();
+            Tensor::from_slice(&flat).reshape([t, s, s, 3]).permute([0, 3, 1, 2]).contiguous()
+        })
+        .collect())
+}
+
+/// Renders scenes in batches on one renderer: RGB8 frames (`size × size`, row-major) per clip, and
+/// the graphics adapter's name.
+pub(crate) fn render_rgb(clips: &[&[types::SceneSnapshot]], size: u32) -> Result<(Vec<Vec<Vec<u8>>>, String)> {
     let mut renderer = render::Renderer::new(render::RenderConfig { width: size, height: size, ..Default::default() })?;
     let jobs: Vec<(usize, usize)> =
         clips.iter().enumerate().flat_map(|(c, s)| (0..s.len()).map(move |t| (c, t))).collect();
@@ -353,15 +368,7 @@ fn render_clips(clips: &[&[types::SceneSnapshot]], size: u32) -> Result<Vec<Tens
             frames[c][t] = frame.rgb;
         }
     }
-    let s = size as i64;
-    Ok(frames
-        .into_iter()
-        .map(|f| {
-            let t = f.len() as i64;
-            let flat: Vec<u8> = f.into_iter().flatten().collect();
-            Tensor::from_slice(&flat).reshape([t, s, s, 3]).permute([0, 3, 1, 2]).contiguous()
-        })
-        .collect())
+    Ok((frames, renderer.adapter().to_string()))
 }
 
 /// Surprise of the frames from the breaking point on: (max, mean).

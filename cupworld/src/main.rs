@@ -11,6 +11,7 @@ mod sheet;
 mod train_wm;
 mod view;
 mod voe;
+mod voe_data;
 mod wm_data;
 
 use std::io::IsTerminal;
@@ -72,6 +73,24 @@ enum Command {
         plots: usize,
         #[arg(long, default_value = "cpu")]
         device: String,
+    },
+    /// Write the violation-of-expectation pairs `eval-wm` scores as datasets (possible/,
+    /// impossible/, pairs.json), for `surprise` or any other model.
+    Voe {
+        #[arg(long)]
+        out: PathBuf,
+        /// Pairs per category.
+        #[arg(long, default_value_t = 120)]
+        pairs: usize,
+        /// The pairs' seed (`eval-wm --voe-seed`: the same seed gives the same pairs).
+        #[arg(long, default_value_t = 7_000)]
+        seed: u64,
+        /// Only these categories (repeatable): teleport, vanish, levitate, pass-through, recolor.
+        #[arg(long)]
+        category: Vec<String>,
+        /// Frame side in pixels (the world model's 64).
+        #[arg(long, default_value_t = 64)]
+        size: u32,
     },
     /// The README's main job: generate data, train the world model, evaluate it, write the report.
     Demo {
@@ -573,6 +592,30 @@ fn run(cli: Cli) -> Result<()> {
             let r = eval_wm::surprise_cmd(&checkpoint, &data, &out, plots, parse_device(&device)?)?;
             let n = r["episodes"].as_array().map(|v| v.len()).unwrap_or(0);
             println!("scored {n} episodes: {}", out.join("surprise.json").display());
+            Ok(())
+        }
+        Command::Voe { out, pairs, seed, category, size } => {
+            let categories = if category.is_empty() {
+                voe::Category::ALL.to_vec()
+            } else {
+                category
+                    .iter()
+                    .map(|c| c.parse::<voe::Category>().map_err(|e| anyhow::anyhow!("--category: {e}")))
+                    .collect::<Result<Vec<_>>>()?
+            };
+            let r =
+                voe_data::run(&voe_data::VoeDataOptions { out, pairs_per_category: pairs, seed, categories, size })?;
+            if r.skipped {
+                println!("{}: already holds {} pairs (pairs.json); nothing written", r.out.display(), r.pairs);
+            } else {
+                println!(
+                    "wrote {} pairs ({} frames per twin) to {}: possible/, impossible/, pairs.json (rendered on {})",
+                    r.pairs,
+                    r.frames_per_twin,
+                    r.out.display(),
+                    r.render_adapter
+                );
+            }
             Ok(())
         }
         Command::Demo { out, scale, device } => demo(&out, &scale, parse_device(&device)?),

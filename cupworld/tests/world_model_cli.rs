@@ -342,3 +342,81 @@ fn cuda_device_loads_libtorch_cuda_or_is_refused_by_count() {
     let e = fails(&["demo", "--scale", "tiny", "--device", "tpu", "--out", "/nonexistent/never-written"]);
     assert!(e.contains("--device \"tpu\"") && e.contains("cpu, cuda or cuda:N"), "{e}");
 }
+
+/// `cupworld voe` writes the pairs `eval-wm` scores as two datasets, one episode per twin in the
+/// same order, that verify and that `surprise` scores; the twins' frames match before the break
+/// and differ after it. A complete output is kept on a rerun; a foreign directory and an unknown
+/// category are refused by name.
+#[test]
+fn voe_pairs_on_disk_verify_match_before_the_break_and_score() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("voe");
+    let out_s = out.to_str().unwrap();
+    let stdout = ok(&["voe", "--pairs", "1", "--seed", "11", "--out", out_s]);
+    assert!(stdout.contains("wrote 5 pairs (15 frames per twin)"), "{stdout}");
+    let pairs: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("pairs.json")).unwrap()).unwrap();
+    let pairs = pairs.as_array().unwrap();
+    let names: Vec<&str> = pairs.iter().map(|p| p["category"].as_str().unwrap()).collect();
+    assert_eq!(names, ["teleport", "vanish", "levitate", "pass-through", "recolor"]);
+    let mut twins = vec![];
+    for name in ["possible", "impossible"] {
+        let report = dataset::verify(&out.join(name));
+        assert!(report.ok(), "{name}: {:?}", report.problems);
+        let mut episodes = vec![];
+        dataset::for_each_episode(&out.join(name), |e| {
+            episodes.push(e);
+            Ok(())
+        })
+        .unwrap();
+        twins.push(episodes);
+    }
+    assert_eq!((twins[0].len(), twins[1].len()), (5, 5));
+    for (k, p) in pairs.iter().enumerate() {
+        let (a, b) = (&twins[0][k], &twins[1][k]);
+        let brk = p["break_at"].as_u64().unwrap() as usize;
+        assert_eq!((a.seed, b.seed), (p["seed"].as_u64().unwrap(), p["seed"].as_u64().unwrap()));
+        assert_eq!(a.rows.len(), 15);
+        for t in 0..15 {
+            assert_eq!(a.rows[t].transition.action, b.rows[t].transition.action, "pair {k} frame {t}");
+        }
+        for t in 0..brk {
+            assert!(a.rows[t].rgb == b.rows[t].rgb, "{}: frame {t} differs before the break", names[k]);
+        }
+        assert!((brk..15).any(|t| a.rows[t].rgb != b.rows[t].rgb), "{}: the twins never differ", names[k]);
+    }
+    // Rerun: kept. A directory holding something else: refused by name. Unknown category: named.
+    assert!(ok(&["voe", "--pairs", "1", "--seed", "11", "--out", out_s]).contains("already holds 5 pairs"));
+    let e = fails(&["voe", "--pairs", "1", "--out", out.join("possible").to_str().unwrap()]);
+    assert!(e.contains("possible") && e.contains("not a complete `cupworld voe` output"), "{e}");
+    let e = fails(&[
+        "voe",
+        "--category",
+        "levitate",
+        "--category",
+        "melt",
+        "--out",
+        dir.path().join("x").to_str().unwrap(),
+    ]);
+    assert!(e.contains("--category") && e.contains("\"melt\""), "{e}");
+
+    // A tiny model scores both twins' episodes.
+    let data = dataset(dir.path(), "knock-off", "3");
+    let run = dir.path().join("run");
+    ok(&refs(&train(&data, run.to_str().unwrap(), &["--steps", "4"])));
+    let s = dir.path().join("surprise");
+    ok(&[
+        "surprise",
+        "--checkpoint",
+        run.to_str().unwrap(),
+        "--data",
+        out.join("impossible").to_str().unwrap(),
+        "--out",
+        s.to_str().unwrap(),
+        "--plots",
+        "0",
+    ]);
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(s.join("surprise.json")).unwrap()).unwrap();
+    assert_eq!(v["episodes"].as_array().unwrap().len(), 5);
+}
