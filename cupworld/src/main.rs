@@ -77,6 +77,7 @@ enum Command {
     /// Write the violation-of-expectation pairs `eval-wm` scores as datasets (possible/,
     /// impossible/, pairs.json), for `surprise` or any other model.
     Voe {
+        /// Output directory: new or empty (a complete one from an earlier run is kept).
         #[arg(long)]
         out: PathBuf,
         /// Pairs per category.

@@ -57,11 +57,11 @@ pub fn run(opts: &VoeDataOptions) -> Result<VoeDataSummary> {
     }
     let out = &opts.out;
     if out.join("pairs.json").exists() {
-        let pairs: Vec<PairEntry> = read_pairs(out)?;
+        let pairs = read_pairs(out)?;
         return Ok(VoeDataSummary {
             out: out.clone(),
             pairs: pairs.len(),
-            frames_per_twin: PRE + POST + 1,
+            frames_per_twin: pairs.first().map_or(0, |p| p.frames),
             render_adapter: String::new(),
             skipped: true,
         });
@@ -153,7 +153,7 @@ pub fn run(opts: &VoeDataOptions) -> Result<VoeDataSummary> {
 }
 
 /// `pairs.json` of a `cupworld voe` directory.
-pub fn read_pairs(dir: &Path) -> Result<Vec<PairEntry>> {
+fn read_pairs(dir: &Path) -> Result<Vec<PairEntry>> {
     let path = dir.join("pairs.json");
     let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
     serde_json::from_str(&text).with_context(|| format!("{}: not a list of pairs", path.display()))
