@@ -35,7 +35,9 @@ struct WmBench {
     optimizer_and_ema_ms: f64,
     encoder_latency_ms_per_frame: f64,
     encoder_frames_per_s_batch_64: f64,
+    /// `WorldModel::step` over one model step (`frameskip` frames: one encoded, one prediction).
     step_latency_ms: f64,
+    frameskip: i64,
 }
 
 fn time_ms(device: Device, f: &mut dyn FnMut()) -> f64 {
@@ -58,19 +60,20 @@ pub fn run(preset: &str, steps: usize, device: &str, json: bool) -> Result<()> {
     let mut opt = AdamW::new(&model.vs);
     let (b, t, s) = (cfg.batch_size, cfg.clip_len, cfg.image_size);
     let frames = Tensor::randint(256, [b, t, 3, s, s], (Kind::Uint8, device));
-    let actions = Tensor::rand([b, t, 2], (Kind::Float, device)) * 2.0 - 1.0;
+    // Clips of model steps: each step's `frameskip` actions side by side.
+    let actions = Tensor::rand([b, t, cfg.step_action_dim()], (Kind::Float, device)) * 2.0 - 1.0;
 
-    // A batch of `b` clips of `t` frames with their counterfactuals.
-    let batch = |b: i64, t: i64| {
+    // A batch of `b` clips of `t` frames with their counterfactuals, actions `a` wide.
+    let batch = |b: i64, t: i64, a: i64| {
         let frames = Tensor::randint(256, [b, t, 3, s, s], (Kind::Uint8, device));
-        let actions = Tensor::rand([b, t, 2], (Kind::Float, device)) * 2.0 - 1.0;
+        let actions = Tensor::rand([b, t, a], (Kind::Float, device)) * 2.0 - 1.0;
         let cf = Counterfactual {
             frames: Tensor::randint(256, [b, t, 3, s, s], (Kind::Uint8, device)),
             shift: Tensor::rand([b, t], (Kind::Float, device)) * 0.25,
         };
         (frames, actions, cf)
     };
-    let (_, _, counterfactual) = batch(b, t);
+    let (_, _, counterfactual) = batch(b, t, cfg.step_action_dim());
     // Median of `steps` timed train steps (numbered from `from`) after three warm-up ones, of a
     // fresh model with `cfg`, on `(frames, actions)`.
     let median_step_ms = |cfg: &WmConfig,
@@ -100,7 +103,7 @@ pub fn run(preset: &str, steps: usize, device: &str, json: bool) -> Result<()> {
     // The encoder phase as the trainer runs it: `encoder_batch` frames as pairs.
     let recipe = WmConfig::encoder_first(&cfg);
     let encoder_phase_frames = recipe.encoder_batch_frames();
-    let (pair_frames, pair_actions, pair_cf) = batch(encoder_phase_frames / 2, 2);
+    let (pair_frames, pair_actions, pair_cf) = batch(encoder_phase_frames / 2, 2, cfg.action_dim);
     let encoder_phase_step_ms = median_step_ms(&recipe, (&pair_frames, &pair_actions), Some(&pair_cf), 0)?;
     let frozen_encoder_step_ms = median_step_ms(&recipe, clips, Some(&counterfactual), recipe.encoder_steps)?;
 
@@ -142,19 +145,17 @@ pub fn run(preset: &str, steps: usize, device: &str, json: bool) -> Result<()> {
     let enc1 = median((0..20).map(|_| time_ms(device, &mut || drop(model.encode(&one)))).collect());
     let batch = flat.narrow(0, 0, 64.min(flat.size()[0]));
     let enc64 = median((0..5).map(|_| time_ms(device, &mut || drop(model.encode(&batch)))).collect());
+    // One model step: `frameskip` frames given to `step`, the first encoded and the last predicting.
     let mut history = LatentHistory::new(&cfg);
+    let model_step = |history: &mut LatentHistory, i: i64| {
+        for _ in 0..cfg.frameskip {
+            let _ = model.step(history, &frames.select(0, 0).select(0, i % t), [0.1, -0.2]);
+        }
+    };
     for i in 0..t {
-        model.step(&mut history, &frames.select(0, 0).select(0, i), [0.1, -0.2]);
+        model_step(&mut history, i);
     }
-    let step = median(
-        (0..20)
-            .map(|i| {
-                time_ms(device, &mut || {
-                    let _ = model.step(&mut history, &frames.select(0, 0).select(0, i % t), [0.1, -0.2]);
-                })
-            })
-            .collect(),
-    );
+    let step = median((0..20).map(|i| time_ms(device, &mut || model_step(&mut history, i))).collect());
     let r = WmBench {
         preset: preset.to_string(),
         device: format!("{device:?}"),
@@ -176,6 +177,7 @@ pub fn run(preset: &str, steps: usize, device: &str, json: bool) -> Result<()> {
         encoder_latency_ms_per_frame: enc1,
         encoder_frames_per_s_batch_64: batch.size()[0] as f64 / (enc64 / 1e3),
         step_latency_ms: step,
+        frameskip: cfg.frameskip,
     };
     if json {
         println!("{}", serde_json::to_string_pretty(&r)?);
@@ -202,8 +204,9 @@ pub fn run(preset: &str, steps: usize, device: &str, json: bool) -> Result<()> {
             r.encoder_fwd_bwd_ms, r.predictor_fwd_bwd_ms, r.optimizer_and_ema_ms
         );
         println!(
-            "inference: encoder {:.2} ms per frame (batch 1), {:.0} frames/s (batch 64); step {:.2} ms",
-            r.encoder_latency_ms_per_frame, r.encoder_frames_per_s_batch_64, r.step_latency_ms
+            "inference: encoder {:.2} ms per frame (batch 1), {:.0} frames/s (batch 64); step {:.2} ms per model \
+             step of {} frame(s)",
+            r.encoder_latency_ms_per_frame, r.encoder_frames_per_s_batch_64, r.step_latency_ms, r.frameskip
         );
     }
     Ok(())

@@ -24,7 +24,8 @@ pub struct EvalOptions {
     pub voe_pairs: usize,
     pub voe_seed: u64,
     pub horizons: i64,
-    /// VoE is also scored with each frame predicted this many frames ahead (1: not again).
+    /// VoE is also scored with each frame predicted this many frames ahead, rounded up to whole
+    /// model steps (not again when that is one model step).
     pub voe_horizon: i64,
     pub device: Device,
 }
@@ -98,6 +99,8 @@ pub struct EvalReport {
     pub checkpoint: PathBuf,
     pub data: Vec<PathBuf>,
     pub episodes: usize,
+    /// Frames per model step: prediction horizons count model steps of this many frames.
+    pub frameskip: i64,
     pub prediction: PredictionReport,
     pub probe: ProbeReport,
     pub voe: VoeReport,
@@ -108,17 +111,20 @@ fn l1_per_clip(a: &Tensor, b: &Tensor) -> Tensor {
     (a - b).abs().flatten(1, -1).mean_dim(1, false, Kind::Float)
 }
 
-/// Latent L1 at horizons 1..=h from `clip_len − 1` real frames, averaged over clips taken every
-/// 4 frames of every episode.
+/// Latent L1 at horizons 1..=h model steps from `clip_len − 1` real model steps, averaged over
+/// clips starting every 4 frames of every episode.
 fn prediction_errors(model: &WorldModel, episodes: &[EpisodeTensors], h: i64) -> (Vec<f64>, Vec<f64>, usize) {
-    let w = model.cfg.clip_len - 1;
+    let (w, skip) = (model.cfg.clip_len - 1, model.cfg.frameskip);
     let len = w + h;
+    let span = (len - 1) * skip + 1;
     let (mut frames, mut actions) = (vec![], vec![]);
     for ep in episodes {
         let mut s = 0;
-        while s + len <= ep.len() {
-            frames.push(ep.frames.narrow(0, s, len));
-            actions.push(ep.actions.narrow(0, s, len));
+        while s + span <= ep.len() {
+            let acts = ep.actions.narrow(0, s, (span + skip - 1).min(ep.len() - s));
+            let (f, a) = world_model::model_steps(&ep.frames.narrow(0, s, span), &acts, skip, 0);
+            frames.push(f);
+            actions.push(a);
             s += 4;
         }
     }
@@ -381,10 +387,18 @@ fn window_scores(curve: &[f64], from: usize) -> (f64, f64) {
 fn change_curve(model: &WorldModel, frames: &Tensor) -> Vec<f64> {
     tch::no_grad(|| {
         let z = model.encode_target(frames);
-        let t = z.size()[0];
-        let diff = (z.narrow(0, 1, t - 1) - z.narrow(0, 0, t - 1)).abs().flatten(1, -1).mean_dim(1, false, Kind::Float);
-        let mut v: Vec<f64> = Vec::<f32>::try_from(diff).expect("floats").into_iter().map(f64::from).collect();
-        v.insert(0, f64::NAN);
+        // Over one model step, as the predictor's surprise is (copy-last at the model's step).
+        let (t, skip) = (z.size()[0], model.cfg.frameskip);
+        if t <= skip {
+            return vec![f64::NAN; t as usize];
+        }
+        let diff = (z.narrow(0, skip, t - skip) - z.narrow(0, 0, t - skip)).abs().flatten(1, -1).mean_dim(
+            1,
+            false,
+            Kind::Float,
+        );
+        let mut v = vec![f64::NAN; skip as usize];
+        v.extend(Vec::<f32>::try_from(diff).expect("floats").into_iter().map(f64::from));
         v
     })
 }
@@ -533,10 +547,13 @@ pub fn run(opts: &EvalOptions) -> Result<EvalReport> {
     let patch_max_curves = curves_of(&|m| world_model::per_frame(&m.amax(-1, false)));
     drop(maps);
     let random_curves = curves_for(&|f, a| random.surprise(f, a).0);
-    let ahead = opts.voe_horizon; // validated: 1..=16
-    let (trained_ahead, random_ahead) = if ahead > 1 {
+    // `voe_horizon` frames (validated: 1..=16), rounded up to whole model steps.
+    let skip = trained.cfg.frameskip;
+    let ahead_steps = (opts.voe_horizon + skip - 1) / skip;
+    let ahead = ahead_steps * skip;
+    let (trained_ahead, random_ahead) = if ahead_steps > 1 {
         tracing::info!("violation of expectation, predicted {ahead} frames ahead");
-        (ahead_curves(&trained, &pairs, &frames, ahead), ahead_curves(&random, &pairs, &frames, ahead))
+        (ahead_curves(&trained, &pairs, &frames, ahead_steps), ahead_curves(&random, &pairs, &frames, ahead_steps))
     } else {
         (trained_curves.clone(), random_curves.clone())
     };
@@ -560,6 +577,7 @@ pub fn run(opts: &EvalOptions) -> Result<EvalReport> {
         checkpoint: ckpt,
         data: opts.data.clone(),
         episodes: episodes.len(),
+        frameskip: skip,
         prediction,
         probe,
         voe,
@@ -583,7 +601,7 @@ fn write_figures(
         &out.join("prediction.png"),
         &Plot {
             title: "Latent prediction error on held-out episodes",
-            x_label: "horizon (control steps)",
+            x_label: "horizon (model steps)",
             y_label: "latent L1",
             log_x: false,
             log_y: false,
@@ -671,7 +689,12 @@ fn markdown(r: &EvalReport) -> String {
     let mut s = String::new();
     s += "# World-model evaluation\n\n";
     s += &format!("Checkpoint `{}`, {} held-out episodes, {:.0} s.\n\n", r.checkpoint.display(), r.episodes, r.seconds);
-    s += "## Prediction (latent L1 on held-out clips; lower is better)\n\n![prediction](prediction.png)\n\n";
+    s += &format!(
+        "## Prediction (latent L1 on held-out clips; lower is better)\n\n![prediction](prediction.png)\n\n\
+         Horizons in model steps of {} frame(s) each (`frameskip`); copy-last repeats the latents of the last real \
+         model step.\n\n",
+        r.frameskip
+    );
     s += "| horizon | trained | copy last latent | random init |\n|---|---|---|---|\n";
     for (i, h) in r.prediction.horizons.iter().enumerate() {
         s += &format!(
@@ -723,6 +746,14 @@ fn markdown(r: &EvalReport) -> String {
         v.frames_after_break + 1
     );
     let h = v.horizon_ahead;
+    let skip = r.frameskip;
+    if skip > 1 {
+        s += &format!(
+            "The model steps {skip} frames at a time (`frameskip`), so the \"trained\" columns already predict each \
+             frame from the frames {skip}, {}, … before it, with the actions taken since.\n\n",
+            2 * skip
+        );
+    }
     s += &format!(
         "| category | trained acc. | trained AUROC | random init acc. | change detector acc. | trained, patch-max surprise \
          | trained, {h} ahead acc. | trained, {h} ahead AUROC | random init, {h} ahead |\n|---|---|---|---|---|---|---|---|---|\n"
@@ -809,10 +840,13 @@ pub fn surprise_cmd(
             continue;
         }
         let (curve, _) = model.surprise(&ep.frames, &ep.actions);
-        let valid: Vec<f64> = curve[1..].to_vec();
-        let (max_at, max) =
-            valid.iter().enumerate().fold((0, f64::NEG_INFINITY), |m, (k, &v)| if v > m.1 { (k + 1, v) } else { m });
-        let mean = valid.iter().sum::<f64>() / valid.len() as f64;
+        // The frames something predicts (frame 0 never; at frameskip s, frames 1..s neither).
+        let valid: Vec<(usize, f64)> = curve.iter().copied().enumerate().filter(|(_, v)| !v.is_nan()).collect();
+        if valid.is_empty() {
+            continue;
+        }
+        let (max_at, max) = valid.iter().fold((0, f64::NEG_INFINITY), |m, &(k, v)| if v > m.1 { (k, v) } else { m });
+        let mean = valid.iter().map(|(_, v)| v).sum::<f64>() / valid.len() as f64;
         if i < plots {
             line_plot(
                 &out.join(format!("episode_{i:06}.png")),
@@ -824,7 +858,7 @@ pub fn surprise_cmd(
                     log_y: false,
                     markers: vec![],
                 },
-                &[Series::new("surprise", valid.iter().enumerate().map(|(k, &v)| ((k + 1) as f64, v)).collect())],
+                &[Series::new("surprise", valid.iter().map(|&(k, v)| (k as f64, v)).collect())],
             )?;
         }
         rows.push(serde_json::json!({

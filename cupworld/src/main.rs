@@ -315,7 +315,8 @@ struct EvalWmArgs {
     #[arg(long, default_value_t = 8)]
     horizons: i64,
     /// VoE is also scored with each frame predicted this many frames ahead, from the real frames
-    /// up to that many before it (1: one-step only).
+    /// up to that many before it, rounded up to whole model steps (`frameskip` frames each; one
+    /// model step: scored once only).
     #[arg(long, default_value_t = eval_wm::VOE_HORIZON)]
     voe_horizon: i64,
     #[arg(long, default_value = "cpu")]

@@ -261,8 +261,11 @@ pub fn run(opts: &TrainOptions) -> Result<TrainSummary> {
             }
             Phase::Joint => (cfg.batch_size, cfg.clip_len),
         };
+        // The encoder phase's frames are always consecutive; the predictor's clips step by
+        // `frameskip`.
+        let skip = if cfg.phase_at(state.step) == Phase::Joint { cfg.frameskip } else { 1 };
         let (frames, actions, counterfactual) = match &mut feed {
-            Feed::Static(eps) => sampler.sample(eps.iter(), clips, clip_len, cfg.fall_weight)?,
+            Feed::Static(eps) => sampler.sample(eps.iter(), clips, clip_len, skip, cfg.fall_weight)?,
             Feed::Live(live, buffer) => {
                 // Drain what arrived; wait until enough episodes to sample a varied batch.
                 while let Ok(ep) = live.episodes.try_recv() {
@@ -274,7 +277,7 @@ pub fn run(opts: &TrainOptions) -> Result<TrainSummary> {
                         Err(_) => bail!("the live data pipeline stopped"),
                     }
                 }
-                sampler.sample(buffer.episodes.iter(), clips, clip_len, cfg.fall_weight)?
+                sampler.sample(buffer.episodes.iter(), clips, clip_len, skip, cfg.fall_weight)?
             }
         };
         let frames =

@@ -189,16 +189,20 @@ impl ClipSampler {
         Ok(s)
     }
 
-    /// `batch` clips of `len` frames: `(frames [b, len, 3, H, W] u8, actions [b, len, 2],
-    /// counterfactual frames like `frames` and shifts [b, len] when every episode has them)`. Clips showing a fall
-    /// are `fall_weight` times as likely as others (rejection sampling).
+    /// `batch` clips of `len` model steps of `skip` frames each (`skip` 1: `len` consecutive
+    /// frames): `(frames [b, len, 3, H, W] u8, actions [b, len, skip·2] (each step's `skip`
+    /// actions side by side, `world_model::model_steps`), counterfactual frames like `frames` and
+    /// shifts [b, len] when every episode has them)`. A clip spans `(len − 1)·skip + 1` frames.
+    /// Clips showing a fall are `fall_weight` times as likely as others (rejection sampling).
     pub fn sample<'a>(
         &mut self,
         episodes: impl Iterator<Item = &'a EpisodeTensors> + Clone,
         batch: i64,
         len: i64,
+        skip: i64,
         fall_weight: f64,
     ) -> Result<(Tensor, Tensor, Option<Counterfactual>)> {
+        let (steps, len) = (len, (len - 1) * skip + 1);
         let starts: Vec<i64> = episodes.clone().map(|e| (e.len() - len + 1).max(0)).collect();
         let total: i64 = starts.iter().sum();
         if total == 0 {
@@ -225,11 +229,16 @@ impl ClipSampler {
                     break (i, k);
                 }
             };
-            frames.push(eps[i].frames.narrow(0, k, len));
-            actions.push(eps[i].actions.narrow(0, k, len));
+            // The last step's action block reaches past the clip: the episode's own actions where
+            // there are any (the predictor never reads that block; it keeps clips alike).
+            let acts = eps[i].actions.narrow(0, k, (len + skip - 1).min(eps[i].len() - k));
+            let (f, a) = world_model::model_steps(&eps[i].frames.narrow(0, k, len), &acts, skip, 0);
+            debug_assert_eq!(f.size()[0], steps);
+            frames.push(f);
+            actions.push(a.narrow(0, 0, steps));
             if let Some(cf) = eps[i].counterfactual.as_ref().filter(|_| paired) {
-                cf_frames.push(cf.frames.narrow(0, k, len));
-                cf_shifts.push(cf.shift.narrow(0, k, len));
+                cf_frames.push(cf.frames.narrow(0, k, len).slice(0, 0, len, skip));
+                cf_shifts.push(cf.shift.narrow(0, k, len).slice(0, 0, len, skip));
             }
         }
         let counterfactual = paired
@@ -280,13 +289,40 @@ mod tests {
         assert_eq!(eps[0].fall_start(), Some(34));
         assert_eq!(eps[1].fall_start(), None);
         let mut sampler = ClipSampler::new(3);
-        let (frames, _, cf) = sampler.sample(eps.iter(), 4000, 6, weight).unwrap();
+        let (frames, _, cf) = sampler.sample(eps.iter(), 4000, 6, 1, weight).unwrap();
         assert!(cf.is_none());
         // A clip from episode 0 reaches the fall when its first frame is 29 or later; clips from
         // the other episode never do. Which episode a clip came from does not matter for the
         // count of "late" starts, so compare against the uniform expectation instead.
         let first: Vec<u8> = Vec::try_from(frames.select(1, 0).flatten(1, -1).select(1, 0)).unwrap();
         first.iter().filter(|&&t| t >= 29).count() as f64 / first.len() as f64
+    }
+
+    #[test]
+    fn model_step_clips_stride_through_the_episode_with_their_action_blocks() {
+        let rows: Vec<(Vec<u8>, [f32; 2], Vec<f32>)> =
+            (0..20).map(|t| (vec![t as u8; 4 * 4 * 3], [t as f32, -(t as f32)], vec![0.0, 0.8, 0.0])).collect();
+        let eps = [EpisodeTensors::from_rows(0, 4, &rows)];
+        let mut sampler = ClipSampler::new(1);
+        // 4 model steps of 3 frames span 10 frames: starts 0..=10.
+        let (frames, actions, _) = sampler.sample(eps.iter(), 64, 4, 3, 1.0).unwrap();
+        assert_eq!(frames.size(), [64, 4, 3, 4, 4]);
+        assert_eq!(actions.size(), [64, 4, 6]);
+        let mut starts = std::collections::BTreeSet::new();
+        for b in 0..64 {
+            let f: Vec<u8> = Vec::try_from(frames.get(b).flatten(1, -1).select(1, 0)).unwrap();
+            let k = f[0];
+            starts.insert(k);
+            assert_eq!(f, vec![k, k + 3, k + 6, k + 9], "frames step by 3");
+            // Step i's block: the actions of frames k + 3i, k + 3i + 1, k + 3i + 2 (zeros past
+            // the episode's 20 frames).
+            let a: Vec<f32> = Vec::try_from(actions.get(b).flatten(0, -1)).unwrap();
+            let want: Vec<f32> = (k as usize..k as usize + 12)
+                .flat_map(|t| if t < 20 { [t as f32, -(t as f32)] } else { [0.0, 0.0] })
+                .collect();
+            assert_eq!(a, want, "clip starting at {k}");
+        }
+        assert!(starts.iter().all(|&k| k <= 10) && starts.len() > 8, "starts {starts:?}");
     }
 
     #[test]

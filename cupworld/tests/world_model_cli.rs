@@ -420,3 +420,51 @@ fn voe_pairs_on_disk_verify_match_before_the_break_and_score() {
         serde_json::from_str(&std::fs::read_to_string(s.join("surprise.json")).unwrap()).unwrap();
     assert_eq!(v["episodes"].as_array().unwrap().len(), 5);
 }
+
+/// A model that steps 2 frames at a time trains, evaluates (horizons in model steps, VoE four
+/// frames = two model steps ahead) and scores episodes, with the frames nothing predicts left out.
+#[test]
+fn frameskip_model_trains_evaluates_and_scores() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dataset(dir.path(), "push-to-goal", "0");
+    let data2 = dataset(dir.path(), "knock-off", "50");
+    let cfg = world_model::WmConfig { frameskip: 2, steps: 6, ..world_model::WmConfig::preset("tiny").unwrap() };
+    let cfg_path = dir.path().join("frameskip.json");
+    std::fs::write(&cfg_path, serde_json::to_string(&cfg).unwrap()).unwrap();
+    let run = dir.path().join("run");
+    ok(&refs(&train(&data, run.to_str().unwrap(), &["--config", cfg_path.to_str().unwrap()])));
+    let written: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("config.json")).unwrap()).unwrap();
+    assert_eq!(written["model"]["frameskip"].as_i64(), Some(2));
+    let eval = dir.path().join("eval");
+    #[rustfmt::skip]
+    ok(&[
+        "eval-wm", "--checkpoint", run.to_str().unwrap(), "--data", &data, "--data", &data2,
+        "--out", eval.to_str().unwrap(), "--horizons", "2", "--voe-pairs", "1", "--voe-horizon", "3",
+    ]);
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(eval.join("report.json")).unwrap()).unwrap();
+    assert_eq!(report["frameskip"].as_i64(), Some(2));
+    assert!(report["prediction"]["clips"].as_u64().unwrap() > 0, "no clip of 4 + 2 model steps");
+    for h in report["prediction"]["trained"].as_array().unwrap() {
+        assert!(h.as_f64().unwrap().is_finite() && h.as_f64().unwrap() > 0.0);
+    }
+    // Three frames ahead round up to two model steps of two frames.
+    assert_eq!(report["voe"]["horizon_ahead"].as_i64(), Some(4));
+    let acc = report["voe"]["trained_ahead"]["overall_by_max"]["pairwise_accuracy"].as_f64().unwrap();
+    assert!((0.0..=1.0).contains(&acc));
+    let md = std::fs::read_to_string(eval.join("report.md")).unwrap();
+    assert!(md.contains("model steps of 2 frame(s)") && md.contains("steps 2 frames at a time"), "{md}");
+
+    let s = dir.path().join("surprise");
+    ok(&["surprise", "--checkpoint", run.to_str().unwrap(), "--data", &data, "--out", s.to_str().unwrap()]);
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(s.join("surprise.json")).unwrap()).unwrap();
+    for e in v["episodes"].as_array().unwrap() {
+        let curve = e["curve"].as_array().unwrap();
+        assert!(curve[0].is_null() && curve[1].is_null(), "frames 0 and 1 have nothing 2 frames before them");
+        assert!(curve[2..].iter().all(|x| x.as_f64().is_some_and(f64::is_finite)), "{curve:?}");
+        assert!(e["max_frame"].as_u64().unwrap() >= 2);
+        assert!(e["max"].as_f64().unwrap() >= e["mean"].as_f64().unwrap());
+    }
+}

@@ -147,14 +147,16 @@ impl WorldModelView {
             self.history = LatentHistory::new(&self.model.cfg);
             self.episode = Some(frame.tag.episode);
             self.curve.clear();
+            self.last_surprise = None;
         }
         let start = std::time::Instant::now();
         let (w, h) = (frame.width as i64, frame.height as i64);
         let pixels = Tensor::from_slice(&frame.rgb).reshape([h, w, 3]).permute([2, 0, 1]).contiguous();
         let surprise = self.model.step(&mut self.history, &pixels, action);
         self.step_ms = start.elapsed().as_secs_f64() * 1e3;
-        self.last_surprise = surprise;
+        // With frameskip only every few frames is a model step; the others keep the last score.
         if let Some(s) = surprise {
+            self.last_surprise = Some(s);
             if self.curve.len() == SURPRISE_WINDOW {
                 self.curve.pop_front();
             }

@@ -239,6 +239,15 @@ impl Default for OptimConfig {
 pub struct WmConfig {
     pub image_size: i64,
     pub action_dim: i64,
+    /// Frames per model step (DINO-WM's frameskip): the predictor sees every `frameskip`-th frame
+    /// and, with each, the `frameskip` actions taken until the next one (concatenated), and
+    /// predicts `frameskip` frames ahead. At 10 frames/s a one-frame change is a pixel or two of a
+    /// 4-pixel cup, which no predictor forecast better than "nothing changes"; four frames ahead a
+    /// push or a fall is large enough to be foreseen (experiments/2026-11-30-frameskip).
+    /// Horizons, rollouts and `clip_len` count model steps. 1 (and absent, in older configs):
+    /// every frame.
+    #[serde(default = "one")]
+    pub frameskip: i64,
     pub encoder: EncoderConfig,
     pub predictor: PredictorConfig,
     /// Frames per training clip. The predictor sees at most `clip_len − 1` frames of history.
@@ -267,6 +276,10 @@ pub struct WmConfig {
     pub seed: u64,
 }
 
+fn one() -> i64 {
+    1
+}
+
 impl Default for WmConfig {
     fn default() -> Self {
         WmConfig::preset("small").expect("built-in preset")
@@ -279,13 +292,14 @@ impl WmConfig {
         let base = WmConfig {
             image_size: 64,
             action_dim: 2,
+            frameskip: 4,
             encoder: EncoderConfig::default(),
             predictor: PredictorConfig::default(),
             clip_len: 6,
             rollout_steps: 2,
             batch_size: 32,
             steps: 2500,
-            fall_weight: 1.0,
+            fall_weight: 2.0,
             encoder_steps: 0,
             encoder_batch: 0,
             loss: LossConfig::default(),
@@ -305,10 +319,12 @@ impl WmConfig {
                     norm: EncoderNorm::Group,
                 },
                 predictor: PredictorConfig { width: 32, depth: 1, heads: 2, mlp_ratio: 2, velocity: false },
+                frameskip: 1,
                 clip_len: 4,
                 rollout_steps: 1,
                 batch_size: 4,
                 steps: 20,
+                fall_weight: 1.0,
                 optim: OptimConfig { warmup_steps: 2, ..OptimConfig::default() },
                 ..base
             }),
@@ -339,6 +355,16 @@ impl WmConfig {
     /// Frames per step of the encoder phase.
     pub fn encoder_batch_frames(&self) -> i64 {
         if self.encoder_batch > 0 { self.encoder_batch } else { self.batch_size * self.clip_len }
+    }
+
+    /// Width of one model step's action: the `frameskip` frames' actions side by side.
+    pub fn step_action_dim(&self) -> i64 {
+        self.action_dim * self.frameskip
+    }
+
+    /// Frames a training clip of `clip_len` model steps spans.
+    pub fn clip_frames(&self) -> i64 {
+        (self.clip_len - 1) * self.frameskip + 1
     }
 
     /// Side of the square patch grid.
@@ -407,6 +433,9 @@ impl WmConfig {
                 "predictor.heads",
                 format!("{} does not divide predictor.width {}", self.predictor.heads, self.predictor.width),
             );
+        }
+        if !(1..=16).contains(&self.frameskip) {
+            return bad("frameskip", format!("{} must be within 1..=16 frames per model step", self.frameskip));
         }
         if self.clip_len < 2 {
             return bad("clip_len", format!("{} must be at least 2", self.clip_len));

@@ -24,7 +24,8 @@ pub use config::{
     Distance, EmaConfig, EncoderConfig, EncoderNorm, LossConfig, OptimConfig, Phase, PredictorConfig, WmConfig,
 };
 pub use model::{
-    Collapse, Counterfactual, LatentHistory, LossParts, StepReport, WorldModel, collapse_stats, frame_curve, per_frame,
+    Collapse, Counterfactual, LatentHistory, LossParts, StepReport, WorldModel, collapse_stats, frame_curve,
+    model_steps, per_frame,
 };
 pub use optim::AdamW;
 

@@ -196,7 +196,7 @@ impl Predictor {
         let init = nn::Init::Randn { mean: 0.0, stdev: 0.02 };
         Predictor {
             input: nn::linear(&p / "input", if pc.velocity { 2 * d } else { d }, w, Default::default()),
-            action: nn::linear(&p / "action", cfg.action_dim, w, Default::default()),
+            action: nn::linear(&p / "action", cfg.step_action_dim(), w, Default::default()),
             patch_pos: p.var("patch_pos", &[cfg.patches(), w], init),
             action_pos: p.var("action_pos", &[1, w], init),
             time_pos: p.var("time_pos", &[cfg.max_frames(), 1, w], init),
@@ -268,6 +268,32 @@ pub fn per_frame(values: &Tensor) -> Vec<f64> {
 pub fn layer_norm(z: &Tensor) -> Tensor {
     let d = *z.size().last().expect("non-scalar");
     z.layer_norm([d], None::<Tensor>, None::<Tensor>, 1e-5, false)
+}
+
+/// The model's time step (`frameskip`): every `skip`-th frame of `frames [.., T, 3, H, W]` from
+/// `offset` on, and with each the `skip` actions of `actions [.., T, A]` taken from it until the
+/// next kept frame, side by side (zeros past the end): `([.., n, 3, H, W], [.., n, skip·A])` with
+/// `n = ⌈(T − offset) / skip⌉`. At `skip` 1 and `offset` 0 the input, unchanged.
+pub fn model_steps(frames: &Tensor, actions: &Tensor, skip: i64, offset: i64) -> (Tensor, Tensor) {
+    let fd = frames.dim() as i64 - 4;
+    let ad = actions.dim() as i64 - 2;
+    let t = frames.size()[fd as usize];
+    assert!(skip >= 1 && (0..t).contains(&offset), "offset {offset} of {t} frames, skip {skip}");
+    let n = (t - offset + skip - 1) / skip;
+    let kept = frames.slice(fd, offset, t, skip);
+    let mut shape = actions.size();
+    let (have, a_dim) = (shape[ad as usize], shape[ad as usize + 1]);
+    let need = offset + n * skip;
+    let padded = if need > have {
+        shape[ad as usize] = need - have;
+        Tensor::cat(&[actions.shallow_clone(), Tensor::zeros(&shape, (actions.kind(), actions.device()))], ad)
+    } else {
+        actions.shallow_clone()
+    };
+    let mut blocks = padded.narrow(ad, offset, n * skip).size();
+    blocks[ad as usize] = n;
+    blocks[ad as usize + 1] = skip * a_dim;
+    (kept, padded.narrow(ad, offset, n * skip).reshape(&blocks))
 }
 
 /// The losses of one training batch.
@@ -516,7 +542,9 @@ impl WorldModel {
         };
         // Inverse dynamics: the action between frames t and t + 1 from their latents.
         let inverse = match &self.inverse {
-            Some(head) if t > 1 && !frozen => {
+            // Per frame only: at frameskip > 1 the joint phase's clips hold model steps (the
+            // encoder phase's pairs are always consecutive frames with one action).
+            Some(head) if t > 1 && !frozen && a.size()[2] == cfg.action_dim => {
                 let pairs = Tensor::cat(&[z.narrow(1, 0, t - 1), z.narrow(1, 1, t - 1)], 2).flatten(2, 3);
                 pairs.apply(head).mse_loss(&a.narrow(1, 0, t - 1), tch::Reduction::Mean)
             }
@@ -560,8 +588,46 @@ impl WorldModel {
     /// Per-frame surprise of one episode: L1 between the predicted and the target latents of every
     /// frame t ≥ 1, the prediction made from the last `clip_len − 1` real frames (Garrido et al.).
     /// `frames [T, 3, H, W]`, `actions [T, A]`; entry 0 is NaN (nothing predicts the first frame).
-    /// Also returns the per-patch surprise map `[T, P]` (entry 0 zero).
+    /// Also returns the per-patch surprise map `[T, P]` (entry 0 zero). With `frameskip` s > 1,
+    /// frame t is predicted from frames t − s, t − 2s, … (each of the s phases of the episode is
+    /// scored at the model's step), and frames 1..s, which nothing predicts, are NaN.
     pub fn surprise(&self, frames: &Tensor, actions: &Tensor) -> (Vec<f64>, Tensor) {
+        let map = self
+            .by_phase(&frames.unsqueeze(0), &actions.unsqueeze(0), &|f, a| {
+                self.surprise_steps(&f.squeeze_dim(0), &a.squeeze_dim(0)).unsqueeze(0)
+            })
+            .squeeze_dim(0);
+        (frame_curve(&map), map)
+    }
+
+    /// Runs `maps(frames, actions) → [B, n, P]` (row 0 of each zero: nothing predicts it) at the
+    /// model's time step on each of the `frameskip` phases of `frames [B, T, 3, H, W]` and
+    /// `actions [B, T, A]`, and lays the rows back on the frames they score: `[B, T, P]`, row 0
+    /// zero, rows 1..frameskip NaN.
+    fn by_phase(&self, frames: &Tensor, actions: &Tensor, maps: &dyn Fn(&Tensor, &Tensor) -> Tensor) -> Tensor {
+        let s = self.cfg.frameskip;
+        if s == 1 {
+            return maps(frames, actions);
+        }
+        let (b, t) = (frames.size()[0], frames.size()[1]);
+        let mut out = Tensor::full([b, t, self.cfg.patches()], f64::NAN, (Kind::Float, self.device()));
+        let _ = out.select(1, 0).fill_(0.0);
+        for offset in 0..s.min(t) {
+            if t - offset <= s {
+                continue; // one frame in this phase: nothing to predict
+            }
+            let (f, a) = model_steps(frames, actions, s, offset);
+            let m = maps(&f, &a);
+            let n = m.size()[1];
+            let rows = Tensor::arange_start(1, n, (Kind::Int64, self.device())) * s + offset;
+            let _ = out.index_copy_(1, &rows, &m.narrow(1, 1, n - 1));
+        }
+        out
+    }
+
+    /// [`WorldModel::surprise`]'s map at the model's time step: `frames [n, 3, H, W]`, actions
+    /// `[n, frameskip·A]` → `[n, P]`, row 0 zero.
+    fn surprise_steps(&self, frames: &Tensor, actions: &Tensor) -> Tensor {
         tch::no_grad(|| {
             let t = frames.size()[0];
             let z = self.encode(frames);
@@ -593,8 +659,7 @@ impl WorldModel {
                 let pred = self.predict(&zw, &bw, &aw).select(1, w - 1);
                 maps.push((&pred - target.narrow(0, w + 1, rest)).abs().mean_dim(-1, false, Kind::Float));
             }
-            let map = Tensor::cat(&maps, 0);
-            (frame_curve(&map), map)
+            Tensor::cat(&maps, 0)
         })
     }
 
@@ -612,7 +677,14 @@ impl WorldModel {
 
     /// [`WorldModel::surprise_ahead`]'s per-patch maps `[B, T, P]` for `B` episodes of the same
     /// length at once (`frames [B, T, 3, H, W]`, `actions [B, T, A]`; entry 0 of each is zero).
+    /// `horizon` counts model steps (`frameskip` frames each); see [`WorldModel::surprise`] for
+    /// how the phases are scored.
     pub fn surprise_ahead_maps(&self, frames: &Tensor, actions: &Tensor, horizon: i64) -> Tensor {
+        self.by_phase(frames, actions, &|f, a| self.surprise_ahead_steps(f, a, horizon))
+    }
+
+    /// [`WorldModel::surprise_ahead_maps`] at the model's time step.
+    fn surprise_ahead_steps(&self, frames: &Tensor, actions: &Tensor, horizon: i64) -> Tensor {
         let horizon = horizon.max(1);
         tch::no_grad(|| {
             let (b, t) = (frames.size()[0], frames.size()[1]);
@@ -665,22 +737,35 @@ impl WorldModel {
         })
     }
 
-    /// One step for acting and the viewer: encodes `frame [3, H, W]`, scores it against the
-    /// prediction made at the previous step (its surprise), then records `action` (the action now
-    /// taken) and predicts the next frame's latents.
+    /// One frame for acting and the viewer: encodes `frame [3, H, W]`, scores it against the
+    /// prediction made for it (its surprise), then records `action` (the action now taken) and
+    /// predicts the latents of the next model step. With `frameskip` s > 1 only every s-th frame
+    /// is a model step: the frames between are not encoded (their surprise is `None`), their
+    /// actions join the step's action block, and the prediction is made once the block is full.
     pub fn step(&self, history: &mut LatentHistory, frame: &Tensor, action: [f32; 2]) -> Option<f64> {
         tch::no_grad(|| {
-            let f = frame.unsqueeze(0);
-            let z = self.encode(&f).squeeze_dim(0);
-            let target = self.encode_target(&f).squeeze_dim(0);
-            let surprise =
-                history.pending.take().map(|pred| (pred - &target).abs().mean(Kind::Float).double_value(&[]));
-            let a = Tensor::from_slice(&action[..self.cfg.action_dim as usize]).to_device(self.device());
-            history.push(z, target, a);
-            let stack = |v: &VecDeque<Tensor>| Tensor::stack(&v.iter().collect::<Vec<_>>(), 0).unsqueeze(0);
-            let (zs, bs, acts) = (stack(&history.latents), stack(&history.targets), stack(&history.actions));
-            let n = zs.size()[1];
-            history.pending = Some(self.predict(&zs, &bs, &acts).select(1, n - 1).squeeze_dim(0));
+            let s = self.cfg.frameskip as u64;
+            let mut surprise = None;
+            if history.frames_seen % s == 0 {
+                let f = frame.unsqueeze(0);
+                let z = self.encode(&f).squeeze_dim(0);
+                let target = self.encode_target(&f).squeeze_dim(0);
+                surprise =
+                    history.pending.take().map(|pred| (pred - &target).abs().mean(Kind::Float).double_value(&[]));
+                history.current = Some((z, target));
+                history.block.clear();
+            }
+            history.frames_seen += 1;
+            history.block.extend_from_slice(&action[..self.cfg.action_dim as usize]);
+            if history.block.len() as i64 == self.cfg.step_action_dim() {
+                let (z, target) = history.current.take().expect("a model step's frame comes first");
+                let a = Tensor::from_slice(&history.block).to_device(self.device());
+                history.push(z, target, a);
+                let stack = |v: &VecDeque<Tensor>| Tensor::stack(&v.iter().collect::<Vec<_>>(), 0).unsqueeze(0);
+                let (zs, bs, acts) = (stack(&history.latents), stack(&history.targets), stack(&history.actions));
+                let n = zs.size()[1];
+                history.pending = Some(self.predict(&zs, &bs, &acts).select(1, n - 1).squeeze_dim(0));
+            }
             surprise
         })
     }
@@ -709,6 +794,12 @@ pub struct LatentHistory {
     targets: VecDeque<Tensor>,
     actions: VecDeque<Tensor>,
     pending: Option<Tensor>,
+    /// Frames given to `step` so far (every `frameskip`-th is a model step).
+    frames_seen: u64,
+    /// The current model step's latents, waiting for its action block to fill.
+    current: Option<(Tensor, Tensor)>,
+    /// The actions taken since the current model step's frame.
+    block: Vec<f32>,
 }
 
 impl LatentHistory {
@@ -719,6 +810,9 @@ impl LatentHistory {
             targets: VecDeque::new(),
             actions: VecDeque::new(),
             pending: None,
+            frames_seen: 0,
+            current: None,
+            block: vec![],
         }
     }
 
@@ -733,7 +827,7 @@ impl LatentHistory {
         self.actions.push_back(a);
     }
 
-    /// The predicted latents of the next frame `[P, D]`, once a frame has been seen.
+    /// The predicted latents of the next model step's frame `[P, D]`, once a step's actions are in.
     pub fn prediction(&self) -> Option<&Tensor> {
         self.pending.as_ref()
     }

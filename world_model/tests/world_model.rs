@@ -72,6 +72,75 @@ fn step_path_agrees_with_the_batch_surprise() {
 }
 
 #[test]
+fn model_steps_keep_every_skipth_frame_with_the_actions_taken_until_the_next() {
+    let frames = Tensor::arange(7, (Kind::Int64, Device::Cpu)).reshape([7, 1, 1, 1]).expand([7, 3, 2, 2], false);
+    let actions = (Tensor::arange(14, (Kind::Float, Device::Cpu)) + 1.0).reshape([7, 2]);
+    let (f, a) = world_model::model_steps(&frames, &actions, 3, 1);
+    // Frames 1, 4 (and frame 7 does not exist): n = ⌈6 / 3⌉ = 2.
+    assert_eq!(Vec::<i64>::try_from(f.select(1, 0).select(1, 0).select(1, 0)).unwrap(), vec![1, 4]);
+    assert_eq!(a.size(), [2, 6]);
+    // Step 0: the actions of frames 1, 2, 3; step 1: frames 4, 5, 6; nothing padded.
+    let rows: Vec<Vec<f32>> = (0..2).map(|i| Vec::<f32>::try_from(a.get(i)).unwrap()).collect();
+    assert_eq!(rows[0], vec![3.0, 4.0, 5.0, 6.0, 7.0, 8.0]);
+    assert_eq!(rows[1], vec![9.0, 10.0, 11.0, 12.0, 13.0, 14.0]);
+    // Offset 2: frames 2, 5; step 1 holds the actions of frames 5, 6 and one zero-padded.
+    let (f, a) = world_model::model_steps(&frames.unsqueeze(0), &actions.unsqueeze(0), 3, 2);
+    assert_eq!(f.size(), [1, 2, 3, 2, 2]);
+    assert_eq!(Vec::<f32>::try_from(a.get(0).get(1)).unwrap(), vec![11.0, 12.0, 13.0, 14.0, 0.0, 0.0]);
+    // Skip 1 is the identity.
+    let (f, a) = world_model::model_steps(&frames, &actions, 1, 0);
+    assert!(f.equal(&frames) && a.equal(&actions));
+}
+
+#[test]
+fn with_frameskip_the_step_path_agrees_with_every_phase_of_the_batch_surprise() {
+    tch::manual_seed(5);
+    let cfg = WmConfig { frameskip: 2, ..tiny() };
+    let model = WorldModel::new(&cfg, Device::Cpu).unwrap();
+    perturb(&model);
+    let t = 13; // phase 0 has 7 model steps, phase 1 six: longer than the window of 3
+    let frames = random_frames(t);
+    let actions = Tensor::randn([t, 2], (Kind::Float, Device::Cpu));
+    let (curve, map) = model.surprise(&frames, &actions);
+    assert_eq!(map.size(), [t, cfg.patches()]);
+    assert!(curve[0].is_nan() && curve[1].is_nan(), "frames 0 and 1 have no frame two before them");
+    assert!(curve[2..].iter().all(|v| v.is_finite()), "{curve:?}");
+    // Each phase, fed frame by frame to `step` (which encodes every second frame and predicts once
+    // it has both actions of a model step), reproduces the batch scores of its frames.
+    for offset in 0..2 {
+        let mut history = LatentHistory::new(&model.cfg);
+        for i in offset..t {
+            let a = Vec::<f32>::try_from(actions.get(i)).unwrap();
+            let s = model.step(&mut history, &frames.get(i), [a[0], a[1]]);
+            let k = (i - offset) as usize;
+            match s {
+                Some(s) => {
+                    assert!(k % 2 == 0 && k >= 2, "frame {i} of phase {offset} scored");
+                    let b = curve[i as usize];
+                    assert!((s - b).abs() < 1e-5, "phase {offset}, frame {i}: step {s} vs batch {b}");
+                }
+                None => assert!(k % 2 == 1 || k == 0, "frame {i} of phase {offset} not scored"),
+            }
+        }
+    }
+    // Every action is in one step's block of each phase: change frame 3's (phase 0's step from
+    // frame 2 to 4, phase 1's from 3 to 5): frames 4..=9, whose windows of 3 model steps hold
+    // frame 2 or 3, move; frames 2 (predicted from frame 0 with the actions of 0 and 1), 3 (from
+    // frame 1 with those of 1 and 2) and 10 on (windows from frame 4 on) do not.
+    let a2 = actions.copy();
+    let _ = a2.get(3).fill_(2.5);
+    let (moved, _) = model.surprise(&frames, &a2);
+    for i in 2..t as usize {
+        let d = (moved[i] - curve[i]).abs();
+        if (4..=9).contains(&i) {
+            assert!(d > 1e-6, "frame {i}: a changed action did not change its prediction");
+        } else {
+            assert!(d < 1e-6, "frame {i} moved by {d} when an action outside its window changed");
+        }
+    }
+}
+
+#[test]
 fn surprise_ahead_scores_each_frame_by_a_rollout_from_earlier_frames() {
     tch::manual_seed(5);
     let model = WorldModel::new(&tiny(), Device::Cpu).unwrap();
