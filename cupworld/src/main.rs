@@ -257,6 +257,11 @@ struct TrainWmArgs {
     /// A JSON model/training config (keys as in the run's config.json "model"); overrides --preset.
     #[arg(long)]
     config: Option<PathBuf>,
+    /// Start the encoder and target encoder from this run directory or checkpoint (same encoder
+    /// settings), e.g. to train a predictor on a pre-trained, frozen encoder (a --config with
+    /// encoder_steps 0 and optim.encoder_lr_scale 0).
+    #[arg(long)]
+    init_encoder: Option<PathBuf>,
     #[arg(long)]
     steps: Option<u64>,
     #[arg(long)]
@@ -434,6 +439,7 @@ fn train_wm_cmd(a: TrainWmArgs) -> Result<()> {
         stop_after: a.stop_after,
         poison_batches: a.poison_batches,
         progress: std::io::stderr().is_terminal(),
+        init_encoder: a.init_encoder.clone(),
     };
     let s = train_wm::run(&opts)?;
     if a.json {
@@ -817,6 +823,7 @@ fn demo(out: &std::path::Path, scale: &str, device: tch::Device) -> Result<()> {
         stop_after: None,
         poison_batches: 0,
         progress,
+        init_encoder: None,
     })?;
     println!(
         "trained the world model to step {} ({:.0} frames/s), final loss {:.4}",

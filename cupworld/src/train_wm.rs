@@ -45,6 +45,10 @@ pub struct TrainOptions {
     /// Poison the first N batches with NaN (tests of the non-finite guard).
     pub poison_batches: u64,
     pub progress: bool,
+    /// Start a fresh run's encoder and target encoder from this run directory or checkpoint (its
+    /// `encoder` settings must match): a predictor trained on a pre-trained encoder, as V-JEPA
+    /// 2-AC does. Ignored when resuming (the run's own checkpoint holds the weights).
+    pub init_encoder: Option<PathBuf>,
 }
 
 /// The trainer's own state, stored inside every checkpoint.
@@ -147,6 +151,42 @@ impl Feed {
     }
 }
 
+/// Copies the online and target encoders of the checkpoint at `src` (a file or a run directory)
+/// into `model`; refuses, naming the file, a checkpoint whose encoder has other settings.
+fn init_encoder(model: &mut WorldModel, src: &std::path::Path) -> Result<()> {
+    let path = resolve_checkpoint(src)?;
+    let source = world_model::load_model(&path, model.device())?;
+    let (want, have) = (&model.cfg, &source.cfg);
+    if want.encoder != have.encoder || want.image_size != have.image_size {
+        bail!(
+            "{}: --init-encoder needs the same encoder; it has {:?} at {} px, this run {:?} at {} px",
+            path.display(),
+            have.encoder,
+            have.image_size,
+            want.encoder,
+            want.image_size
+        );
+    }
+    let copy = |to: &tch::nn::VarStore, from: &tch::nn::VarStore| -> Result<usize> {
+        let from = from.variables();
+        let mut n = 0;
+        tch::no_grad(|| {
+            for (name, mut t) in to.variables() {
+                if name.starts_with("encoder.") {
+                    let w = from.get(&name).with_context(|| format!("{}: no {name}", path.display()))?;
+                    t.copy_(w);
+                    n += 1;
+                }
+            }
+            anyhow::Ok(())
+        })?;
+        Ok(n)
+    };
+    let n = copy(&model.vs, &source.vs)? + copy(&model.target_vs, &source.target_vs)?;
+    tracing::info!("encoder and target encoder from {} ({n} tensors)", path.display());
+    Ok(())
+}
+
 pub fn run(opts: &TrainOptions) -> Result<TrainSummary> {
     let cfg = &opts.cfg;
     cfg.validate()?;
@@ -185,6 +225,9 @@ pub fn run(opts: &TrainOptions) -> Result<TrainSummary> {
         data: opts.data.clone(),
     };
     let mut resumed_from = None;
+    if let (Some(src), None) = (&opts.init_encoder, existing.as_ref().filter(|_| opts.resume)) {
+        init_encoder(&mut model, src)?;
+    }
     if let Some(path) = existing.as_ref().filter(|_| opts.resume) {
         let ck = load_checkpoint(path, &mut model, Some(&mut opt))?;
         state =
@@ -200,7 +243,9 @@ pub fn run(opts: &TrainOptions) -> Result<TrainSummary> {
         resumed_from = Some(state.step);
         tracing::info!("resuming {} at step {}", out.display(), state.step);
     }
-    let config_json = serde_json::json!({"model": cfg, "data": opts.data, "device": format!("{:?}", opts.device)});
+    let config_json = serde_json::json!({
+        "model": cfg, "data": opts.data, "device": format!("{:?}", opts.device), "init_encoder": opts.init_encoder,
+    });
     std::fs::write(out.join("config.json"), serde_json::to_string_pretty(&config_json)?)?;
     let metrics_path = out.join("metrics.jsonl");
     let mut history = read_metrics(&metrics_path)?;

@@ -468,3 +468,50 @@ fn frameskip_model_trains_evaluates_and_scores() {
         assert!(e["max"].as_f64().unwrap() >= e["mean"].as_f64().unwrap());
     }
 }
+
+/// `--init-encoder` starts a run from another run's encoder: with the encoder frozen, the new
+/// run's online encoder is the source's to the bit and its predictor is its own; a source with
+/// another encoder is refused by name.
+#[test]
+fn init_encoder_copies_a_trained_encoder_and_refuses_another_shape() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dataset(dir.path(), "push-to-goal", "0");
+    let source = dir.path().join("source");
+    ok(&refs(&train(&data, source.to_str().unwrap(), &["--steps", "4"])));
+    let mut cfg = world_model::WmConfig::preset("tiny").unwrap();
+    cfg.optim.encoder_lr_scale = 0.0;
+    cfg.steps = 3;
+    let cfg_path = dir.path().join("frozen.json");
+    std::fs::write(&cfg_path, serde_json::to_string(&cfg).unwrap()).unwrap();
+    let run = dir.path().join("predictor");
+    #[rustfmt::skip]
+    let args = train(&data, run.to_str().unwrap(), &[
+        "--config", cfg_path.to_str().unwrap(), "--init-encoder", source.to_str().unwrap(),
+    ]);
+    ok(&refs(&args));
+    let (src, dst) = (
+        weights(&source.join("checkpoints/step-00000004.safetensors")),
+        weights(&run.join("checkpoints/step-00000003.safetensors")),
+    );
+    let find = |v: &[(String, tch::Tensor)], name: &str| v.iter().find(|(n, _)| n == name).unwrap().1.shallow_clone();
+    let mut encoder = 0;
+    for (name, w) in &dst {
+        if name.starts_with("encoder.") {
+            assert!(w.equal(&find(&src, name)), "{name} differs from the source's");
+            encoder += 1;
+        }
+    }
+    assert!(encoder > 4, "{encoder} encoder tensors");
+    let p = dst.iter().find(|(n, _)| n.starts_with("predictor.")).unwrap();
+    assert!(!p.1.equal(&find(&src, &p.0)), "the predictor {} was copied too", p.0);
+
+    cfg.encoder.latent_dim = 8;
+    std::fs::write(&cfg_path, serde_json::to_string(&cfg).unwrap()).unwrap();
+    let other = dir.path().join("other");
+    #[rustfmt::skip]
+    let args = train(&data, other.to_str().unwrap(), &[
+        "--config", cfg_path.to_str().unwrap(), "--init-encoder", source.to_str().unwrap(),
+    ]);
+    let e = fails(&refs(&args));
+    assert!(e.contains("step-00000004.safetensors") && e.contains("needs the same encoder"), "{e}");
+}

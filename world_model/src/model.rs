@@ -517,7 +517,10 @@ impl WorldModel {
         // Metric: the distance to the counterfactual, over its batch mean, against the cup's
         // shift over its batch mean.
         let frame_l1 = |x: &Tensor, y: &Tensor| (x - y).abs().mean_dim(&[-2i64, -1][..], false, Kind::Float);
-        let (cf_pred, cf_enc, cf_metric) = match counterfactual.filter(|_| l.uses_counterfactuals()) {
+        // With the encoder frozen only the contrast on the prediction can back-propagate; the
+        // encoder terms would cost a third encoder pass per step for constants.
+        let needed = if frozen { l.counterfactual > 0.0 } else { l.uses_counterfactuals() };
+        let (cf_pred, cf_enc, cf_metric) = match counterfactual.filter(|_| needed) {
             Some(cf) => {
                 let cf_targets = self.encode_target(&cf.frames.flatten(0, 1)).reshape([b, t, p, d]);
                 let contrast = |x: &Tensor, own: &Tensor, other: &Tensor| {
@@ -526,8 +529,12 @@ impl WorldModel {
                 let on_pred = pred.as_ref().map_or_else(zero, |pred| {
                     contrast(pred, &targets.narrow(1, 1, t - 1), &cf_targets.narrow(1, 1, t - 1))
                 });
-                let on_enc = if l.counterfactual_encoder > 0.0 { contrast(&z, &targets, &cf_targets) } else { zero() };
-                let metric = if l.counterfactual_metric > 0.0 {
+                let on_enc = if l.counterfactual_encoder > 0.0 && !frozen {
+                    contrast(&z, &targets, &cf_targets)
+                } else {
+                    zero()
+                };
+                let metric = if l.counterfactual_metric > 0.0 && !frozen {
                     let dist = frame_l1(&z, &cf_targets); // [b, t]
                     let shift = cf.shift.to_device(self.device()).to_kind(Kind::Float);
                     let rel_dist = &dist / (dist.mean(Kind::Float).detach() + 1e-6);
