@@ -299,7 +299,10 @@ impl WmConfig {
             rollout_steps: 2,
             batch_size: 32,
             steps: 2500,
-            fall_weight: 2.0,
+            // Falls are what levitate asks about and few clips hold one; the Rust predictor with
+            // falls x8 scored VoE 64% (pass-through 23%) where x2 scored 61% (8%)
+            // (experiments/2026-11-30-frameskip).
+            fall_weight: 8.0,
             encoder_steps: 0,
             encoder_batch: 0,
             loss: LossConfig::default(),
