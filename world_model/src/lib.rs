@@ -1,7 +1,8 @@
 //! A JEPA world model for push-the-cup, in libtorch (tch).
 //!
 //! Frames are encoded into a grid of patch latents; a frame-causal transformer predicts the next
-//! frame's latents from past latents and actions. Targets come from an EMA copy of the encoder
+//! model step's latents from past latents and actions (a model step is `frameskip` frames, with
+//! their actions side by side, as DINO-WM steps 5). Targets come from an EMA copy of the encoder
 //! (stop-gradient, layer-normed), so the model never predicts pixels. Surprise, the L1 distance
 //! between predicted and observed latents, is what the violation-of-expectation tests read.
 //!

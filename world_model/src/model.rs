@@ -427,11 +427,24 @@ impl WorldModel {
     /// actions `a [b, c + k − 1, A]`, predict `k` frames feeding each prediction back in (as both).
     /// The window keeps the last `clip_len − 1` frames, as in training. Returns `[b, k, P, D]`.
     pub fn rollout(&self, z: &Tensor, base: &Tensor, a: &Tensor, k: i64) -> Tensor {
+        self.rollout_from(z, base, a, k, None)
+    }
+
+    /// [`WorldModel::rollout`], its first prediction given (`[b, 1, P, D]`) when the caller already
+    /// has it: the teacher-forced pass's prediction from the same `c` frames is that prediction
+    /// (the mask lets it see no more), so training need not run the predictor on them again.
+    fn rollout_from(&self, z: &Tensor, base: &Tensor, a: &Tensor, k: i64, first: Option<Tensor>) -> Tensor {
         let window = self.cfg.clip_len - 1;
         let c = z.size()[1];
         let (mut seq, mut seq_base) = (z.shallow_clone(), base.shallow_clone());
         let mut out = Vec::with_capacity(k as usize);
-        for i in 0..k {
+        let skip_first = first.is_some();
+        if let Some(next) = first {
+            out.push(next.shallow_clone());
+            seq = Tensor::cat(&[&seq, &next], 1);
+            seq_base = Tensor::cat(&[&seq_base, &next], 1);
+        }
+        for i in i64::from(skip_first)..k {
             let len = seq.size()[1];
             let from = (len - window).max(0);
             let n = len - from;
@@ -486,7 +499,12 @@ impl WorldModel {
         let k = cfg.rollout_steps;
         let rollout = if k > 0 && phase == Phase::Joint {
             let c = t - k;
-            let roll = self.rollout(&z.narrow(1, 0, c), &targets.narrow(1, 0, c), &a.narrow(1, 0, t - 1), k);
+            // The teacher-forced prediction from frames 0..c is the rollout's first step (c ≤
+            // clip_len − 1, the window); reused when it carries gradients.
+            let first =
+                pred.as_ref().filter(|p| p.requires_grad() && c <= cfg.clip_len - 1).map(|p| p.narrow(1, c - 1, 1));
+            let roll =
+                self.rollout_from(&z.narrow(1, 0, c), &targets.narrow(1, 0, c), &a.narrow(1, 0, t - 1), k, first);
             dist(&roll, &targets.narrow(1, c, k))
         } else {
             zero()

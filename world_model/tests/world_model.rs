@@ -72,6 +72,29 @@ fn step_path_agrees_with_the_batch_surprise() {
 }
 
 #[test]
+fn the_rollout_loss_reusing_the_teacher_pass_equals_a_separate_rollout() {
+    tch::manual_seed(6);
+    let cfg = WmConfig { clip_len: 5, rollout_steps: 2, ..tiny() };
+    let model = WorldModel::new(&cfg, Device::Cpu).unwrap();
+    perturb(&model);
+    let frames = Tensor::randint(256, [3, 5, 3, 64, 64], (Kind::Uint8, Device::Cpu));
+    let actions = Tensor::randn([3, 5, 2], (Kind::Float, Device::Cpu));
+    let parts = model.losses(&frames, &actions, None, Phase::Joint);
+    let (rollout, teacher) = tch::no_grad(|| {
+        let flat = frames.flatten(0, 1);
+        let z = model.encode(&flat).reshape([3, 5, cfg.patches(), -1]);
+        let t = model.encode_target(&flat).reshape([3, 5, cfg.patches(), -1]);
+        let roll = model.rollout(&z.narrow(1, 0, 3), &t.narrow(1, 0, 3), &actions.narrow(1, 0, 4), 2);
+        let pred = model.predict(&z.narrow(1, 0, 4), &t.narrow(1, 0, 4), &actions.narrow(1, 0, 4));
+        let huber = |a: &Tensor, b: &Tensor| a.smooth_l1_loss(b, tch::Reduction::Mean, cfg.loss.huber_beta);
+        (huber(&roll, &t.narrow(1, 3, 2)).double_value(&[]), huber(&pred, &t.narrow(1, 1, 4)).double_value(&[]))
+    });
+    assert!((parts.teacher - teacher).abs() < 1e-6, "teacher {} vs {teacher}", parts.teacher);
+    assert!((parts.rollout - rollout).abs() < 1e-6, "rollout {} vs {rollout}", parts.rollout);
+    assert!(parts.rollout > 0.0);
+}
+
+#[test]
 fn model_steps_keep_every_skipth_frame_with_the_actions_taken_until_the_next() {
     let frames = Tensor::arange(7, (Kind::Int64, Device::Cpu)).reshape([7, 1, 1, 1]).expand([7, 3, 2, 2], false);
     let actions = (Tensor::arange(14, (Kind::Float, Device::Cpu)) + 1.0).reshape([7, 2]);
