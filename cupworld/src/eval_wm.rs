@@ -121,8 +121,7 @@ fn prediction_errors(model: &WorldModel, episodes: &[EpisodeTensors], h: i64) ->
     for ep in episodes {
         let mut s = 0;
         while s + span <= ep.len() {
-            let acts = ep.actions.narrow(0, s, (span + skip - 1).min(ep.len() - s));
-            let (f, a) = world_model::model_steps(&ep.frames.narrow(0, s, span), &acts, skip, 0);
+            let (f, a) = ep.model_step_clip(s, len, skip);
             frames.push(f);
             actions.push(a);
             s += 4;

@@ -22,6 +22,17 @@ pub struct EpisodeTensors {
 }
 
 impl EpisodeTensors {
+    /// The clip of `steps` model steps of `skip` frames from frame `start` (it spans
+    /// `(steps − 1)·skip + 1` frames, which must exist): frames `[steps, 3, H, W]` and each step's
+    /// `skip` actions side by side `[steps, skip·2]`. The last step's block reaches past the clip:
+    /// the episode's own actions where there are any, zeros past its end (the predictor never reads
+    /// that block; it keeps clips alike).
+    pub fn model_step_clip(&self, start: i64, steps: i64, skip: i64) -> (Tensor, Tensor) {
+        let span = (steps - 1) * skip + 1;
+        let acts = self.actions.narrow(0, start, (span + skip - 1).min(self.len() - start));
+        world_model::model_steps(&self.frames.narrow(0, start, span), &acts, skip, 0)
+    }
+
     /// From plain rows: RGB8 images (HWC), actions, environment states.
     pub fn from_rows(seed: u64, size: u32, rows: &[(Vec<u8>, [f32; 2], Vec<f32>)]) -> EpisodeTensors {
         let t = rows.len() as i64;
@@ -229,13 +240,9 @@ impl ClipSampler {
                     break (i, k);
                 }
             };
-            // The last step's action block reaches past the clip: the episode's own actions where
-            // there are any (the predictor never reads that block; it keeps clips alike).
-            let acts = eps[i].actions.narrow(0, k, (len + skip - 1).min(eps[i].len() - k));
-            let (f, a) = world_model::model_steps(&eps[i].frames.narrow(0, k, len), &acts, skip, 0);
-            debug_assert_eq!(f.size()[0], steps);
+            let (f, a) = eps[i].model_step_clip(k, steps, skip);
             frames.push(f);
-            actions.push(a.narrow(0, 0, steps));
+            actions.push(a);
             if let Some(cf) = eps[i].counterfactual.as_ref().filter(|_| paired) {
                 cf_frames.push(cf.frames.narrow(0, k, len).slice(0, 0, len, skip));
                 cf_shifts.push(cf.shift.narrow(0, k, len).slice(0, 0, len, skip));

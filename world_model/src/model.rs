@@ -290,10 +290,11 @@ pub fn model_steps(frames: &Tensor, actions: &Tensor, skip: i64, offset: i64) ->
     } else {
         actions.shallow_clone()
     };
-    let mut blocks = padded.narrow(ad, offset, n * skip).size();
+    let steps = padded.narrow(ad, offset, n * skip);
+    let mut blocks = steps.size();
     blocks[ad as usize] = n;
     blocks[ad as usize + 1] = skip * a_dim;
-    (kept, padded.narrow(ad, offset, n * skip).reshape(&blocks))
+    (kept, steps.reshape(&blocks))
 }
 
 /// The losses of one training batch.
