@@ -514,6 +514,9 @@ fn print_eval_summary(r: &eval_wm::EvalReport) {
         100.0 * v.random_init.overall_by_max.pairwise_accuracy,
         100.0 * v.change_detector.overall_by_max.pairwise_accuracy
     );
+    if v.horizon_ahead <= r.frameskip.max(1) {
+        return; // one model step ahead: the line above
+    }
     let ahead: Vec<String> =
         v.trained_ahead.by_max.iter().map(|(n, s)| format!("{n} {:.0}%", 100.0 * s.pairwise_accuracy)).collect();
     println!(

@@ -459,6 +459,17 @@ fn frameskip_model_trains_evaluates_and_scores() {
     assert!((0.0..=1.0).contains(&acc));
     let md = std::fs::read_to_string(eval.join("report.md")).unwrap();
     assert!(md.contains("model steps of 2 frame(s)") && md.contains("steps 2 frames at a time"), "{md}");
+    assert!(md.contains("trained, 4 ahead acc."), "{md}");
+    // Two frames ahead are one model step: the trained columns already are that, none repeated.
+    let eval1 = dir.path().join("eval1");
+    #[rustfmt::skip]
+    let stdout = ok(&[
+        "eval-wm", "--checkpoint", run.to_str().unwrap(), "--data", &data, "--data", &data2,
+        "--out", eval1.to_str().unwrap(), "--horizons", "1", "--voe-pairs", "1", "--voe-horizon", "2",
+    ]);
+    let md = std::fs::read_to_string(eval1.join("report.md")).unwrap();
+    assert!(!md.contains("ahead acc.") && md.contains("no separate \"ahead\" scoring"), "{md}");
+    assert!(!stdout.contains("frames ahead:"), "{stdout}");
 
     let s = dir.path().join("surprise");
     ok(&["surprise", "--checkpoint", run.to_str().unwrap(), "--data", &data, "--out", s.to_str().unwrap()]);
