@@ -123,7 +123,7 @@ fn draw_hud(
                         Some(s) => format!("now {s:.4}"),
                         None => "warming up".into(),
                     });
-                    ui.label(format!("· step {:.1} ms", wm.step_ms));
+                    ui.label(format!("· model step {:.1} ms", wm.step_ms));
                     ui.label(format!("· {}", wm.checkpoint.display()));
                     if wm.probe.is_none() {
                         ui.label("· no probe (no ghost marker)");

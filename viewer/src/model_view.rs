@@ -102,7 +102,10 @@ pub struct WorldModelView {
     /// Where the probe puts the cup in the predicted next frame.
     pub ghost: Option<[f32; 2]>,
     pub last_surprise: Option<f64>,
+    /// Time of the last whole model step (its `frameskip` frames: encoding, prediction), ms.
     pub step_ms: f64,
+    /// Time spent so far on the model step in progress, ms.
+    partial_ms: f64,
 }
 
 impl WorldModelView {
@@ -135,6 +138,7 @@ impl WorldModelView {
             ghost: None,
             last_surprise: None,
             step_ms: 0.0,
+            partial_ms: 0.0,
         })
     }
 
@@ -148,12 +152,17 @@ impl WorldModelView {
             self.episode = Some(frame.tag.episode);
             self.curve.clear();
             self.last_surprise = None;
+            self.partial_ms = 0.0;
         }
         let start = std::time::Instant::now();
         let (w, h) = (frame.width as i64, frame.height as i64);
         let pixels = Tensor::from_slice(&frame.rgb).reshape([h, w, 3]).permute([2, 0, 1]).contiguous();
         let surprise = self.model.step(&mut self.history, &pixels, action);
-        self.step_ms = start.elapsed().as_secs_f64() * 1e3;
+        // At frameskip s the encoding and the prediction fall on different frames of a model step.
+        self.partial_ms += start.elapsed().as_secs_f64() * 1e3;
+        if self.history.completed_model_step() {
+            self.step_ms = std::mem::take(&mut self.partial_ms);
+        }
         // With frameskip only every few frames is a model step; the others keep the last score.
         if let Some(s) = surprise {
             self.last_surprise = Some(s);

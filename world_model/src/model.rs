@@ -858,6 +858,12 @@ impl LatentHistory {
         self.pending.as_ref()
     }
 
+    /// True when the last `step` completed a model step (encoded its frame, had its action block
+    /// and predicted the next); between model steps the frames only add actions.
+    pub fn completed_model_step(&self) -> bool {
+        self.frames_seen > 0 && self.current.is_none()
+    }
+
     pub fn len(&self) -> usize {
         self.latents.len()
     }

@@ -136,6 +136,8 @@ fn with_frameskip_the_step_path_agrees_with_every_phase_of_the_batch_surprise() 
             let a = Vec::<f32>::try_from(actions.get(i)).unwrap();
             let s = model.step(&mut history, &frames.get(i), [a[0], a[1]]);
             let k = (i - offset) as usize;
+            // A model step is complete on its second frame, when both actions are in.
+            assert_eq!(history.completed_model_step(), k % 2 == 1, "frame {i} of phase {offset}");
             match s {
                 Some(s) => {
                     assert!(k % 2 == 0 && k >= 2, "frame {i} of phase {offset} scored");
