@@ -27,6 +27,8 @@ pub struct EvalOptions {
     /// VoE is also scored with each frame predicted this many frames ahead, rounded up to whole
     /// model steps (not again when that is one model step).
     pub voe_horizon: i64,
+    /// Frames before each VoE pair's breaking point (`voe::DEFAULT_CONTEXT`).
+    pub voe_context: usize,
     pub device: Device,
 }
 
@@ -427,34 +429,40 @@ fn per_pair<T>(pairs: &[VoePair], frames: &[Tensor], score: &dyn Fn(&Tensor, &Te
         .collect()
 }
 
-/// The VoE curves with each frame predicted `horizon` frames ahead: episodes of equal length go
-/// through the model 64 at a time (a VoE episode is 15 frames; one at a time, the rollouts of
-/// batch 1 cost several times more).
-fn ahead_curves(model: &WorldModel, pairs: &[VoePair], frames: &[Tensor], horizon: i64) -> VoeCurves {
+/// Per-patch surprise maps `[T, P]` of every VoE episode with each frame predicted `horizon`
+/// model steps ahead (1: [`WorldModel::surprise`]'s), as `(category, possible, impossible)` per
+/// pair. Episodes of equal length go through the model 64 at a time: one at a time, the
+/// predictor's batch-1 passes cost several times more.
+fn pair_maps(
+    model: &WorldModel,
+    pairs: &[VoePair],
+    frames: &[Tensor],
+    horizon: i64,
+) -> Vec<(Category, Tensor, Tensor)> {
     let actions: Vec<Tensor> = pairs.iter().map(pair_actions).collect();
     // Episode k of the flat list is pair k / 2's possible (even) or impossible (odd) twin.
     let mut by_len: std::collections::BTreeMap<i64, Vec<usize>> = Default::default();
     for (k, f) in frames.iter().enumerate() {
         by_len.entry(f.size()[0]).or_default().push(k);
     }
-    let mut curves = vec![vec![]; frames.len()];
+    let mut maps: Vec<Option<Tensor>> = (0..frames.len()).map(|_| None).collect();
     for group in by_len.values() {
         for chunk in group.chunks(64) {
             let f = Tensor::stack(&chunk.iter().map(|&k| &frames[k]).collect::<Vec<_>>(), 0);
             let a = Tensor::stack(&chunk.iter().map(|&k| &actions[k / 2]).collect::<Vec<_>>(), 0);
-            let maps = model.surprise_ahead_maps(&f, &a, horizon);
+            let batch = model.surprise_ahead_maps(&f, &a, horizon);
             for (j, &k) in chunk.iter().enumerate() {
-                curves[k] = world_model::frame_curve(&maps.get(j as i64));
+                maps[k] = Some(batch.get(j as i64));
             }
         }
     }
-    let mut it = curves.into_iter();
-    VoeCurves {
-        curves: pairs
-            .iter()
-            .map(|p| (p.category, it.next().expect("possible"), it.next().expect("impossible")))
-            .collect(),
-    }
+    let mut it = maps.into_iter().map(|m| m.expect("every episode scored"));
+    pairs.iter().map(|p| (p.category, it.next().expect("possible"), it.next().expect("impossible"))).collect()
+}
+
+/// Per-frame curves of [`pair_maps`]'s maps, reduced over the patches by `reduce`.
+fn curves_of(maps: &[(Category, Tensor, Tensor)], reduce: &dyn Fn(&Tensor) -> Vec<f64>) -> VoeCurves {
+    VoeCurves { curves: maps.iter().map(|(c, p, i)| (*c, reduce(p), reduce(i))).collect() }
 }
 
 fn voe_report(curves: &VoeCurves, break_at: usize) -> VoeModelReport {
@@ -487,6 +495,9 @@ pub fn run(opts: &EvalOptions) -> Result<EvalReport> {
     let began = std::time::Instant::now();
     if !(1..=16).contains(&opts.voe_horizon) {
         bail!("--voe-horizon {}: expected 1 to 16 frames", opts.voe_horizon);
+    }
+    if !(1..=crate::voe::MAX_CONTEXT).contains(&opts.voe_context) {
+        bail!("--voe-context {}: expected 1 to {} frames", opts.voe_context, crate::voe::MAX_CONTEXT);
     }
     let ckpt = crate::train_wm::resolve_checkpoint(&opts.checkpoint)?;
     let trained = load_model(&ckpt, opts.device)?;
@@ -531,33 +542,33 @@ pub fn run(opts: &EvalOptions) -> Result<EvalReport> {
     };
 
     tracing::info!("violation of expectation: {} pairs per category", opts.voe_pairs);
-    let pairs = generate_pairs(opts.voe_pairs, opts.voe_seed, &Category::ALL)?;
+    let pairs = generate_pairs(opts.voe_pairs, opts.voe_seed, &Category::ALL, opts.voe_context)?;
     let scenes: Vec<&[types::SceneSnapshot]> =
         pairs.iter().flat_map(|p| [p.possible.as_slice(), p.impossible.as_slice()]).collect();
     let frames = render_clips(&scenes, trained.cfg.image_size as u32)?;
     let curves_for = |f: &dyn Fn(&Tensor, &Tensor) -> Vec<f64>| VoeCurves { curves: per_pair(&pairs, &frames, f) };
     // One surprise pass per episode gives both the mean-over-patches curve and the most surprising
     // patch's.
-    let maps = per_pair(&pairs, &frames, &|f, a| trained.surprise(f, a).1);
-    let curves_of = |reduce: &dyn Fn(&Tensor) -> Vec<f64>| VoeCurves {
-        curves: maps.iter().map(|(c, p, i)| (*c, reduce(p), reduce(i))).collect(),
-    };
-    let trained_curves = curves_of(&world_model::frame_curve);
-    let patch_max_curves = curves_of(&|m| world_model::per_frame(&m.amax(-1, false)));
+    let maps = pair_maps(&trained, &pairs, &frames, 1);
+    let trained_curves = curves_of(&maps, &world_model::frame_curve);
+    let patch_max_curves = curves_of(&maps, &|m| world_model::per_frame(&m.amax(-1, false)));
     drop(maps);
-    let random_curves = curves_for(&|f, a| random.surprise(f, a).0);
+    let random_curves = curves_of(&pair_maps(&random, &pairs, &frames, 1), &world_model::frame_curve);
     // `voe_horizon` frames (validated: 1..=16), rounded up to whole model steps.
     let skip = trained.cfg.frameskip;
     let ahead_steps = (opts.voe_horizon + skip - 1) / skip;
     let ahead = ahead_steps * skip;
     let (trained_ahead, random_ahead) = if ahead_steps > 1 {
         tracing::info!("violation of expectation, predicted {ahead} frames ahead");
-        (ahead_curves(&trained, &pairs, &frames, ahead_steps), ahead_curves(&random, &pairs, &frames, ahead_steps))
+        (
+            curves_of(&pair_maps(&trained, &pairs, &frames, ahead_steps), &world_model::frame_curve),
+            curves_of(&pair_maps(&random, &pairs, &frames, ahead_steps), &world_model::frame_curve),
+        )
     } else {
         (trained_curves.clone(), random_curves.clone())
     };
     let change_curves = curves_for(&|f, _| change_curve(&trained, f));
-    let b = pairs.first().map_or(crate::voe::PRE, |p| p.break_at);
+    let b = opts.voe_context;
     let voe = VoeReport {
         pair_seeds: pairs.iter().map(|p| (p.category.name().to_string(), p.seed)).collect(),
         pairs_per_category: opts.voe_pairs,
@@ -571,7 +582,7 @@ pub fn run(opts: &EvalOptions) -> Result<EvalReport> {
         trained_ahead: voe_report(&trained_ahead, b),
         random_init_ahead: voe_report(&random_ahead, b),
     };
-    write_figures(&opts.out, &prediction, &trained_curves, &pairs, &frames)?;
+    write_figures(&opts.out, &prediction, &trained_curves, &pairs, &frames, b)?;
     let report = EvalReport {
         checkpoint: ckpt,
         data: opts.data.clone(),
@@ -593,6 +604,7 @@ fn write_figures(
     curves: &VoeCurves,
     pairs: &[VoePair],
     frames: &[Tensor],
+    break_at: usize,
 ) -> Result<()> {
     let h: Vec<f64> = pred.horizons.iter().map(|&h| h as f64).collect();
     let zip = |v: &[f64]| h.iter().copied().zip(v.iter().copied()).collect::<Vec<_>>();
@@ -631,7 +643,7 @@ fn write_figures(
                 y_label: "surprise (latent L1)",
                 log_x: false,
                 log_y: false,
-                markers: vec![crate::voe::PRE as f64],
+                markers: vec![break_at as f64],
             },
             &[
                 Series::new("possible (mean)", mean(&|c| &c.1)),
@@ -668,7 +680,7 @@ fn write_figures(
             }
         }
         // Mark the breaking-point column with a red bar under each row.
-        let bx = (crate::voe::PRE as i64 * (s + gap)) as u32;
+        let bx = (break_at as i64 * (s + gap)) as u32;
         for r in 0..rows.len() as u32 {
             for x in bx..bx + s as u32 {
                 img.put_pixel(x, r * (s + gap) as u32 + s as u32, image::Rgb([220, 30, 30]));
@@ -738,10 +750,11 @@ fn markdown(r: &EvalReport) -> String {
     );
     let v = &r.voe;
     s += &format!(
-        "## Intuitive physics: violation of expectation\n\n{} matched pairs per category; surprise scored over the \
-         {} frames from the breaking point on (max, and mean in brackets). Pairwise accuracy = possible twin less \
-         surprising.\n\n",
+        "## Intuitive physics: violation of expectation\n\n{} matched pairs per category, each clip {} frames of \
+         context and the breaking point; surprise scored over the {} frames from the breaking point on (max, and \
+         mean in brackets). Pairwise accuracy = possible twin less surprising.\n\n",
         v.pairs_per_category,
+        v.frames_before_break,
         v.frames_after_break + 1
     );
     let h = v.horizon_ahead;

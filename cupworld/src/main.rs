@@ -92,6 +92,9 @@ enum Command {
         /// Frame side in pixels (the world model's 64).
         #[arg(long, default_value_t = 64)]
         size: u32,
+        /// Frames before the breaking point (`eval-wm --voe-context`).
+        #[arg(long, default_value_t = voe::DEFAULT_CONTEXT)]
+        context: usize,
     },
     /// The README's main job: generate data, train the world model, evaluate it, write the report.
     Demo {
@@ -324,6 +327,10 @@ struct EvalWmArgs {
     /// model step: scored once only).
     #[arg(long, default_value_t = eval_wm::VOE_HORIZON)]
     voe_horizon: i64,
+    /// Frames each VoE clip shows before the breaking point: the context the first predictions
+    /// after it have (at frameskip 4, 16 frames are four model steps).
+    #[arg(long, default_value_t = voe::DEFAULT_CONTEXT)]
+    voe_context: usize,
     #[arg(long, default_value = "cpu")]
     device: String,
     #[arg(long)]
@@ -472,6 +479,7 @@ fn eval_wm_cmd(a: EvalWmArgs) -> Result<()> {
         voe_seed: a.voe_seed,
         horizons: a.horizons,
         voe_horizon: a.voe_horizon,
+        voe_context: a.voe_context,
         device: parse_device(&a.device)?,
     })?;
     print_eval_summary(&report);
@@ -605,7 +613,7 @@ fn run(cli: Cli) -> Result<()> {
             println!("scored {n} episodes: {}", out.join("surprise.json").display());
             Ok(())
         }
-        Command::Voe { out, pairs, seed, category, size } => {
+        Command::Voe { out, pairs, seed, category, size, context } => {
             let categories = if category.is_empty() {
                 voe::Category::ALL.to_vec()
             } else {
@@ -614,8 +622,14 @@ fn run(cli: Cli) -> Result<()> {
                     .map(|c| c.parse::<voe::Category>().map_err(|e| anyhow::anyhow!("--category: {e}")))
                     .collect::<Result<Vec<_>>>()?
             };
-            let r =
-                voe_data::run(&voe_data::VoeDataOptions { out, pairs_per_category: pairs, seed, categories, size })?;
+            let r = voe_data::run(&voe_data::VoeDataOptions {
+                out,
+                pairs_per_category: pairs,
+                seed,
+                categories,
+                size,
+                context,
+            })?;
             if r.skipped {
                 println!("{}: already holds {} pairs (pairs.json); nothing written", r.out.display(), r.pairs);
             } else {
@@ -845,6 +859,7 @@ fn demo(out: &std::path::Path, scale: &str, device: tch::Device) -> Result<()> {
         voe_seed: 7_000,
         horizons: 8,
         voe_horizon: eval_wm::VOE_HORIZON,
+        voe_context: voe::DEFAULT_CONTEXT,
         device,
     })?;
     timing.insert("evaluate_s".into(), t.elapsed().as_secs_f64().into());

@@ -25,9 +25,15 @@ pub struct VoePair {
     pub impossible: Vec<SceneSnapshot>,
 }
 
-/// Frames kept before and after the breaking point.
-pub const PRE: usize = 6;
+/// Frames kept before the breaking point unless told otherwise: the context a prediction has.
+/// At `frameskip` 4 sixteen frames give the first frames after the break four model steps of
+/// context (with six, one: a model cannot know how fast the cup moves from one frame, and the
+/// moving twin was the surprising one for that alone).
+pub const DEFAULT_CONTEXT: usize = 16;
+/// Frames kept after the breaking point.
 pub const POST: usize = 8;
+/// The most context frames a pair may have (episodes must be longer than context + `POST`).
+pub const MAX_CONTEXT: usize = 40;
 
 fn env_config(task: Task) -> EnvConfig {
     // Lingering after the fall shows the cup landing (and, in the impossible twin, hovering).
@@ -95,15 +101,16 @@ fn replay_impossible(
     Ok(Some(scenes))
 }
 
-/// The breaking point for an episode, or None if this episode cannot show the category well.
-fn break_point(category: Category, trace: &Trace, rng: &mut ChaCha8Rng) -> Option<usize> {
+/// The breaking point for an episode with `context` frames before it, or None if this episode
+/// cannot show the category well.
+fn break_point(category: Category, trace: &Trace, context: usize, rng: &mut ChaCha8Rng) -> Option<usize> {
     let len = trace.scenes.len();
-    if len < PRE + POST + 2 {
+    if len < context + POST + 3 {
         return None;
     }
     let b = match category {
         Category::Teleport | Category::Vanish | Category::Recolor => {
-            let b = rng.random_range(PRE + 2..len - POST);
+            let b = rng.random_range(context + 2..len - POST);
             trace.infos[b].on_table.then_some(b)?
         }
         Category::PassThrough => {
@@ -123,11 +130,20 @@ fn break_point(category: Category, trace: &Trace, rng: &mut ChaCha8Rng) -> Optio
             (i.cup.position[2] > -i.table_half_size[1] + 0.02).then_some(b)?
         }
     };
-    (b >= PRE && b + POST < len).then_some(b)
+    (b >= context && b + POST < len).then_some(b)
 }
 
-/// `per_category` pairs of each category, deterministic in `base_seed`.
-pub fn generate_pairs(per_category: usize, base_seed: u64, categories: &[Category]) -> Result<Vec<VoePair>> {
+/// `per_category` pairs of each category with `context` frames before the breaking point and
+/// `POST` after it, deterministic in `base_seed` and `context`.
+pub fn generate_pairs(
+    per_category: usize,
+    base_seed: u64,
+    categories: &[Category],
+    context: usize,
+) -> Result<Vec<VoePair>> {
+    if !(1..=MAX_CONTEXT).contains(&context) {
+        bail!("VoE context {context}: expected 1 to {MAX_CONTEXT} frames before the breaking point");
+    }
     let mut pairs = vec![];
     for &category in categories {
         let mut env = Env::new(env_config(category.task()))?;
@@ -141,18 +157,18 @@ pub fn generate_pairs(per_category: usize, base_seed: u64, categories: &[Categor
             let seed = episode_seed(base_seed.wrapping_add(category as u64 * 1_000_003), index);
             index += 1;
             let trace = record(&mut env, seed)?;
-            let Some(b) = break_point(category, &trace, &mut rng) else { continue };
+            let Some(b) = break_point(category, &trace, context, &mut rng) else { continue };
             let Some(impossible) = replay_impossible(&mut env, seed, &trace.actions, b, category, &mut rng)? else {
                 continue;
             };
-            let (from, to) = (b - PRE, b + POST + 1);
+            let (from, to) = (b - context, b + POST + 1);
             if impossible.len() < to {
                 continue;
             }
             pairs.push(VoePair {
                 category,
                 seed,
-                break_at: PRE,
+                break_at: context,
                 actions: trace.actions[from..to].to_vec(),
                 possible: trace.scenes[from..to].to_vec(),
                 impossible: impossible[from..to].to_vec(),
@@ -220,11 +236,12 @@ mod tests {
 
     #[test]
     fn twins_match_before_the_break_and_break_one_rule_after() {
-        let pairs = generate_pairs(3, 11, &Category::ALL).unwrap();
+        let pairs = generate_pairs(3, 11, &Category::ALL, DEFAULT_CONTEXT).unwrap();
         assert_eq!(pairs.len(), 15);
         for p in &pairs {
             let b = p.break_at;
-            assert_eq!(p.possible.len(), PRE + POST + 1);
+            assert_eq!(b, DEFAULT_CONTEXT);
+            assert_eq!(p.possible.len(), DEFAULT_CONTEXT + POST + 1);
             assert_eq!(p.impossible.len(), p.possible.len());
             assert_eq!(p.actions.len(), p.possible.len());
             assert_eq!(
@@ -279,6 +296,18 @@ mod tests {
                     assert!(overlap, "the pusher never entered the cup");
                 }
             }
+        }
+    }
+
+    /// The context is a choice of clip, not of pair: a shorter one cuts the same kind of pairs,
+    /// and a context out of range is refused by name.
+    #[test]
+    fn context_sets_the_frames_before_the_break() {
+        let pairs = generate_pairs(2, 11, &[Category::Vanish], 6).unwrap();
+        assert!(pairs.iter().all(|p| p.break_at == 6 && p.possible.len() == 6 + POST + 1));
+        for bad in [0, MAX_CONTEXT + 1] {
+            let e = generate_pairs(1, 11, &[Category::Vanish], bad).err().expect("refused").to_string();
+            assert!(e.contains(&format!("VoE context {bad}")), "{e}");
         }
     }
 

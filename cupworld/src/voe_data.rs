@@ -16,7 +16,7 @@ use dataset::{DatasetInfo, DatasetWriter, EpisodeRecord, FrameRow, ManifestMeta}
 use serde::{Deserialize, Serialize};
 use types::{FrameTag, ObjectKind, SceneSnapshot, Transition};
 
-use crate::voe::{Category, POST, PRE, VoePair, generate_pairs};
+use crate::voe::{Category, POST, VoePair, generate_pairs};
 
 /// Control steps per second of the pairs' episodes (the simulator's default).
 const FPS: u32 = 10;
@@ -27,6 +27,8 @@ pub struct VoeDataOptions {
     pub seed: u64,
     pub categories: Vec<Category>,
     pub size: u32,
+    /// Frames before the breaking point (`eval-wm --voe-context`).
+    pub context: usize,
 }
 
 /// One line of `pairs.json`.
@@ -58,6 +60,16 @@ pub fn run(opts: &VoeDataOptions) -> Result<VoeDataSummary> {
     let out = &opts.out;
     if out.join("pairs.json").exists() {
         let pairs = read_pairs(out)?;
+        if let Some(p) = pairs.iter().find(|p| p.break_at != opts.context) {
+            bail!(
+                "{}: holds pairs with {} frames before the break (pair {}), not the --context {} asked for; \
+                 give another --out",
+                out.display(),
+                p.break_at,
+                p.episode,
+                opts.context
+            );
+        }
         return Ok(VoeDataSummary {
             out: out.clone(),
             pairs: pairs.len(),
@@ -77,7 +89,7 @@ pub fn run(opts: &VoeDataOptions) -> Result<VoeDataSummary> {
         std::fs::remove_dir_all(&partial).with_context(|| format!("removing the interrupted {}", partial.display()))?;
     }
 
-    let pairs = generate_pairs(opts.pairs_per_category, opts.seed, &opts.categories)?;
+    let pairs = generate_pairs(opts.pairs_per_category, opts.seed, &opts.categories, opts.context)?;
     let clips: Vec<&[SceneSnapshot]> =
         pairs.iter().flat_map(|p| [p.possible.as_slice(), p.impossible.as_slice()]).collect();
     let (frames, adapter) = crate::eval_wm::render_rgb(&clips, opts.size)?;
@@ -122,7 +134,7 @@ pub fn run(opts: &VoeDataOptions) -> Result<VoeDataSummary> {
                     "seed": opts.seed,
                     "pairs_per_category": opts.pairs_per_category,
                     "categories": opts.categories.iter().map(|c| c.name()).collect::<Vec<_>>(),
-                    "frames_before_break": PRE,
+                    "frames_before_break": opts.context,
                     "frames_after_break": POST,
                 },
                 "camera": types::CameraSpec::default(),
@@ -146,7 +158,7 @@ pub fn run(opts: &VoeDataOptions) -> Result<VoeDataSummary> {
     Ok(VoeDataSummary {
         out: out.clone(),
         pairs: pairs.len(),
-        frames_per_twin: PRE + POST + 1,
+        frames_per_twin: opts.context + POST + 1,
         render_adapter: adapter,
         skipped: false,
     })

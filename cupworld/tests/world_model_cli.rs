@@ -356,7 +356,8 @@ fn voe_pairs_on_disk_verify_match_before_the_break_and_score() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("voe");
     let out_s = out.to_str().unwrap();
-    let stdout = ok(&["voe", "--pairs", "1", "--seed", "11", "--out", out_s]);
+    // Six frames of context before the break, the break, eight after.
+    let stdout = ok(&["voe", "--pairs", "1", "--seed", "11", "--context", "6", "--out", out_s]);
     assert!(stdout.contains("wrote 5 pairs (15 frames per twin)"), "{stdout}");
     let pairs: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("pairs.json")).unwrap()).unwrap();
@@ -379,6 +380,7 @@ fn voe_pairs_on_disk_verify_match_before_the_break_and_score() {
     for (k, p) in pairs.iter().enumerate() {
         let (a, b) = (&twins[0][k], &twins[1][k]);
         let brk = p["break_at"].as_u64().unwrap() as usize;
+        assert_eq!(brk, 6);
         assert_eq!((a.seed, b.seed), (p["seed"].as_u64().unwrap(), p["seed"].as_u64().unwrap()));
         assert_eq!(a.rows.len(), 15);
         for t in 0..15 {
@@ -389,8 +391,14 @@ fn voe_pairs_on_disk_verify_match_before_the_break_and_score() {
         }
         assert!((brk..15).any(|t| a.rows[t].rgb != b.rows[t].rgb), "{}: the twins never differ", names[k]);
     }
-    // Rerun: kept. A directory holding something else: refused by name. Unknown category: named.
-    assert!(ok(&["voe", "--pairs", "1", "--seed", "11", "--out", out_s]).contains("already holds 5 pairs"));
+    // Rerun: kept; with another context: refused, naming both. A directory holding something
+    // else: refused by name. Unknown category: named.
+    assert!(
+        ok(&["voe", "--pairs", "1", "--seed", "11", "--context", "6", "--out", out_s])
+            .contains("already holds 5 pairs")
+    );
+    let e = fails(&["voe", "--pairs", "1", "--seed", "11", "--out", out_s]);
+    assert!(e.contains("6 frames before the break") && e.contains("--context 16"), "{e}");
     let e = fails(&["voe", "--pairs", "1", "--out", out.join("possible").to_str().unwrap()]);
     assert!(e.contains("possible") && e.contains("not a complete `cupworld voe` output"), "{e}");
     let e = fails(&[

@@ -163,6 +163,15 @@ fn with_frameskip_the_step_path_agrees_with_every_phase_of_the_batch_surprise() 
             assert!(d < 1e-6, "frame {i} moved by {d} when an action outside its window changed");
         }
     }
+    // Episodes scored together (as eval-wm scores its VoE pairs) get the maps they get alone,
+    // the unpredicted frames NaN in both.
+    let both =
+        model.surprise_ahead_maps(&Tensor::stack(&[&frames, &frames], 0), &Tensor::stack(&[&actions, &a2], 0), 1);
+    let (_, moved_map) = model.surprise(&frames, &a2);
+    let apart = Tensor::stack(&[&map, &moved_map], 0);
+    assert!(both.narrow(1, 0, 2).narrow(1, 1, 1).isnan().all().int64_value(&[]) == 1, "frame 1 is not predicted");
+    let diff = (both.narrow(1, 2, t - 2) - apart.narrow(1, 2, t - 2)).abs().max().double_value(&[]);
+    assert!(diff < 1e-5, "batched maps differ by {diff}");
 }
 
 #[test]
