@@ -101,7 +101,7 @@ pub fn run(preset: &str, steps: usize, device: &str, json: bool) -> Result<()> {
     contrast.loss.counterfactual_encoder = 1.0;
     let train_step_counterfactual_ms = median_step_ms(&contrast, clips, Some(&counterfactual), 0)?;
     // The encoder phase as the trainer runs it: `encoder_batch` frames as pairs.
-    let recipe = WmConfig::encoder_first(&cfg);
+    let recipe = WmConfig::encoder_first(&cfg, 3 * cfg.steps);
     let encoder_phase_frames = recipe.encoder_batch_frames();
     let (pair_frames, pair_actions, pair_cf) = batch(encoder_phase_frames / 2, 2, cfg.action_dim);
     let encoder_phase_step_ms = median_step_ms(&recipe, (&pair_frames, &pair_actions), Some(&pair_cf), 0)?;

@@ -206,6 +206,19 @@ fn counterfactual_companions_are_paired_and_checked() {
     assert!(e.contains("is a counterfactual dataset"), "{e}");
     let e = fails(&refs(&train(&cf, o, &["--steps", "2"])));
     assert!(e.contains("is a counterfactual dataset") && e.contains("--counterfactual-data"), "{e}");
+    // --encoder-steps sets the encoder phase: 5 steps of it, then 2 of the predictor; without
+    // counterfactual data there is no such phase, and the flag is refused.
+    let short = dir.path().join("short");
+    ok(&refs(&train(
+        &data,
+        short.to_str().unwrap(),
+        &["--steps", "2", "--encoder-steps", "5", "--counterfactual-data", &cf],
+    )));
+    let written: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(short.join("config.json")).unwrap()).unwrap();
+    assert_eq!((written["model"]["encoder_steps"].as_u64(), written["model"]["steps"].as_u64()), (Some(5), Some(7)));
+    let e = fails(&refs(&train(&data, o, &["--steps", "2", "--encoder-steps", "5"])));
+    assert!(e.contains("--encoder-steps") && e.contains("--counterfactual-data"), "{e}");
     // Counterfactual weights in a config without counterfactual data.
     let cfg = dir.path().join("cf.json");
     let mut c = serde_json::to_value(world_model::WmConfig::preset("tiny").unwrap()).unwrap();

@@ -295,10 +295,12 @@ impl WmConfig {
             frameskip: 4,
             encoder: EncoderConfig::default(),
             predictor: PredictorConfig::default(),
-            clip_len: 6,
+            // Clips of 4 model steps (3 of context, 12 frames): 4,000 predictor steps take the time
+            // of 2,500 with 6, and scored VoE 68% to 65% (experiments/2026-11-30-context).
+            clip_len: 4,
             rollout_steps: 2,
             batch_size: 32,
-            steps: 2500,
+            steps: 4000,
             // Falls are what levitate asks about and few clips hold one; the Rust predictor with
             // falls x8 scored VoE 64% (pass-through 23%) where x2 scored 61% (8%)
             // (experiments/2026-11-30-frameskip).
@@ -335,15 +337,15 @@ impl WmConfig {
         }
     }
 
-    /// The encoder-first recipe on top of `base` (needs counterfactual data): `3 × base.steps`
+    /// The encoder-first recipe on top of `base` (needs counterfactual data): `encoder_steps`
     /// steps of 64 frames that train the encoder alone on the counterfactual contrast, the graded
-    /// term and inverse dynamics, then `base.steps` steps of the predictor on the frozen encoder (as V-JEPA 2-AC and DINO-WM
-    /// train predictors on fixed encoders). The JEPA terms let the encoder drop a 3–4-pixel cup;
-    /// this way the cup's place is learnt first and the predictor is trained on latents that keep
-    /// it (experiments/2026-11-29-encoder-first).
-    pub fn encoder_first(base: &WmConfig) -> WmConfig {
+    /// term and inverse dynamics, then `base.steps` steps of the predictor on the frozen encoder
+    /// (as V-JEPA 2-AC and DINO-WM train predictors on fixed encoders). The JEPA terms let the
+    /// encoder drop a 3–4-pixel cup; this way the cup's place is learnt first and the predictor is
+    /// trained on latents that keep it (experiments/2026-11-29-encoder-first).
+    pub fn encoder_first(base: &WmConfig, encoder_steps: u64) -> WmConfig {
         let mut cfg = base.clone();
-        cfg.encoder_steps = 3 * base.steps;
+        cfg.encoder_steps = encoder_steps;
         cfg.encoder_batch = 64;
         cfg.steps = cfg.encoder_steps + base.steps;
         cfg.loss.counterfactual = 0.0;

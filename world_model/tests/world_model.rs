@@ -567,7 +567,7 @@ fn encoder_first_trains_the_encoder_then_the_predictor_alone() {
     tch::manual_seed(9);
     let mut base = tiny();
     base.steps = 1;
-    let mut cfg = WmConfig::encoder_first(&base);
+    let mut cfg = WmConfig::encoder_first(&base, 3);
     assert_eq!((cfg.encoder_steps, cfg.steps), (3, 4));
     cfg.steps = 6;
     assert_eq!(cfg.lr_at(3), cfg.lr_at(0), "the schedule restarts at the switch");
