@@ -812,12 +812,15 @@ fn markdown(r: &EvalReport) -> String {
     }
     s += &row("overall", None);
     s += "\n";
-    s += "The change detector scores a frame by how much the (trained) target latents moved since the previous \
-          frame: it catches events that change the picture (teleport, vanish, recolor) but prefers the impossible \
-          twin when the impossible event is *less* motion (levitate, pass-through), so those two categories test \
-          learned physics rather than change detection. The patch-max column scores each frame by its most \
-          surprising patch instead of the mean over the 16 (the protocol's definition is the mean; the \
-          events here cover one or two patches).\n\n";
+    s += &format!(
+        "The change detector scores a frame by how much the (trained) target latents moved since one model step \
+         before ({} frame(s)): it catches events that change the picture (teleport, vanish, recolor) but prefers \
+         the impossible twin when the impossible event is *less* motion (levitate, pass-through), so those two \
+         categories test learned physics rather than change detection. The patch-max column scores each frame by \
+         its most surprising patch instead of the mean over the patches (the protocol's definition is the mean; \
+         the events here cover one or two patches).\n\n",
+        skip.max(1)
+    );
     s += &if ahead {
         format!(
             "The \"{h} ahead\" columns predict each frame from the real frames up to {h} before it, rolled forward \
