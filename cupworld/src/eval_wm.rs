@@ -109,6 +109,14 @@ pub struct EvalReport {
     pub seconds: f64,
 }
 
+impl EvalReport {
+    /// Whether VoE was scored further ahead than one model step. At one model step the "ahead"
+    /// scores are the one-step scores (not computed again), and reports do not repeat them.
+    pub fn scored_ahead(&self) -> bool {
+        self.voe.horizon_ahead > self.frameskip.max(1)
+    }
+}
+
 fn l1_per_clip(a: &Tensor, b: &Tensor) -> Tensor {
     (a - b).abs().flatten(1, -1).mean_dim(1, false, Kind::Float)
 }
@@ -766,9 +774,7 @@ fn markdown(r: &EvalReport) -> String {
             2 * skip
         );
     }
-    // At one model step ahead the "ahead" scores are the one-step scores (not computed again):
-    // their columns would repeat the first ones.
-    let ahead = h > skip.max(1);
+    let ahead = r.scored_ahead();
     s += "| category | trained acc. | trained AUROC | random init acc. | change detector acc. | trained, patch-max surprise |";
     if ahead {
         s += &format!(" trained, {h} ahead acc. | trained, {h} ahead AUROC | random init, {h} ahead |");

@@ -529,7 +529,7 @@ fn print_eval_summary(r: &eval_wm::EvalReport) {
         100.0 * v.random_init.overall_by_max.pairwise_accuracy,
         100.0 * v.change_detector.overall_by_max.pairwise_accuracy
     );
-    if v.horizon_ahead <= r.frameskip.max(1) {
+    if !r.scored_ahead() {
         return; // one model step ahead: the line above
     }
     let ahead: Vec<String> =
@@ -755,15 +755,15 @@ struct DemoScale {
     heldout_episodes: u64,
     preset: &'static str,
     steps: Option<u64>,
-    /// Steps of the encoder phase (the predictor's follow).
+    /// Steps of the encoder-only phase, before the predictor's `steps`.
     encoder_steps: u64,
     voe_pairs: usize,
 }
 
 fn demo_scale(name: &str) -> Result<DemoScale> {
     match name {
-        // 7,500 encoder steps (~5 min here): the probe reads 0.78 / 0.88 after 1,400 and changes
-        // little after; the predictor's 4,000 steps take most of the 30 minutes.
+        // 7,500 encoder steps (4.3–5 min here): the probe reads 0.78 / 0.88 after 1,400 and
+        // changes little after; the predictor's 4,000 steps take most of the 30 minutes.
         "small" => Ok(DemoScale {
             train_episodes: 400,
             heldout_episodes: 40,
