@@ -125,10 +125,8 @@ pub fn run(preset: &str, steps: usize, device: &str, json: bool) -> Result<()> {
             time_ms(device, &mut || {
                 model.zero_grad();
                 let zi = z.detach().set_requires_grad(true);
-                let p = model.predict(&zi.narrow(1, 0, t - 1), &z.narrow(1, 0, t - 1), &actions.narrow(1, 0, t - 1));
-                let k = cfg.rollout_steps;
-                let r = model.rollout(&zi.narrow(1, 0, t - k), &z.narrow(1, 0, t - k), &actions.narrow(1, 0, t - 1), k);
-                (p.abs().mean(Kind::Float) + r.abs().mean(Kind::Float)).backward();
+                let (_, teacher, rollout) = model.prediction_terms(&zi, &z, &actions, true);
+                (teacher + rollout).backward();
             })
         })
         .collect();

@@ -159,17 +159,28 @@ impl Block {
         }
     }
 
-    fn forward(&self, x: &Tensor, mask: &Tensor) -> Tensor {
+    /// Tokens `x [b, n, w]` that attend each other under `mask` (`[n, m + n]`) and, before
+    /// themselves, the `past` keys and values `[b, heads, m, w / heads]` of earlier tokens. Returns
+    /// the output and the keys and values of the past and `x` together (the extended cache).
+    fn forward(&self, x: &Tensor, mask: &Tensor, past: Option<&(Tensor, Tensor)>) -> (Tensor, (Tensor, Tensor)) {
         let (b, n, w) = x.size3().expect("[b, n, w]");
         let qkv =
             x.apply(&self.ln1).apply(&self.qkv).reshape([b, n, 3, self.heads, w / self.heads]).permute([2, 0, 3, 1, 4]);
         let (q, k, v) = (qkv.get(0), qkv.get(1), qkv.get(2));
+        let (k, v) = match past {
+            None => (k, v),
+            Some((pk, pv)) => (Tensor::cat(&[pk, &k], 2), Tensor::cat(&[pv, &v], 2)),
+        };
         let a = Tensor::scaled_dot_product_attention(&q, &k, &v, Some(mask), 0.0, false, None, false);
         let x = x + a.transpose(1, 2).reshape([b, n, w]).apply(&self.proj);
         let m = x.apply(&self.ln2).apply(&self.fc1).gelu("none").apply(&self.fc2);
-        x + m
+        (x + m, (k, v))
     }
 }
+
+/// Keys and values of every predictor block for the tokens of the frames seen so far
+/// (`[b, heads, tokens, w / heads]` each): what a later frame attends to.
+type KvCache = Vec<(Tensor, Tensor)>;
 
 /// Frame-causal transformer: every frame contributes its patch tokens and one action token (the
 /// action taken at that frame, V-JEPA 2-AC's action tokens); a token at frame t sees all tokens of
@@ -219,14 +230,36 @@ impl Predictor {
     /// `z [b, t, P, D]` (layer-normed online latents), `base` (the same frames' target latents),
     /// `a [b, t, A]` → predictions of frames 1..=t, `[b, t, P, D]`.
     fn forward(&self, z: &Tensor, base: &Tensor, a: &Tensor) -> Tensor {
+        self.forward_cached(z, base, a, None).0
+    }
+
+    /// [`Predictor::forward`] on frames that follow the ones in `past` (their cache, and the online
+    /// latents of the last of them `[b, 1, P, D]`, which the velocity input needs): the new frames
+    /// take the next time positions and see every cached token. Returns the predictions and the
+    /// cache extended by the new frames. Exactly the predictions of a pass over all the frames:
+    /// under the block-causal mask earlier frames' keys and values do not depend on later frames.
+    fn forward_cached(
+        &self,
+        z: &Tensor,
+        base: &Tensor,
+        a: &Tensor,
+        past: Option<(&KvCache, &Tensor)>,
+    ) -> (Tensor, KvCache) {
         let (b, t, p, d) = z.size4().expect("[b, t, P, D]");
-        assert!(t <= self.max_frames, "history of {t} frames exceeds the trained {}", self.max_frames);
-        let time = self.time_pos.narrow(0, 0, t); // [t, 1, w]
+        let start = past.map_or(0, |(cache, _)| cache[0].0.size()[2] / (p + 1));
+        assert!(
+            start + t <= self.max_frames,
+            "history of {} frames exceeds the trained {}",
+            start + t,
+            self.max_frames
+        );
+        let time = self.time_pos.narrow(0, start, t); // [t, 1, w]
         let act = a.apply(&self.action).unsqueeze(2); // [b, t, 1, w]
         // The action reaches every patch token directly (DINO-WM concatenates it to every patch)
         // as well as through its own token, so no attention has to be learned before it matters.
         let input = if self.velocity {
-            let prev = Tensor::cat(&[z.narrow(1, 0, 1), z.narrow(1, 0, t - 1)], 1);
+            let before = past.map_or_else(|| z.narrow(1, 0, 1), |(_, last)| last.shallow_clone());
+            let prev = Tensor::cat(&[&before, &z.narrow(1, 0, t - 1)], 1);
             Tensor::cat(&[z, &(z - prev)], 3)
         } else {
             z.shallow_clone()
@@ -235,12 +268,19 @@ impl Predictor {
         let action = act + &self.action_pos + &time;
         let w = patches.size()[3];
         let mut x = Tensor::cat(&[patches, action], 2).reshape([b, t * (p + 1), w]);
-        let mask = block_causal_mask(t, p + 1, z.device());
-        for block in &self.blocks {
-            x = block.forward(&x, &mask);
+        let own = block_causal_mask(t, p + 1, z.device());
+        let mask = match start {
+            0 => own,
+            _ => Tensor::cat(&[Tensor::ones([t * (p + 1), start * (p + 1)], (Kind::Bool, z.device())), own], 1),
+        };
+        let mut cache = Vec::with_capacity(self.blocks.len());
+        for (i, block) in self.blocks.iter().enumerate() {
+            let (out, kv) = block.forward(&x, &mask, past.map(|(c, _)| &c[i]));
+            cache.push(kv);
+            x = out;
         }
         let delta = x.apply(&self.ln).apply(&self.output).reshape([b, t, p + 1, d]).narrow(2, 0, p);
-        normalize_tokens(&(base + delta), self.keypoint_token)
+        (normalize_tokens(&(base + delta), self.keypoint_token), cache)
     }
 }
 
@@ -461,6 +501,84 @@ impl WorldModel {
         Tensor::cat(&out, 1)
     }
 
+    /// [`WorldModel::rollout_from`] with its first prediction `first [b, 1, P, D]` given and the
+    /// predictor's cache of the `c` real frames `z [b, c, P, D]` (from the teacher-forced pass over
+    /// the same frames): each further step runs the predictor on its one new frame, attending to
+    /// the cache. The same predictions as `rollout_from` while its window does not slide
+    /// (`c + k − 1 ≤ clip_len − 1`); actions `a [b, ≥ c + k − 1, A]`.
+    fn rollout_cached(&self, z: &Tensor, a: &Tensor, k: i64, first: Tensor, cache: KvCache) -> Tensor {
+        let c = z.size()[1];
+        let (mut cache, mut last) = (cache, z.narrow(1, c - 1, 1));
+        let mut out = vec![first];
+        for i in 1..k {
+            let frame = out[out.len() - 1].shallow_clone(); // frame c + i − 1, fed back as latents and base
+            let (next, extended) =
+                self.predictor.forward_cached(&frame, &frame, &a.narrow(1, c + i - 1, 1), Some((&cache, &last)));
+            (cache, last) = (extended, frame);
+            out.push(next);
+        }
+        Tensor::cat(&out, 1)
+    }
+
+    /// The predictor's terms on a batch of clips' latents (online `z`, `targets`, `[b, t, P, D]`;
+    /// actions `a [b, t, A]`): the teacher-forced predictions of frames 1..t, their distance to the
+    /// targets, and the `rollout_steps`-step rollout's. Without `teacher_grad` the teacher-forced
+    /// pass runs without autograd (still logged) and the rollout runs in full.
+    pub fn prediction_terms(
+        &self,
+        z: &Tensor,
+        targets: &Tensor,
+        a: &Tensor,
+        teacher_grad: bool,
+    ) -> (Tensor, Tensor, Tensor) {
+        let cfg = &self.cfg;
+        let (t, p) = (z.size()[1], z.size()[2]);
+        let dist = |a: &Tensor, b: &Tensor| match cfg.loss.distance {
+            crate::config::Distance::L1 => (a - b).abs().mean(Kind::Float),
+            crate::config::Distance::Mse => (a - b).square().mean(Kind::Float),
+            crate::config::Distance::Huber => a.smooth_l1_loss(b, tch::Reduction::Mean, cfg.loss.huber_beta),
+        };
+        let teacher_forced = || {
+            self.predictor.forward_cached(
+                &z.narrow(1, 0, t - 1),
+                &targets.narrow(1, 0, t - 1),
+                &a.narrow(1, 0, t - 1),
+                None,
+            )
+        };
+        let (pred, teacher_cache) = match teacher_grad {
+            true => {
+                let (pred, cache) = teacher_forced();
+                (pred, Some(cache))
+            }
+            false => (tch::no_grad(teacher_forced).0, None),
+        };
+        let teacher = dist(&pred, &targets.narrow(1, 1, t - 1));
+        let k = cfg.rollout_steps;
+        if k == 0 {
+            return (pred, teacher, Tensor::zeros([], (Kind::Float, z.device())));
+        }
+        let c = t - k;
+        // The teacher-forced pass (when it carries gradients) holds the rollout's first step, its
+        // prediction from frames 0..c, and the predictor's keys and values of those frames: while
+        // the rollout's window does not slide (c + k − 1 ≤ clip_len − 1, always so on training
+        // clips) each further step runs on its one new frame only.
+        let window = cfg.clip_len - 1;
+        let first = teacher_cache.as_ref().filter(|_| c <= window).map(|_| pred.narrow(1, c - 1, 1));
+        let roll = match (first, teacher_cache) {
+            (Some(first), Some(cache)) if c + k - 1 <= window => {
+                let n = c * (p + 1); // the tokens of the c real frames
+                let cache = cache.iter().map(|(ck, cv)| (ck.narrow(2, 0, n), cv.narrow(2, 0, n))).collect();
+                self.rollout_cached(&z.narrow(1, 0, c), &a.narrow(1, 0, t - 1), k, first, cache)
+            }
+            (first, _) => {
+                self.rollout_from(&z.narrow(1, 0, c), &targets.narrow(1, 0, c), &a.narrow(1, 0, t - 1), k, first)
+            }
+        };
+        let rollout = dist(&roll, &targets.narrow(1, c, k));
+        (pred, teacher, rollout)
+    }
+
     /// The training losses on clips `frames [b, T, 3, H, W]` with `actions [b, T, A]` in `phase`,
     /// and the clips' counterfactuals when the counterfactual terms are on. In the encoder phase
     /// the predictor is not run (its terms are 0); in the joint phase with the encoder frozen
@@ -484,31 +602,13 @@ impl WorldModel {
         let a = actions.to_device(self.device()).to_kind(Kind::Float);
         let zero = || Tensor::zeros([], (Kind::Float, self.device()));
 
-        let dist = |a: &Tensor, b: &Tensor| match cfg.loss.distance {
-            crate::config::Distance::L1 => (a - b).abs().mean(Kind::Float),
-            crate::config::Distance::Mse => (a - b).square().mean(Kind::Float),
-            crate::config::Distance::Huber => a.smooth_l1_loss(b, tch::Reduction::Mean, cfg.loss.huber_beta),
-        };
-        // Teacher-forced predictions; without autograd when nothing back-propagates through them
-        // (still logged: the teacher loss tells how the one-step prediction fares).
-        let teacher_forced =
-            || self.predict(&z.narrow(1, 0, t - 1), &targets.narrow(1, 0, t - 1), &a.narrow(1, 0, t - 1));
-        let pred = (phase == Phase::Joint).then(|| {
-            if l.teacher > 0.0 || l.counterfactual > 0.0 { teacher_forced() } else { tch::no_grad(teacher_forced) }
-        });
-        let teacher = pred.as_ref().map_or_else(zero, |pred| dist(pred, &targets.narrow(1, 1, t - 1)));
-        let k = cfg.rollout_steps;
-        let rollout = if k > 0 && phase == Phase::Joint {
-            let c = t - k;
-            // The teacher-forced prediction from frames 0..c is the rollout's first step (c ≤
-            // clip_len − 1, the window); reused when it carries gradients.
-            let first =
-                pred.as_ref().filter(|p| p.requires_grad() && c <= cfg.clip_len - 1).map(|p| p.narrow(1, c - 1, 1));
-            let roll =
-                self.rollout_from(&z.narrow(1, 0, c), &targets.narrow(1, 0, c), &a.narrow(1, 0, t - 1), k, first);
-            dist(&roll, &targets.narrow(1, c, k))
-        } else {
-            zero()
+        let (pred, teacher, rollout) = match phase {
+            Phase::Joint => {
+                let grad = l.teacher > 0.0 || l.counterfactual > 0.0;
+                let terms = self.prediction_terms(&z, &targets, &a, grad);
+                (Some(terms.0), terms.1, terms.2)
+            }
+            Phase::Encoder => (None, zero(), zero()),
         };
         // Variance hinge on the online latents' dimensions (across tokens, or per patch position),
         // covariance penalty across tokens.
@@ -961,6 +1061,40 @@ impl WorldModel {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The training rollout that runs the predictor on one new frame per step against the teacher
+    /// pass's keys and values predicts what the full rollout (every frame again) does, with and
+    /// without the velocity input, and both differ from copy-last (so the check has teeth).
+    #[test]
+    fn cached_rollout_matches_the_full_rollout() {
+        for velocity in [false, true] {
+            let mut cfg = WmConfig::preset("tiny").unwrap();
+            cfg.predictor.velocity = velocity;
+            cfg.clip_len = 5;
+            let model = WorldModel::new(&cfg, Device::Cpu).unwrap();
+            // The output layer starts at zero (every prediction copy-last): give it weights.
+            tch::no_grad(|| {
+                for (name, mut v) in model.vs.variables() {
+                    if name.contains("predictor.output") {
+                        v.copy_(&(v.randn_like() * 0.5));
+                    }
+                }
+            });
+            let (b, c, k, p, d) = (3, 2, 3, cfg.patches(), cfg.encoder.latent_dim);
+            let z = layer_norm(&Tensor::randn([b, c, p, d], (Kind::Float, Device::Cpu)));
+            let base = layer_norm(&Tensor::randn([b, c, p, d], (Kind::Float, Device::Cpu)));
+            let a = Tensor::randn([b, c + k - 1, cfg.step_action_dim()], (Kind::Float, Device::Cpu));
+            let full = model.rollout(&z, &base, &a, k);
+            let (pred, cache) = model.predictor.forward_cached(&z, &base, &a.narrow(1, 0, c), None);
+            let cached = model.rollout_cached(&z, &a, k, pred.narrow(1, c - 1, 1), cache);
+            assert_eq!(cached.size(), [b, k, p, d]);
+            let gap = (&cached - &full).abs().max().double_value(&[]);
+            assert!(gap < 1e-5, "velocity {velocity}: cached rollout differs by {gap}");
+            let moved =
+                (&full.narrow(1, 1, k - 1) - full.narrow(1, 0, k - 1)).abs().mean(Kind::Float).double_value(&[]);
+            assert!(moved > 1e-2, "velocity {velocity}: the rollout barely moves ({moved}), the check is void");
+        }
+    }
 
     /// A map peaked at (row 1, column 3) of a 4×4 grid puts its keypoint at that cell's
     /// coordinates (x = 1, y = −1/3); a flat map puts it at the centre.
