@@ -268,7 +268,7 @@ struct TrainWmArgs {
     #[arg(long)]
     steps: Option<u64>,
     /// Encoder-phase steps of the encoder-first recipe (with --counterfactual-data and a
-    /// --preset); default 3 × --steps.
+    /// --preset); default the preset's, as the main job runs it (7,500 for small).
     #[arg(long)]
     encoder_steps: Option<u64>,
     #[arg(long)]
@@ -408,7 +408,10 @@ fn wm_config(a: &TrainWmArgs) -> Result<world_model::WmConfig> {
         cfg.seed = v;
     }
     if !a.counterfactual_data.is_empty() && a.config.is_none() {
-        let encoder_steps = a.encoder_steps.unwrap_or(3 * cfg.steps);
+        let encoder_steps = match a.encoder_steps {
+            Some(n) => n,
+            None => world_model::WmConfig::preset_encoder_steps(&a.preset)?,
+        };
         cfg = world_model::WmConfig::encoder_first(&cfg, encoder_steps);
     } else if a.encoder_steps.is_some() {
         bail!("--encoder-steps sets the encoder-first recipe: it needs --counterfactual-data and no --config");
@@ -755,31 +758,19 @@ struct DemoScale {
     heldout_episodes: u64,
     preset: &'static str,
     steps: Option<u64>,
-    /// Steps of the encoder-only phase, before the predictor's `steps`.
-    encoder_steps: u64,
     voe_pairs: usize,
 }
 
 fn demo_scale(name: &str) -> Result<DemoScale> {
     match name {
-        // 7,500 encoder steps (4.3–5 min here): the probe reads 0.78 / 0.88 after 1,400 and
-        // changes little after; the predictor's 4,000 steps take most of the 30 minutes.
-        "small" => Ok(DemoScale {
-            train_episodes: 400,
-            heldout_episodes: 40,
-            preset: "small",
-            steps: None,
-            encoder_steps: 7_500,
-            voe_pairs: 120,
-        }),
-        "tiny" => Ok(DemoScale {
-            train_episodes: 6,
-            heldout_episodes: 4,
-            preset: "tiny",
-            steps: Some(20),
-            encoder_steps: 60,
-            voe_pairs: 3,
-        }),
+        // The preset's encoder phase (`WmConfig::preset_encoder_steps`), then its 5,000 predictor
+        // steps, which take most of the 30 minutes.
+        "small" => {
+            Ok(DemoScale { train_episodes: 400, heldout_episodes: 40, preset: "small", steps: None, voe_pairs: 120 })
+        }
+        "tiny" => {
+            Ok(DemoScale { train_episodes: 6, heldout_episodes: 4, preset: "tiny", steps: Some(20), voe_pairs: 3 })
+        }
         other => bail!("--scale {other:?}: expected small or tiny"),
     }
 }
@@ -847,7 +838,7 @@ fn demo(out: &std::path::Path, scale: &str, device: tch::Device) -> Result<()> {
     }
     // Encoder first, on the counterfactual terms; then the predictor on the frozen encoder
     // (experiments/2026-11-29-encoder-first).
-    let cfg = world_model::WmConfig::encoder_first(&base, scale.encoder_steps);
+    let cfg = world_model::WmConfig::encoder_first(&base, world_model::WmConfig::preset_encoder_steps(scale.preset)?);
     let run_dir = out.join("world_model");
     let summary = train_wm::run(&train_wm::TrainOptions {
         cfg,

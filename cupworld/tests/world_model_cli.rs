@@ -174,25 +174,26 @@ fn counterfactual_companions_are_paired_and_checked() {
     assert!(shown_elsewhere as f64 > 0.9 * real.len() as f64, "{shown_elsewhere} of {} frames", real.len());
     let run = dir.path().join("run");
     ok(&refs(&train(&data, run.to_str().unwrap(), &["--steps", "4", "--counterfactual-data", &cf])));
-    // With a preset, --counterfactual-data trains encoder first: 12 steps of the encoder alone (no
-    // predictor terms; inverse dynamics), then 4 of the predictor on the frozen encoder.
+    // With a preset, --counterfactual-data trains encoder first: the preset's encoder phase (60
+    // steps for tiny, as `demo --scale tiny`) of the encoder alone (no predictor terms; inverse
+    // dynamics), then 4 of the predictor on the frozen encoder.
     let log = std::fs::read_to_string(run.join("metrics.jsonl")).unwrap();
     let lines: Vec<serde_json::Value> = log.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
-    assert_eq!(lines.len(), 16, "{log}");
+    assert_eq!(lines.len(), 64, "{log}");
     for (i, line) in lines.iter().enumerate() {
         let (teacher, inverse) = (line["teacher"].as_f64().unwrap(), line["inverse_dynamics"].as_f64().unwrap());
-        assert_eq!(teacher > 0.0, i >= 12, "step {i}: teacher {teacher}");
-        assert_eq!(inverse > 0.0, i < 12, "step {i}: inverse dynamics {inverse}");
+        assert_eq!(teacher > 0.0, i >= 60, "step {i}: teacher {teacher}");
+        assert_eq!(inverse > 0.0, i < 60, "step {i}: inverse dynamics {inverse}");
     }
     for key in ["counterfactual_encoder", "counterfactual_metric"] {
-        let v = lines[11][key].as_f64().unwrap();
+        let v = lines[59][key].as_f64().unwrap();
         assert!(v > 0.0 && v < 5.0, "{key} = {v}");
     }
     // On the frozen encoder none of the counterfactual terms can train anything (the contrast on
     // the prediction has weight 0 in this recipe): they are not computed, which saves an encoder
     // pass per predictor step.
     for key in ["counterfactual", "counterfactual_encoder", "counterfactual_metric"] {
-        assert_eq!(lines[15][key].as_f64(), Some(0.0), "{key} in the predictor phase");
+        assert_eq!(lines[63][key].as_f64(), Some(0.0), "{key} in the predictor phase");
     }
     let other = dir.path().join("other");
     let o = other.to_str().unwrap();

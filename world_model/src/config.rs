@@ -296,11 +296,13 @@ impl WmConfig {
             encoder: EncoderConfig::default(),
             predictor: PredictorConfig::default(),
             // Clips of 4 model steps (3 of context, 12 frames): 4,000 predictor steps take the time
-            // of 2,500 with 6, and scored VoE 68% to 65% (experiments/2026-11-30-context).
+            // of 2,500 with 6, and scored VoE 68% to 65% (experiments/2026-11-30-context). VoE
+            // keeps rising with steps (79% at 8,000); 5,000 fit the main job's time since the
+            // rollout reuses the teacher-forced pass's keys and values (experiments/2026-11-30-kv-rollout).
             clip_len: 4,
             rollout_steps: 2,
             batch_size: 32,
-            steps: 4000,
+            steps: 5000,
             // Falls are what levitate asks about and few clips hold one; the Rust predictor with
             // falls x8 scored VoE 64% (pass-through 23%) where x2 scored 61% (8%)
             // (experiments/2026-11-30-frameskip).
@@ -333,6 +335,17 @@ impl WmConfig {
                 optim: OptimConfig { warmup_steps: 2, ..OptimConfig::default() },
                 ..base
             }),
+            other => Err(WmError::Config(format!("unknown preset {other:?} (known: tiny, small)"))),
+        }
+    }
+
+    /// The encoder phase's length in the encoder-first recipe for a built-in preset, what the
+    /// main job runs: with `small` the probe reads the cup after ~1,400 steps and changes little
+    /// after 7,500 (4.3–5 min on the 2-core CPU).
+    pub fn preset_encoder_steps(name: &str) -> Result<u64> {
+        match name {
+            "small" => Ok(7_500),
+            "tiny" => Ok(60),
             other => Err(WmError::Config(format!("unknown preset {other:?} (known: tiny, small)"))),
         }
     }
