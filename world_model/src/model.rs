@@ -144,10 +144,11 @@ struct Block {
     fc1: nn::Linear,
     fc2: nn::Linear,
     heads: i64,
+    dropout: f64,
 }
 
 impl Block {
-    fn new(p: nn::Path, w: i64, heads: i64, mlp_ratio: i64) -> Block {
+    fn new(p: nn::Path, w: i64, heads: i64, mlp_ratio: i64, dropout: f64) -> Block {
         Block {
             ln1: nn::layer_norm(&p / "ln1", vec![w], Default::default()),
             qkv: nn::linear(&p / "qkv", w, 3 * w, Default::default()),
@@ -156,13 +157,21 @@ impl Block {
             fc1: nn::linear(&p / "fc1", w, mlp_ratio * w, Default::default()),
             fc2: nn::linear(&p / "fc2", mlp_ratio * w, w, Default::default()),
             heads,
+            dropout,
         }
     }
 
     /// Tokens `x [b, n, w]` that attend each other under `mask` (`[n, m + n]`) and, before
     /// themselves, the `past` keys and values `[b, heads, m, w / heads]` of earlier tokens. Returns
     /// the output and the keys and values of the past and `x` together (the extended cache).
-    fn forward(&self, x: &Tensor, mask: &Tensor, past: Option<&(Tensor, Tensor)>) -> (Tensor, (Tensor, Tensor)) {
+    /// `train`: apply dropout to the residual branches.
+    fn forward(
+        &self,
+        x: &Tensor,
+        mask: &Tensor,
+        past: Option<&(Tensor, Tensor)>,
+        train: bool,
+    ) -> (Tensor, (Tensor, Tensor)) {
         let (b, n, w) = x.size3().expect("[b, n, w]");
         let qkv =
             x.apply(&self.ln1).apply(&self.qkv).reshape([b, n, 3, self.heads, w / self.heads]).permute([2, 0, 3, 1, 4]);
@@ -172,8 +181,8 @@ impl Block {
             Some((pk, pv)) => (Tensor::cat(&[pk, &k], 2), Tensor::cat(&[pv, &v], 2)),
         };
         let a = Tensor::scaled_dot_product_attention(&q, &k, &v, Some(mask), 0.0, false, None, false);
-        let x = x + a.transpose(1, 2).reshape([b, n, w]).apply(&self.proj);
-        let m = x.apply(&self.ln2).apply(&self.fc1).gelu("none").apply(&self.fc2);
+        let x = x + a.transpose(1, 2).reshape([b, n, w]).apply(&self.proj).dropout(self.dropout, train);
+        let m = x.apply(&self.ln2).apply(&self.fc1).gelu("none").apply(&self.fc2).dropout(self.dropout, train);
         (x + m, (k, v))
     }
 }
@@ -211,7 +220,9 @@ impl Predictor {
             patch_pos: p.var("patch_pos", &[cfg.patches(), w], init),
             action_pos: p.var("action_pos", &[1, w], init),
             time_pos: p.var("time_pos", &[cfg.max_frames(), 1, w], init),
-            blocks: (0..pc.depth).map(|i| Block::new(&p / format!("block{i}"), w, pc.heads, pc.mlp_ratio)).collect(),
+            blocks: (0..pc.depth)
+                .map(|i| Block::new(&p / format!("block{i}"), w, pc.heads, pc.mlp_ratio, pc.dropout))
+                .collect(),
             ln: nn::layer_norm(&p / "ln", vec![w], Default::default()),
             // Zero-initialised output: an untrained predictor says "nothing changes" (copy-last),
             // and training must earn every improvement over that baseline.
@@ -229,8 +240,8 @@ impl Predictor {
 
     /// `z [b, t, P, D]` (layer-normed online latents), `base` (the same frames' target latents),
     /// `a [b, t, A]` → predictions of frames 1..=t, `[b, t, P, D]`.
-    fn forward(&self, z: &Tensor, base: &Tensor, a: &Tensor) -> Tensor {
-        self.forward_cached(z, base, a, None).0
+    fn forward(&self, z: &Tensor, base: &Tensor, a: &Tensor, train: bool) -> Tensor {
+        self.forward_cached(z, base, a, None, train).0
     }
 
     /// [`Predictor::forward`] on frames that follow the ones in `past` (their cache, and the online
@@ -238,12 +249,14 @@ impl Predictor {
     /// take the next time positions and see every cached token. Returns the predictions and the
     /// cache extended by the new frames. Exactly the predictions of a pass over all the frames:
     /// under the block-causal mask earlier frames' keys and values do not depend on later frames.
+    /// `train`: dropout on (`predictor.dropout`).
     fn forward_cached(
         &self,
         z: &Tensor,
         base: &Tensor,
         a: &Tensor,
         past: Option<(&KvCache, &Tensor)>,
+        train: bool,
     ) -> (Tensor, KvCache) {
         let (b, t, p, d) = z.size4().expect("[b, t, P, D]");
         let start = past.map_or(0, |(cache, _)| cache[0].0.size()[2] / (p + 1));
@@ -275,7 +288,7 @@ impl Predictor {
         };
         let mut cache = Vec::with_capacity(self.blocks.len());
         for (i, block) in self.blocks.iter().enumerate() {
-            let (out, kv) = block.forward(&x, &mask, past.map(|(c, _)| &c[i]));
+            let (out, kv) = block.forward(&x, &mask, past.map(|(c, _)| &c[i]), train);
             cache.push(kv);
             x = out;
         }
@@ -461,20 +474,30 @@ impl WorldModel {
     /// Teacher-forced predictions: online latents `z [b, t, P, D]`, their target latents `base`,
     /// actions `a [b, t, A]` → predicted target latents of frames 1..=t.
     pub fn predict(&self, z: &Tensor, base: &Tensor, a: &Tensor) -> Tensor {
-        self.predictor.forward(z, base, &a.to_device(self.device()).to_kind(Kind::Float))
+        self.predictor.forward(z, base, &a.to_device(self.device()).to_kind(Kind::Float), false)
     }
 
     /// Autoregressive rollout: from real latents `z [b, c, P, D]` (online) and `base` (target) and
     /// actions `a [b, c + k − 1, A]`, predict `k` frames feeding each prediction back in (as both).
     /// The window keeps the last `clip_len − 1` frames, as in training. Returns `[b, k, P, D]`.
     pub fn rollout(&self, z: &Tensor, base: &Tensor, a: &Tensor, k: i64) -> Tensor {
-        self.rollout_from(z, base, a, k, None)
+        self.rollout_from(z, base, a, k, None, false)
     }
 
     /// [`WorldModel::rollout`], its first prediction given (`[b, 1, P, D]`) when the caller already
     /// has it: the teacher-forced pass's prediction from the same `c` frames is that prediction
     /// (the mask lets it see no more), so training need not run the predictor on them again.
-    fn rollout_from(&self, z: &Tensor, base: &Tensor, a: &Tensor, k: i64, first: Option<Tensor>) -> Tensor {
+    /// `train`: dropout on.
+    fn rollout_from(
+        &self,
+        z: &Tensor,
+        base: &Tensor,
+        a: &Tensor,
+        k: i64,
+        first: Option<Tensor>,
+        train: bool,
+    ) -> Tensor {
+        let a = a.to_device(self.device()).to_kind(Kind::Float);
         let window = self.cfg.clip_len - 1;
         let c = z.size()[1];
         let (mut seq, mut seq_base) = (z.shallow_clone(), base.shallow_clone());
@@ -491,7 +514,8 @@ impl WorldModel {
             let n = len - from;
             let acts = a.narrow(1, c + i - n, n);
             let next = self
-                .predict(&seq.narrow(1, from, n), &seq_base.narrow(1, from, n), &acts)
+                .predictor
+                .forward(&seq.narrow(1, from, n), &seq_base.narrow(1, from, n), &acts, train)
                 .select(1, n - 1)
                 .unsqueeze(1);
             out.push(next.shallow_clone());
@@ -505,15 +529,15 @@ impl WorldModel {
     /// predictor's cache of the `c` real frames `z [b, c, P, D]` (from the teacher-forced pass over
     /// the same frames): each further step runs the predictor on its one new frame, attending to
     /// the cache. The same predictions as `rollout_from` while its window does not slide
-    /// (`c + k − 1 ≤ clip_len − 1`); actions `a [b, ≥ c + k − 1, A]`.
-    fn rollout_cached(&self, z: &Tensor, a: &Tensor, k: i64, first: Tensor, cache: KvCache) -> Tensor {
+    /// (`c + k − 1 ≤ clip_len − 1`); actions `a [b, ≥ c + k − 1, A]`. `train`: dropout on.
+    fn rollout_cached(&self, z: &Tensor, a: &Tensor, k: i64, first: Tensor, cache: KvCache, train: bool) -> Tensor {
         let c = z.size()[1];
         let (mut cache, mut last) = (cache, z.narrow(1, c - 1, 1));
         let mut out = vec![first];
         for i in 1..k {
             let frame = out[out.len() - 1].shallow_clone(); // frame c + i − 1, fed back as latents and base
             let (next, extended) =
-                self.predictor.forward_cached(&frame, &frame, &a.narrow(1, c + i - 1, 1), Some((&cache, &last)));
+                self.predictor.forward_cached(&frame, &frame, &a.narrow(1, c + i - 1, 1), Some((&cache, &last)), train);
             (cache, last) = (extended, frame);
             out.push(next);
         }
@@ -523,7 +547,8 @@ impl WorldModel {
     /// The predictor's terms on a batch of clips' latents (online `z`, `targets`, `[b, t, P, D]`;
     /// actions `a [b, t, A]`): the teacher-forced predictions of frames 1..t, their distance to the
     /// targets, and the `rollout_steps`-step rollout's. Without `teacher_grad` the teacher-forced
-    /// pass runs without autograd (still logged) and the rollout runs in full.
+    /// pass runs without autograd (still logged) and the rollout runs in full. Dropout is on
+    /// (`predictor.dropout`); the cached rollout reuses the teacher pass's draws for the real frames.
     pub fn prediction_terms(
         &self,
         z: &Tensor,
@@ -544,6 +569,7 @@ impl WorldModel {
                 &targets.narrow(1, 0, t - 1),
                 &a.narrow(1, 0, t - 1),
                 None,
+                true,
             )
         };
         let (pred, teacher_cache) = match teacher_grad {
@@ -569,10 +595,10 @@ impl WorldModel {
             (Some(first), Some(cache)) if c + k - 1 <= window => {
                 let n = c * (p + 1); // the tokens of the c real frames
                 let cache = cache.iter().map(|(ck, cv)| (ck.narrow(2, 0, n), cv.narrow(2, 0, n))).collect();
-                self.rollout_cached(&z.narrow(1, 0, c), &a.narrow(1, 0, t - 1), k, first, cache)
+                self.rollout_cached(&z.narrow(1, 0, c), &a.narrow(1, 0, t - 1), k, first, cache, true)
             }
             (first, _) => {
-                self.rollout_from(&z.narrow(1, 0, c), &targets.narrow(1, 0, c), &a.narrow(1, 0, t - 1), k, first)
+                self.rollout_from(&z.narrow(1, 0, c), &targets.narrow(1, 0, c), &a.narrow(1, 0, t - 1), k, first, true)
             }
         };
         let rollout = dist(&roll, &targets.narrow(1, c, k));
@@ -1014,6 +1040,9 @@ impl WorldModel {
         counterfactual: Option<&Counterfactual>,
         step: u64,
     ) -> StepReport {
+        // Dropout draws from libtorch's generator: seeded by (seed, step), a resumed run draws
+        // what the uninterrupted one did.
+        tch::manual_seed((self.cfg.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ step) as i64);
         let parts = self.losses(frames, actions, counterfactual, self.cfg.phase_at(step));
         let loss = parts.total.double_value(&[]);
         let collapse = collapse_stats(&parts.targets);
@@ -1085,8 +1114,8 @@ mod tests {
             let base = layer_norm(&Tensor::randn([b, c, p, d], (Kind::Float, Device::Cpu)));
             let a = Tensor::randn([b, c + k - 1, cfg.step_action_dim()], (Kind::Float, Device::Cpu));
             let full = model.rollout(&z, &base, &a, k);
-            let (pred, cache) = model.predictor.forward_cached(&z, &base, &a.narrow(1, 0, c), None);
-            let cached = model.rollout_cached(&z, &a, k, pred.narrow(1, c - 1, 1), cache);
+            let (pred, cache) = model.predictor.forward_cached(&z, &base, &a.narrow(1, 0, c), None, false);
+            let cached = model.rollout_cached(&z, &a, k, pred.narrow(1, c - 1, 1), cache, false);
             assert_eq!(cached.size(), [b, k, p, d]);
             let gap = (&cached - &full).abs().max().double_value(&[]);
             assert!(gap < 1e-5, "velocity {velocity}: cached rollout differs by {gap}");
