@@ -286,6 +286,13 @@ struct TrainWmArgs {
     device: String,
     #[arg(long, default_value_t = 100)]
     checkpoint_every: u64,
+    /// Held-out dataset directories: the one-step prediction is scored on a fixed draw of 256
+    /// of their clips against copy-last every --val-every predictor steps (metrics.jsonl
+    /// `val_l1`, `val_copy_last`; the loss plot).
+    #[arg(long)]
+    val_data: Vec<PathBuf>,
+    #[arg(long, default_value_t = 250)]
+    val_every: u64,
     /// Checkpoints kept (the newest).
     #[arg(long, default_value_t = 3)]
     keep: usize,
@@ -457,6 +464,8 @@ fn train_wm_cmd(a: TrainWmArgs) -> Result<()> {
         poison_batches: a.poison_batches,
         progress: std::io::stderr().is_terminal(),
         init_encoder: a.init_encoder.clone(),
+        validation: a.val_data.clone(),
+        validate_every: a.val_every.max(1),
     };
     let s = train_wm::run(&opts)?;
     if a.json {
@@ -472,6 +481,9 @@ fn train_wm_cmd(a: TrainWmArgs) -> Result<()> {
             s.nonfinite_steps,
             s.final_checkpoint.display()
         );
+        if let Some((l1, copy)) = s.validation {
+            println!("held-out one-step L1 {l1:.4} (copy-last {copy:.4})");
+        }
     }
     Ok(())
 }
@@ -853,11 +865,16 @@ fn demo(out: &std::path::Path, scale: &str, device: tch::Device) -> Result<()> {
         poison_batches: 0,
         progress,
         init_encoder: None,
+        validation: heldout.clone(),
+        validate_every: 250,
     })?;
     println!(
         "trained the world model to step {} ({:.0} frames/s), final loss {:.4}",
         summary.steps, summary.frames_per_s, summary.final_loss
     );
+    if let Some((l1, copy)) = summary.validation {
+        println!("held-out one-step L1 {l1:.4} (copy-last {copy:.4})");
+    }
     timing.insert("train_s".into(), t.elapsed().as_secs_f64().into());
 
     let t = std::time::Instant::now();

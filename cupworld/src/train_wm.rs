@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
-use tch::Device;
+use tch::{Device, Kind, Tensor};
 use world_model::{AdamW, Phase, WmConfig, WorldModel, load_checkpoint, save_checkpoint};
 
 use crate::plot::{Plot, Series, line_plot};
@@ -49,6 +49,61 @@ pub struct TrainOptions {
     /// `encoder` settings must match): a predictor trained on a pre-trained encoder, as V-JEPA
     /// 2-AC does. Ignored when resuming (the run's own checkpoint holds the weights).
     pub init_encoder: Option<PathBuf>,
+    /// Held-out datasets: every `validate_every` predictor steps the one-step prediction is scored
+    /// on a fixed draw of their clips against copy-last (`val_l1`, `val_copy_last` in the metrics
+    /// and the loss plot). A predictor can fit its training clips while doing worse than copy-last
+    /// on unseen ones; the training loss does not show that.
+    pub validation: Vec<PathBuf>,
+    pub validate_every: u64,
+}
+
+/// Clips drawn once from the held-out datasets, as the predictor trains on them (no fall weight).
+const VALIDATION_CLIPS: i64 = 256;
+
+/// Held-out clips for [`validate`]: frames `[n, clip_len, 3, H, W]` and actions.
+struct Validation {
+    frames: Tensor,
+    actions: Tensor,
+}
+
+impl Validation {
+    fn load(dirs: &[PathBuf], cfg: &WmConfig) -> Result<Option<Validation>> {
+        if dirs.is_empty() {
+            return Ok(None);
+        }
+        for dir in dirs {
+            crate::wm_data::refuse_counterfactual(dir)?;
+        }
+        let episodes = load_datasets(dirs, cfg.image_size)?;
+        let mut sampler = ClipSampler::new(0x7a11d);
+        let (frames, actions, _) = sampler
+            .sample(episodes.iter(), VALIDATION_CLIPS, cfg.clip_len, cfg.frameskip, 1.0)
+            .with_context(|| format!("validation data {}", dirs[0].display()))?;
+        Ok(Some(Validation { frames, actions }))
+    }
+
+    /// Mean L1 of the teacher-forced one-step predictions and of copy-last, over the clips'
+    /// frames 1..clip_len (model steps).
+    fn score(&self, model: &WorldModel) -> (f64, f64) {
+        tch::no_grad(|| {
+            let (mut pred_sum, mut copy_sum, mut n) = (0.0, 0.0, 0.0);
+            for (f, a) in self.frames.split(64, 0).iter().zip(self.actions.split(64, 0).iter()) {
+                let (b, t) = (f.size()[0], f.size()[1]);
+                let flat = f.flatten(0, 1);
+                let z = model.encode(&flat);
+                let (p, d) = (z.size()[1], z.size()[2]);
+                let z = z.reshape([b, t, p, d]);
+                let target = model.encode_target(&flat).reshape([b, t, p, d]);
+                let pred = model.predict(&z.narrow(1, 0, t - 1), &target.narrow(1, 0, t - 1), &a.narrow(1, 0, t - 1));
+                let next = target.narrow(1, 1, t - 1);
+                let l1 = |x: &Tensor| (x - &next).abs().mean(Kind::Float).double_value(&[]);
+                pred_sum += l1(&pred) * b as f64;
+                copy_sum += l1(&target.narrow(1, 0, t - 1)) * b as f64;
+                n += b as f64;
+            }
+            (pred_sum / n, copy_sum / n)
+        })
+    }
 }
 
 /// The trainer's own state, stored inside every checkpoint.
@@ -90,6 +145,11 @@ pub struct MetricsLine {
     pub effective_rank: f64,
     pub frames_per_s: f64,
     pub elapsed_s: f64,
+    /// One-step latent L1 on the held-out clips, and copy-last's, on validation steps only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub val_l1: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub val_copy_last: Option<f64>,
 }
 
 #[derive(Debug, Serialize)]
@@ -104,6 +164,8 @@ pub struct TrainSummary {
     pub nonfinite_steps: u64,
     pub parameters: i64,
     pub episodes: usize,
+    /// The last validation's (L1, copy-last), when held-out data was given.
+    pub validation: Option<(f64, f64)>,
 }
 
 pub fn checkpoint_dir(run: &Path) -> PathBuf {
@@ -281,6 +343,8 @@ pub fn run(opts: &TrainOptions) -> Result<TrainSummary> {
             Feed::Live(live, ReplayBuffer::new(*replay_episodes))
         }
     };
+    let validation = Validation::load(&opts.validation, cfg)?;
+    let mut last_validation = None;
     let mut sampler = ClipSampler::restore(&state.sampler)?;
     let bar = crate::progress_bar(cfg.steps, "steps", opts.progress);
     bar.set_position(state.step);
@@ -346,7 +410,19 @@ pub fn run(opts: &TrainOptions) -> Result<TrainSummary> {
             state.nonfinite_streak = 0;
             last_loss = report.loss;
         }
+        // Validation after the update, on predictor steps: every `validate_every` and the last.
+        let done = state.step + 1;
+        let val = validation
+            .as_ref()
+            .filter(|_| cfg.phase_at(state.step) == Phase::Joint)
+            .filter(|_| done % opts.validate_every.max(1) == 0 || done == cfg.steps)
+            .map(|v| v.score(&model));
+        if val.is_some() {
+            last_validation = val;
+        }
         let line = MetricsLine {
+            val_l1: val.map(|v| v.0),
+            val_copy_last: val.map(|v| v.1),
             step: state.step,
             loss: report.loss,
             teacher: report.teacher,
@@ -401,6 +477,7 @@ pub fn run(opts: &TrainOptions) -> Result<TrainSummary> {
         nonfinite_steps: state.nonfinite_total,
         parameters: model.parameters(),
         episodes,
+        validation: last_validation,
     })
 }
 
@@ -500,6 +577,15 @@ fn write_plots(out: &Path, history: &[MetricsLine]) -> Result<()> {
             }
             if ok.iter().any(|m| m.inverse_dynamics > 0.0) {
                 series.push(Series::new("inverse dynamics", smooth(&nonzero_pts(&|m| m.inverse_dynamics), w)));
+            }
+            // Held-out one-step L1 (mean absolute error, not the training distance) against
+            // copy-last's on the same clips.
+            let sparse = |f: &dyn Fn(&MetricsLine) -> Option<f64>| -> Vec<(f64, f64)> {
+                ok.iter().filter_map(|m| f(m).map(|v| (m.step as f64, v))).collect()
+            };
+            if ok.iter().any(|m| m.val_l1.is_some()) {
+                series.push(Series::new("held-out L1, 1 step", sparse(&|m| m.val_l1)));
+                series.push(Series::new("held-out copy-last L1", sparse(&|m| m.val_copy_last)));
             }
             series
         },

@@ -57,6 +57,9 @@ pub fn run(opts: &VoeDataOptions) -> Result<VoeDataSummary> {
     if opts.pairs_per_category == 0 {
         bail!("--pairs 0: at least one pair per category");
     }
+    if !(1..=crate::voe::MAX_CONTEXT).contains(&opts.context) {
+        bail!("--context {}: expected 1 to {} frames before the breaking point", opts.context, crate::voe::MAX_CONTEXT);
+    }
     let out = &opts.out;
     if out.join("pairs.json").exists() {
         let pairs = read_pairs(out)?;

@@ -413,6 +413,8 @@ fn voe_pairs_on_disk_verify_match_before_the_break_and_score() {
     );
     let e = fails(&["voe", "--pairs", "1", "--seed", "11", "--out", out_s]);
     assert!(e.contains("6 frames before the break") && e.contains("--context 16"), "{e}");
+    let e = fails(&["voe", "--pairs", "1", "--context", "0", "--out", dir.path().join("ctx0").to_str().unwrap()]);
+    assert!(e.contains("--context 0"), "{e}");
     let e = fails(&["voe", "--pairs", "1", "--out", out.join("possible").to_str().unwrap()]);
     assert!(e.contains("possible") && e.contains("not a complete `cupworld voe` output"), "{e}");
     let e = fails(&[
@@ -458,7 +460,22 @@ fn frameskip_model_trains_evaluates_and_scores() {
     let cfg_path = dir.path().join("frameskip.json");
     std::fs::write(&cfg_path, serde_json::to_string(&cfg).unwrap()).unwrap();
     let run = dir.path().join("run");
-    ok(&refs(&train(&data, run.to_str().unwrap(), &["--config", cfg_path.to_str().unwrap()])));
+    let extra = ["--config", cfg_path.to_str().unwrap(), "--val-data", &data2, "--val-every", "4"];
+    let stdout = ok(&refs(&train(&data, run.to_str().unwrap(), &extra)));
+    assert!(stdout.contains("held-out one-step L1"), "{stdout}");
+    // Held-out validation after every 4th step and the last (steps 3 and 5 of 0..6), nowhere else.
+    let log = std::fs::read_to_string(run.join("metrics.jsonl")).unwrap();
+    for (i, line) in log.lines().enumerate() {
+        let line: serde_json::Value = serde_json::from_str(line).unwrap();
+        let (l1, copy) = (line["val_l1"].as_f64(), line["val_copy_last"].as_f64());
+        if i == 3 || i == 5 {
+            let (l1, copy) = (l1.expect("val_l1"), copy.expect("val_copy_last"));
+            assert!(l1.is_finite() && l1 > 0.0 && copy.is_finite() && copy > 0.0, "step {i}: {l1} {copy}");
+            assert_ne!(l1, copy, "step {i}: the trained predictor scores exactly copy-last");
+        } else {
+            assert!(l1.is_none() && copy.is_none(), "step {i}: {line}");
+        }
+    }
     let written: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(run.join("config.json")).unwrap()).unwrap();
     assert_eq!(written["model"]["frameskip"].as_i64(), Some(2));
