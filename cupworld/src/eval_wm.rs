@@ -143,12 +143,7 @@ fn prediction_errors(model: &WorldModel, episodes: &[EpisodeTensors], h: i64) ->
         let f = Tensor::stack(f, 0);
         let a = Tensor::stack(a, 0).to_kind(Kind::Float);
         tch::no_grad(|| {
-            let b = f.size()[0];
-            let flat = f.flatten(0, 1);
-            let z = model.encode(&flat);
-            let (p, d) = (z.size()[1], z.size()[2]);
-            let z = z.reshape([b, len, p, d]);
-            let tgt = model.encode_target(&flat).reshape([b, len, p, d]);
+            let (z, tgt) = model.encode_clips(&f);
             let roll = model.rollout(&z.narrow(1, 0, w), &tgt.narrow(1, 0, w), &a.narrow(1, 0, len - 1), h);
             for k in 0..h {
                 let truth = tgt.select(1, w + k);

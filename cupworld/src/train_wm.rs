@@ -89,11 +89,7 @@ impl Validation {
             let (mut pred_sum, mut copy_sum, mut n) = (0.0, 0.0, 0.0);
             for (f, a) in self.frames.split(64, 0).iter().zip(self.actions.split(64, 0).iter()) {
                 let (b, t) = (f.size()[0], f.size()[1]);
-                let flat = f.flatten(0, 1);
-                let z = model.encode(&flat);
-                let (p, d) = (z.size()[1], z.size()[2]);
-                let z = z.reshape([b, t, p, d]);
-                let target = model.encode_target(&flat).reshape([b, t, p, d]);
+                let (z, target) = model.encode_clips(f);
                 let pred = model.predict(&z.narrow(1, 0, t - 1), &target.narrow(1, 0, t - 1), &a.narrow(1, 0, t - 1));
                 let next = target.narrow(1, 1, t - 1);
                 let l1 = |x: &Tensor| (x - &next).abs().mean(Kind::Float).double_value(&[]);

@@ -466,6 +466,18 @@ impl WorldModel {
         })
     }
 
+    /// Online and target latents of clips `frames [b, T, 3, H, W]`: two `[b, T, P, D]`, without
+    /// autograd (for scoring).
+    pub fn encode_clips(&self, frames: &Tensor) -> (Tensor, Tensor) {
+        tch::no_grad(|| {
+            let (b, t) = (frames.size()[0], frames.size()[1]);
+            let flat = frames.flatten(0, 1);
+            let z = self.encode(&flat);
+            let (p, d) = (z.size()[1], z.size()[2]);
+            (z.reshape([b, t, p, d]), self.encode_target(&flat).reshape([b, t, p, d]))
+        })
+    }
+
     /// Pooled (mean over patches) online latent per frame: `[n, D]`.
     pub fn encode_pooled(&self, frames: &Tensor) -> Tensor {
         self.encode(frames).mean_dim(1, false, Kind::Float)
@@ -839,12 +851,8 @@ impl WorldModel {
     fn surprise_ahead_steps(&self, frames: &Tensor, actions: &Tensor, horizon: i64) -> Tensor {
         let horizon = horizon.max(1);
         tch::no_grad(|| {
-            let (b, t) = (frames.size()[0], frames.size()[1]);
-            let flat = frames.flatten(0, 1);
-            let z = self.encode(&flat);
-            let (p, d) = (z.size()[1], z.size()[2]);
-            let z = z.reshape([b, t, p, d]);
-            let target = self.encode_target(&flat).reshape([b, t, p, d]);
+            let (z, target) = self.encode_clips(frames);
+            let (b, t, p, d) = z.size4().expect("[b, T, P, D]");
             let a = actions.to_device(self.device()).to_kind(Kind::Float);
             let w = self.cfg.clip_len - 1;
             let map = Tensor::zeros([b, t, p], (Kind::Float, self.device()));
