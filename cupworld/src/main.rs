@@ -288,7 +288,7 @@ struct TrainWmArgs {
     checkpoint_every: u64,
     /// Held-out dataset directories: the one-step prediction is scored on a fixed draw of 256
     /// of their clips against copy-last every --val-every predictor steps (metrics.jsonl
-    /// `val_l1`, `val_copy_last`; the loss plot).
+    /// `val_l1`, `val_copy_last`; plots/validation.png).
     #[arg(long)]
     val_data: Vec<PathBuf>,
     #[arg(long, default_value_t = 250)]

@@ -463,6 +463,7 @@ fn frameskip_model_trains_evaluates_and_scores() {
     let extra = ["--config", cfg_path.to_str().unwrap(), "--val-data", &data2, "--val-every", "4"];
     let stdout = ok(&refs(&train(&data, run.to_str().unwrap(), &extra)));
     assert!(stdout.contains("held-out one-step L1"), "{stdout}");
+    assert!(run.join("plots/validation.png").exists());
     // Held-out validation after every 4th step and the last (steps 3 and 5 of 0..6), nowhere else.
     let log = std::fs::read_to_string(run.join("metrics.jsonl")).unwrap();
     for (i, line) in log.lines().enumerate() {
