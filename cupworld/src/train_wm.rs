@@ -60,7 +60,7 @@ pub struct TrainOptions {
 /// Clips drawn once from the held-out datasets, as the predictor trains on them (no fall weight).
 const VALIDATION_CLIPS: i64 = 256;
 
-/// Held-out clips for [`validate`]: frames `[n, clip_len, 3, H, W]` and actions.
+/// Held-out clips for [`Validation::score`]: frames `[n, clip_len, 3, H, W]` and actions.
 struct Validation {
     frames: Tensor,
     actions: Tensor,
@@ -76,9 +76,11 @@ impl Validation {
         }
         let episodes = load_datasets(dirs, cfg.image_size)?;
         let mut sampler = ClipSampler::new(0x7a11d);
-        let (frames, actions, _) = sampler
-            .sample(episodes.iter(), VALIDATION_CLIPS, cfg.clip_len, cfg.frameskip, 1.0)
-            .with_context(|| format!("validation data {}", dirs[0].display()))?;
+        let (frames, actions, _) =
+            sampler.sample(episodes.iter(), VALIDATION_CLIPS, cfg.clip_len, cfg.frameskip, 1.0).with_context(|| {
+                let names: Vec<String> = dirs.iter().map(|d| d.display().to_string()).collect();
+                format!("--val-data {}", names.join(", "))
+            })?;
         Ok(Some(Validation { frames, actions }))
     }
 

@@ -602,14 +602,15 @@ impl WorldModel {
         // the rollout's window does not slide (c + k − 1 ≤ clip_len − 1, always so on training
         // clips) each further step runs on its one new frame only.
         let window = cfg.clip_len - 1;
-        let first = teacher_cache.as_ref().filter(|_| c <= window).map(|_| pred.narrow(1, c - 1, 1));
-        let roll = match (first, teacher_cache) {
-            (Some(first), Some(cache)) if c + k - 1 <= window => {
+        let first = || pred.narrow(1, c - 1, 1);
+        let roll = match teacher_cache {
+            Some(cache) if c + k - 1 <= window => {
                 let n = c * (p + 1); // the tokens of the c real frames
                 let cache = cache.iter().map(|(ck, cv)| (ck.narrow(2, 0, n), cv.narrow(2, 0, n))).collect();
-                self.rollout_cached(&z.narrow(1, 0, c), &a.narrow(1, 0, t - 1), k, first, cache, true)
+                self.rollout_cached(&z.narrow(1, 0, c), &a.narrow(1, 0, t - 1), k, first(), cache, true)
             }
-            (first, _) => {
+            cache => {
+                let first = cache.filter(|_| c <= window).map(|_| first());
                 self.rollout_from(&z.narrow(1, 0, c), &targets.narrow(1, 0, c), &a.narrow(1, 0, t - 1), k, first, true)
             }
         };
