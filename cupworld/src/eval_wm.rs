@@ -8,7 +8,7 @@ use anyhow::{Context, Result, bail};
 use serde::Serialize;
 use tch::{Device, Kind, Tensor};
 use types::FrameTag;
-use world_model::{WorldModel, load_model};
+use world_model::{WorldModel, load_model, load_model_online};
 
 use crate::plot::{Plot, Series, line_plot};
 use crate::voe::{Category, VoePair, VoeScore, generate_pairs, score};
@@ -29,6 +29,8 @@ pub struct EvalOptions {
     pub voe_horizon: i64,
     /// Frames before each VoE pair's breaking point (`voe::DEFAULT_CONTEXT`).
     pub voe_context: usize,
+    /// Predict with the predictor's weights as trained, not their average (`predictor.average`).
+    pub online_predictor: bool,
     pub device: Device,
 }
 
@@ -99,6 +101,8 @@ pub struct VoeReport {
 #[derive(Debug, Serialize)]
 pub struct EvalReport {
     pub checkpoint: PathBuf,
+    /// Which predictor weights predicted: `average` (of the run's last steps) or `trained`.
+    pub predictor_weights: String,
     pub data: Vec<PathBuf>,
     pub episodes: usize,
     /// Frames per model step: prediction horizons count model steps of this many frames.
@@ -503,7 +507,12 @@ pub fn run(opts: &EvalOptions) -> Result<EvalReport> {
         bail!("--voe-context {}: expected 1 to {} frames", opts.voe_context, crate::voe::MAX_CONTEXT);
     }
     let ckpt = crate::train_wm::resolve_checkpoint(&opts.checkpoint)?;
-    let trained = load_model(&ckpt, opts.device)?;
+    let trained =
+        if opts.online_predictor { load_model_online(&ckpt, opts.device)? } else { load_model(&ckpt, opts.device)? };
+    let predictor_weights = match trained.cfg.predictor.average {
+        a if a > 0.0 && !opts.online_predictor => format!("average (decay {a})"),
+        _ => "trained".to_string(),
+    };
     let random = WorldModel::new(&trained.cfg, opts.device)?;
     std::fs::create_dir_all(&opts.out).with_context(|| format!("creating {}", opts.out.display()))?;
     let episodes = load_datasets(&opts.data, trained.cfg.image_size)?;
@@ -588,6 +597,7 @@ pub fn run(opts: &EvalOptions) -> Result<EvalReport> {
     write_figures(&opts.out, &prediction, &trained_curves, &pairs, &frames, b)?;
     let report = EvalReport {
         checkpoint: ckpt,
+        predictor_weights,
         data: opts.data.clone(),
         episodes: episodes.len(),
         frameskip: skip,
@@ -702,7 +712,13 @@ fn pct(x: f64) -> String {
 fn markdown(r: &EvalReport) -> String {
     let mut s = String::new();
     s += "# World-model evaluation\n\n";
-    s += &format!("Checkpoint `{}`, {} held-out episodes, {:.0} s.\n\n", r.checkpoint.display(), r.episodes, r.seconds);
+    s += &format!(
+        "Checkpoint `{}` (predictor weights: {}), {} held-out episodes, {:.0} s.\n\n",
+        r.checkpoint.display(),
+        r.predictor_weights,
+        r.episodes,
+        r.seconds
+    );
     s += &format!(
         "## Prediction (latent L1 on held-out clips; lower is better)\n\n![prediction](prediction.png)\n\n\
          Horizons in model steps of {} frame(s) each (`frameskip`); copy-last repeats the latents of the last real \

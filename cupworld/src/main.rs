@@ -342,6 +342,10 @@ struct EvalWmArgs {
     /// after it have (at frameskip 4, 16 frames are four model steps).
     #[arg(long, default_value_t = voe::DEFAULT_CONTEXT)]
     voe_context: usize,
+    /// Predict with the predictor's weights as trained, not their average (configs with
+    /// `predictor.average` > 0 keep one; evaluation uses it by default).
+    #[arg(long)]
+    online_predictor: bool,
     #[arg(long, default_value = "cpu")]
     device: String,
     #[arg(long)]
@@ -502,6 +506,7 @@ fn eval_wm_cmd(a: EvalWmArgs) -> Result<()> {
         horizons: a.horizons,
         voe_horizon: a.voe_horizon,
         voe_context: a.voe_context,
+        online_predictor: a.online_predictor,
         device: parse_device(&a.device)?,
     })?;
     print_eval_summary(&report);
@@ -889,6 +894,7 @@ fn demo(out: &std::path::Path, scale: &str, device: tch::Device) -> Result<()> {
         horizons: 8,
         voe_horizon: eval_wm::VOE_HORIZON,
         voe_context: voe::DEFAULT_CONTEXT,
+        online_predictor: false,
         device,
     })?;
     timing.insert("evaluate_s".into(), t.elapsed().as_secs_f64().into());

@@ -414,7 +414,15 @@ pub fn run(opts: &TrainOptions) -> Result<TrainSummary> {
             .as_ref()
             .filter(|_| cfg.phase_at(state.step) == Phase::Joint)
             .filter(|_| done % opts.validate_every.max(1) == 0 || done == cfg.steps)
-            .map(|v| v.score(&model));
+            .map(|v| {
+                // Score what evaluation will predict with: the predictor's average, when kept.
+                let swapped = model.swap_predictor_average();
+                let scores = v.score(&model);
+                if swapped {
+                    model.swap_predictor_average();
+                }
+                scores
+            });
         if val.is_some() {
             last_validation = val;
         }

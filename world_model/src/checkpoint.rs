@@ -56,6 +56,9 @@ pub fn save_checkpoint(path: &Path, model: &WorldModel, opt: &AdamW, trainer_sta
     for (k, v) in model.target_vs.variables() {
         named.push((format!("target.{k}"), v.detach()));
     }
+    for (k, v) in model.average.iter().flatten() {
+        named.push((format!("average.{k}"), v.detach()));
+    }
     for (k, v) in &opt.m {
         named.push((format!("adam_m.{k}"), v.detach()));
     }
@@ -131,6 +134,9 @@ pub fn load_checkpoint(path: &Path, model: &mut WorldModel, opt: Option<&mut Ada
     };
     fill("online", model.vs.variables().into_iter().collect())?;
     fill("target", model.target_vs.variables().into_iter().collect())?;
+    if let Some(average) = &model.average {
+        fill("average", average.iter().map(|(k, v)| (k.clone(), v.shallow_clone())).collect())?;
+    }
     if let Some(opt) = opt {
         fill("adam_m", opt.m.iter().map(|(k, v)| (k.clone(), v.shallow_clone())).collect())?;
         fill("adam_v", opt.v.iter().map(|(k, v)| (k.clone(), v.shallow_clone())).collect())?;
@@ -140,8 +146,16 @@ pub fn load_checkpoint(path: &Path, model: &mut WorldModel, opt: Option<&mut Ada
     Ok(ckpt)
 }
 
-/// Loads a model for evaluation from a checkpoint alone (its config comes from the file).
+/// Loads a model for evaluation from a checkpoint alone (its config comes from the file),
+/// predicting with the predictor's average when the run kept one (`predictor.average`).
 pub fn load_model(path: &Path, device: Device) -> Result<WorldModel> {
+    let mut model = load_model_online(path, device)?;
+    model.swap_predictor_average();
+    Ok(model)
+}
+
+/// [`load_model`] with the predictor's trained weights as they are, average or not.
+pub fn load_model_online(path: &Path, device: Device) -> Result<WorldModel> {
     let cfg = read_checkpoint_config(path)?;
     let mut model = WorldModel::new(&cfg, device)?;
     load_checkpoint(path, &mut model, None)?;

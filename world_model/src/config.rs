@@ -78,11 +78,16 @@ pub struct PredictorConfig {
     /// episodes: 8% below copy-last on them and 5% above on unseen ones after 5,000 steps
     /// (experiments/2026-11-30-kv-rollout). 0 (and absent, in older configs): off.
     pub dropout: f64,
+    /// Polyak average of the predictor's weights, the decay per predictor step (0.999 averages
+    /// over ~1,000 steps; 0, and absent in older configs: off). Evaluation, `surprise` and the
+    /// viewer predict with the average; training-time validation scores it. Held-out L1 swings
+    /// ±3% around copy-last between validations 250 steps apart (experiments/2026-11-30-kv-rollout).
+    pub average: f64,
 }
 
 impl Default for PredictorConfig {
     fn default() -> Self {
-        PredictorConfig { width: 128, depth: 4, heads: 4, mlp_ratio: 4, velocity: false, dropout: 0.0 }
+        PredictorConfig { width: 128, depth: 4, heads: 4, mlp_ratio: 4, velocity: false, dropout: 0.0, average: 0.0 }
     }
 }
 
@@ -336,8 +341,9 @@ impl WmConfig {
                     heads: 2,
                     mlp_ratio: 2,
                     velocity: false,
-                    // On in CI's preset so the resume test covers dropout's draws.
+                    // On in CI's preset so the resume test covers dropout's draws and the average.
                     dropout: 0.1,
+                    average: 0.9,
                 },
                 frameskip: 1,
                 clip_len: 4,
@@ -467,6 +473,9 @@ impl WmConfig {
         }
         if !(self.predictor.dropout.is_finite() && (0.0..1.0).contains(&self.predictor.dropout)) {
             return bad("predictor.dropout", format!("{} must be within [0, 1)", self.predictor.dropout));
+        }
+        if !(self.predictor.average.is_finite() && (0.0..1.0).contains(&self.predictor.average)) {
+            return bad("predictor.average", format!("{} must be within [0, 1)", self.predictor.average));
         }
         if !(1..=16).contains(&self.frameskip) {
             return bad("frameskip", format!("{} must be within 1..=16 frames per model step", self.frameskip));

@@ -20,7 +20,9 @@ pub mod config;
 pub mod model;
 pub mod optim;
 
-pub use checkpoint::{Checkpoint, load_checkpoint, load_model, read_checkpoint_config, save_checkpoint};
+pub use checkpoint::{
+    Checkpoint, load_checkpoint, load_model, load_model_online, read_checkpoint_config, save_checkpoint,
+};
 pub use config::{
     Distance, EmaConfig, EncoderConfig, EncoderNorm, LossConfig, OptimConfig, Phase, PredictorConfig, WmConfig,
 };

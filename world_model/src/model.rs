@@ -424,6 +424,9 @@ pub struct WorldModel {
     predictor: Predictor,
     /// Reads the action between two frames from their latents (`loss.inverse_dynamics` > 0).
     inverse: Option<nn::Sequential>,
+    /// The Polyak average of the predictor's weights (`predictor.average` > 0), by the names of
+    /// `vs`'s `predictor.*` variables.
+    pub(crate) average: Option<std::collections::BTreeMap<String, Tensor>>,
 }
 
 impl WorldModel {
@@ -445,7 +448,11 @@ impl WorldModel {
         let mut target_vs = nn::VarStore::new(device);
         let target = Encoder::new(target_vs.root() / "encoder", cfg);
         target_vs.freeze();
-        let mut model = WorldModel { cfg: cfg.clone(), vs, target_vs, encoder, target, predictor, inverse };
+        let average = (cfg.predictor.average > 0.0).then(|| {
+            let vars = vs.variables().into_iter().filter(|(name, _)| name.starts_with("predictor."));
+            vars.map(|(name, t)| (name, t.detach().copy())).collect()
+        });
+        let mut model = WorldModel { cfg: cfg.clone(), vs, target_vs, encoder, target, predictor, inverse, average };
         model.ema_update(0.0); // the target starts as a copy of the online encoder
         Ok(model)
     }
@@ -748,6 +755,37 @@ impl WorldModel {
                 t.copy_(&(&t * momentum + o * (1.0 - momentum)));
             }
         });
+    }
+
+    /// Moves the predictor's average towards its weights after predictor update `n` (0-based),
+    /// with decay `min(predictor.average, (1 + n) / (10 + n))` so that the early average follows
+    /// the weights rather than the initialisation (as TensorFlow's `ExponentialMovingAverage`).
+    fn average_update(&mut self, n: u64) {
+        let Some(average) = &self.average else { return };
+        let decay = self.cfg.predictor.average.min((1.0 + n as f64) / (10.0 + n as f64));
+        let online = self.vs.variables();
+        tch::no_grad(|| {
+            for (name, a) in average {
+                let mut a = a.shallow_clone();
+                let _ = a.lerp_(&online[name], 1.0 - decay);
+            }
+        });
+    }
+
+    /// Exchanges the predictor's weights and their average (a no-op without one); twice restores
+    /// both exactly. Evaluation predicts with the average: [`crate::load_model`] swaps once.
+    pub fn swap_predictor_average(&mut self) -> bool {
+        let Some(average) = &self.average else { return false };
+        let online = self.vs.variables();
+        tch::no_grad(|| {
+            for (name, a) in average {
+                let (mut a, mut w) = (a.shallow_clone(), online[name].shallow_clone());
+                let held = w.copy();
+                w.copy_(&a);
+                a.copy_(&held);
+            }
+        });
+        true
     }
 
     /// Per-frame surprise of one episode: L1 between the predicted and the target latents of every
@@ -1091,6 +1129,9 @@ impl WorldModel {
         }
         opt.step(&self.vs, lr, &optim);
         self.ema_update(momentum);
+        if self.cfg.phase_at(step) == Phase::Joint {
+            self.average_update(step - self.cfg.encoder_steps);
+        }
         report.skipped = false;
         report
     }
@@ -1131,6 +1172,52 @@ mod tests {
             let moved =
                 (&full.narrow(1, 1, k - 1) - full.narrow(1, 0, k - 1)).abs().mean(Kind::Float).double_value(&[]);
             assert!(moved > 1e-2, "velocity {velocity}: the rollout barely moves ({moved}), the check is void");
+        }
+    }
+
+    /// The predictor's average moves by the decay of its step, swapping it in twice restores both
+    /// exactly, and a checkpoint keeps it: `load_model` predicts with it, `load_model_online`
+    /// with the trained weights.
+    #[test]
+    fn predictor_average_is_kept_swapped_and_loaded() {
+        let cfg = WmConfig::preset("tiny").unwrap();
+        assert!(cfg.predictor.average > 0.0);
+        let mut model = WorldModel::new(&cfg, Device::Cpu).unwrap();
+        let predictor = |m: &WorldModel| {
+            let vars = m.vs.variables().into_iter().filter(|(n, _)| n.starts_with("predictor."));
+            vars.map(|(n, t)| (n, t.copy())).collect::<std::collections::BTreeMap<_, _>>()
+        };
+        let start = predictor(&model);
+        tch::no_grad(|| {
+            for (name, mut v) in model.vs.variables() {
+                if name.starts_with("predictor.") {
+                    let _ = v.g_add_scalar_(1.0);
+                }
+            }
+        });
+        // Update 0 has decay min(0.9, 1/10) = 0.1: the average moves 0.9 of the way.
+        model.average_update(0);
+        for (name, a) in model.average.as_ref().unwrap() {
+            let moved = (a - &start[name]).mean(Kind::Float).double_value(&[]);
+            assert!((moved - 0.9).abs() < 1e-5, "{name}: the average moved {moved}, expected 0.9");
+        }
+        let trained = predictor(&model);
+        assert!(model.swap_predictor_average());
+        let swapped = predictor(&model);
+        assert!(model.swap_predictor_average());
+        for (name, t) in predictor(&model) {
+            assert!(t.equal(&trained[&name]), "{name}: two swaps did not restore the weights");
+            assert!(!swapped[&name].equal(&trained[&name]), "{name}: the swap changed nothing");
+        }
+
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("step.safetensors");
+        crate::save_checkpoint(&path, &model, &crate::AdamW::new(&model.vs), &serde_json::json!({})).unwrap();
+        let averaged = predictor(&crate::load_model(&path, Device::Cpu).unwrap());
+        let online = predictor(&crate::load_model_online(&path, Device::Cpu).unwrap());
+        for (name, t) in &trained {
+            assert!(online[name].equal(t), "{name}: load_model_online does not hold the trained weights");
+            assert!(averaged[name].equal(&swapped[name]), "{name}: load_model does not hold the average");
         }
     }
 
