@@ -457,7 +457,7 @@ pub fn run(opts: &TrainOptions) -> Result<TrainSummary> {
         state.sampler = sampler.state();
         if state.step % opts.checkpoint_every == 0 || state.step == cfg.steps {
             last_ckpt = Some(write_checkpoint(out, &model, &opt, &state, opts.keep)?);
-            write_plots(out, &history)?;
+            write_plots(out, &history, cfg.predictor.average > 0.0)?;
         }
     }
     bar.finish_and_clear();
@@ -470,7 +470,7 @@ pub fn run(opts: &TrainOptions) -> Result<TrainSummary> {
         Some(p) if state.step % opts.checkpoint_every == 0 || state.step == cfg.steps => p,
         _ => write_checkpoint(out, &model, &opt, &state, opts.keep)?,
     };
-    write_plots(out, &history)?;
+    write_plots(out, &history, cfg.predictor.average > 0.0)?;
     let seconds = began.elapsed().as_secs_f64();
     Ok(TrainSummary {
         out: out.clone(),
@@ -548,7 +548,8 @@ fn smooth(points: &[(f64, f64)], w: usize) -> Vec<(f64, f64)> {
     out
 }
 
-fn write_plots(out: &Path, history: &[MetricsLine]) -> Result<()> {
+/// `averaged`: validation scored the predictor's average (`predictor.average`).
+fn write_plots(out: &Path, history: &[MetricsLine], averaged: bool) -> Result<()> {
     let ok: Vec<&MetricsLine> = history.iter().filter(|m| !m.skipped).collect();
     let pts =
         |f: &dyn Fn(&MetricsLine) -> f64| -> Vec<(f64, f64)> { ok.iter().map(|m| (m.step as f64, f(m))).collect() };
@@ -618,7 +619,10 @@ fn write_plots(out: &Path, history: &[MetricsLine]) -> Result<()> {
                 log_y: false,
                 markers: vec![],
             },
-            &[Series::new("predictor", sparse(&|m| m.val_l1)), Series::new("copy-last", sparse(&|m| m.val_copy_last))],
+            &[
+                Series::new(if averaged { "predictor (average)" } else { "predictor" }, sparse(&|m| m.val_l1)),
+                Series::new("copy-last", sparse(&|m| m.val_copy_last)),
+            ],
         )?;
     }
     Ok(())

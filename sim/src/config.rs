@@ -142,7 +142,7 @@ impl EnvConfig {
         if self.physics_hz == 0 || self.control_hz == 0 {
             return bad("physics_hz/control_hz", "must be positive".into());
         }
-        if self.physics_hz % self.control_hz != 0 {
+        if !self.physics_hz.is_multiple_of(self.control_hz) {
             return bad("control_hz", format!("{} does not divide physics_hz {}", self.control_hz, self.physics_hz));
         }
         if self.max_steps == 0 {

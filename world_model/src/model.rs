@@ -945,7 +945,7 @@ impl WorldModel {
         tch::no_grad(|| {
             let s = self.cfg.frameskip as u64;
             let mut surprise = None;
-            if history.frames_seen % s == 0 {
+            if history.frames_seen.is_multiple_of(s) {
                 let f = frame.unsqueeze(0);
                 let z = self.encode(&f).squeeze_dim(0);
                 let target = self.encode_target(&f).squeeze_dim(0);
