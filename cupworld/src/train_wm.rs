@@ -414,15 +414,8 @@ pub fn run(opts: &TrainOptions) -> Result<TrainSummary> {
             .as_ref()
             .filter(|_| cfg.phase_at(state.step) == Phase::Joint)
             .filter(|_| done % opts.validate_every.max(1) == 0 || done == cfg.steps)
-            .map(|v| {
-                // Score what evaluation will predict with: the predictor's average, when kept.
-                let swapped = model.swap_predictor_average();
-                let scores = v.score(&model);
-                if swapped {
-                    model.swap_predictor_average();
-                }
-                scores
-            });
+            // Score what evaluation will predict with: the predictor's average, when kept.
+            .map(|v| model.with_predictor_average(|m| v.score(m)));
         if val.is_some() {
             last_validation = val;
         }

@@ -788,6 +788,15 @@ impl WorldModel {
         true
     }
 
+    /// `f` on the model predicting with the predictor's average (as evaluation does; the model as
+    /// it is without one); the trained weights are back in place afterwards, exactly.
+    pub fn with_predictor_average<R>(&mut self, f: impl FnOnce(&WorldModel) -> R) -> R {
+        self.swap_predictor_average();
+        let result = f(self);
+        self.swap_predictor_average();
+        result
+    }
+
     /// Per-frame surprise of one episode: L1 between the predicted and the target latents of every
     /// frame t ≥ 1, the prediction made from the last `clip_len − 1` real frames (Garrido et al.).
     /// `frames [T, 3, H, W]`, `actions [T, A]`; entry 0 is NaN (nothing predicts the first frame).
