@@ -108,7 +108,7 @@ pub fn line_plot(path: &Path, plot: &Plot, series: &[Series]) -> Result<()> {
             }
             for &m in &plot.markers {
                 chart
-                    .draw_series(LineSeries::new(vec![(m, y0), (m, y1)], BLACK.mix(0.4).stroke_width(1)))
+                    .draw_series(LineSeries::new(vec![(m, y0), (m, y1)], BLACK.mix(0.85).stroke_width(2)))
                     .map_err(|e| err(e.to_string()))?;
             }
             chart
