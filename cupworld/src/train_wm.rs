@@ -77,7 +77,7 @@ impl Validation {
         let episodes = load_datasets(dirs, cfg.image_size)?;
         let mut sampler = ClipSampler::new(0x7a11d);
         let (frames, actions, _) =
-            sampler.sample(episodes.iter(), VALIDATION_CLIPS, cfg.clip_len, cfg.frameskip, 1.0).with_context(|| {
+            sampler.sample(episodes.iter(), VALIDATION_CLIPS, cfg.clip_len, cfg.frameskip, 1.0, false).with_context(|| {
                 let names: Vec<String> = dirs.iter().map(|d| d.display().to_string()).collect();
                 format!("--val-data {}", names.join(", "))
             })?;
@@ -372,7 +372,7 @@ pub fn run(opts: &TrainOptions) -> Result<TrainSummary> {
         // `frameskip`.
         let skip = if cfg.phase_at(state.step) == Phase::Joint { cfg.frameskip } else { 1 };
         let (frames, actions, counterfactual) = match &mut feed {
-            Feed::Static(eps) => sampler.sample(eps.iter(), clips, clip_len, skip, cfg.fall_weight)?,
+            Feed::Static(eps) => sampler.sample(eps.iter(), clips, clip_len, skip, cfg.fall_weight, cfg.mirror)?,
             Feed::Live(live, buffer) => {
                 // Drain what arrived; wait until enough episodes to sample a varied batch.
                 while let Ok(ep) = live.episodes.try_recv() {
@@ -384,7 +384,7 @@ pub fn run(opts: &TrainOptions) -> Result<TrainSummary> {
                         Err(_) => bail!("the live data pipeline stopped"),
                     }
                 }
-                sampler.sample(buffer.episodes.iter(), clips, clip_len, skip, cfg.fall_weight)?
+                sampler.sample(buffer.episodes.iter(), clips, clip_len, skip, cfg.fall_weight, cfg.mirror)?
             }
         };
         let frames =

@@ -214,6 +214,7 @@ impl ClipSampler {
     /// actions side by side, `world_model::model_steps`), counterfactual frames like `frames` and
     /// shifts [b, len] when every episode has them)`. A clip spans `(len − 1)·skip + 1` frames.
     /// Clips showing a fall are `fall_weight` times as likely as others (rejection sampling).
+    /// With `mirror`, each clip is mirrored left–right with probability ½ ([`mirror_clip`]).
     pub fn sample<'a>(
         &mut self,
         episodes: impl Iterator<Item = &'a EpisodeTensors> + Clone,
@@ -221,6 +222,7 @@ impl ClipSampler {
         len: i64,
         skip: i64,
         fall_weight: f64,
+        mirror: bool,
     ) -> Result<(Tensor, Tensor, Option<Counterfactual>)> {
         let (steps, len) = (len, (len - 1) * skip + 1);
         let starts: Vec<i64> = episodes.clone().map(|e| (e.len() - len + 1).max(0)).collect();
@@ -249,11 +251,17 @@ impl ClipSampler {
                     break (i, k);
                 }
             };
-            let (f, a) = eps[i].model_step_clip(k, steps, skip);
+            let (mut f, mut a) = eps[i].model_step_clip(k, steps, skip);
+            // The coin is drawn only with `mirror` on, so runs without it keep their stream.
+            let flip = mirror && self.rng.random::<bool>();
+            if flip {
+                (f, a) = mirror_clip(&f, &a);
+            }
             frames.push(f);
             actions.push(a);
             if let Some(cf) = eps[i].counterfactual.as_ref().filter(|_| paired) {
-                cf_frames.push(cf.frames.narrow(0, k, len).slice(0, 0, len, skip));
+                let cf_f = cf.frames.narrow(0, k, len).slice(0, 0, len, skip);
+                cf_frames.push(if flip { cf_f.flip([-1]) } else { cf_f });
                 cf_shifts.push(cf.shift.narrow(0, k, len).slice(0, 0, len, skip));
             }
         }
@@ -261,6 +269,18 @@ impl ClipSampler {
             .then(|| Counterfactual { frames: Tensor::stack(&cf_frames, 0), shift: Tensor::stack(&cf_shifts, 0) });
         Ok((Tensor::stack(&frames, 0), Tensor::stack(&actions, 0).to_kind(Kind::Float), counterfactual))
     }
+}
+
+/// The clip `frames [T, 3, H, W]`, `actions [T, 2·n]` seen in a mirror: every frame flipped
+/// left–right and every action's x (the pusher's velocity across the table) negated. The camera
+/// sits on the plane x = 0 looking along −z, so image columns run along world x and the table is
+/// centred on that plane: the mirrored clip is the same physics played on the mirrored scene.
+/// (The directional light comes from +x, so the cup's shading is the one thing not mirrored.)
+pub fn mirror_clip(frames: &Tensor, actions: &Tensor) -> (Tensor, Tensor) {
+    let n = actions.size()[actions.dim() - 1];
+    let sign: Vec<f32> = (0..n).map(|j| if j % 2 == 0 { -1.0 } else { 1.0 }).collect();
+    let sign = Tensor::from_slice(&sign).to_device(actions.device()).to_kind(actions.kind());
+    (frames.flip([-1]), actions * sign)
 }
 
 /// A FIFO of the most recent episodes, fed by a live generator.
@@ -305,7 +325,7 @@ mod tests {
         assert_eq!(eps[0].fall_start(), Some(34));
         assert_eq!(eps[1].fall_start(), None);
         let mut sampler = ClipSampler::new(3);
-        let (frames, _, cf) = sampler.sample(eps.iter(), 4000, 6, 1, weight).unwrap();
+        let (frames, _, cf) = sampler.sample(eps.iter(), 4000, 6, 1, weight, false).unwrap();
         assert!(cf.is_none());
         // A clip from episode 0 reaches the fall when its first frame is 29 or later; clips from
         // the other episode never do. Which episode a clip came from does not matter for the
@@ -321,7 +341,7 @@ mod tests {
         let eps = [EpisodeTensors::from_rows(0, 4, &rows)];
         let mut sampler = ClipSampler::new(1);
         // 4 model steps of 3 frames span 10 frames: starts 0..=10.
-        let (frames, actions, _) = sampler.sample(eps.iter(), 64, 4, 3, 1.0).unwrap();
+        let (frames, actions, _) = sampler.sample(eps.iter(), 64, 4, 3, 1.0, false).unwrap();
         assert_eq!(frames.size(), [64, 4, 3, 4, 4]);
         assert_eq!(actions.size(), [64, 4, 6]);
         let mut starts = std::collections::BTreeSet::new();
@@ -339,6 +359,53 @@ mod tests {
             assert_eq!(a, want, "clip starting at {k}");
         }
         assert!(starts.iter().all(|&k| k <= 10) && starts.len() > 8, "starts {starts:?}");
+    }
+
+    #[test]
+    fn a_mirrored_clip_is_flipped_left_right_with_the_x_velocities_negated() {
+        // Frame t's pixel (row, column) holds 10·t + column, so a flip is visible per column.
+        let (t, s) = (3i64, 4i64);
+        let frames = (Tensor::arange(s, (Kind::Uint8, tch::Device::Cpu)).view([1, 1, 1, s])
+            + Tensor::arange(t, (Kind::Uint8, tch::Device::Cpu)).view([t, 1, 1, 1]) * 10)
+            .expand([t, 3, s, s], false)
+            .contiguous();
+        let actions = Tensor::from_slice(&[0.5f32, 0.25, -1.0, 0.75, 0.0, -0.5, 1.0, 1.0, 0.2, 0.1, 0.3, 0.4]).view([t, 4]);
+        let (f, a) = mirror_clip(&frames, &actions);
+        let row: Vec<u8> = Vec::try_from(f.get(2).get(1).get(3)).unwrap();
+        assert_eq!(row, vec![23, 22, 21, 20], "columns reversed, nothing else moved");
+        let a: Vec<f32> = Vec::try_from(a.flatten(0, -1)).unwrap();
+        assert_eq!(a, vec![-0.5, 0.25, 1.0, 0.75, 0.0, -0.5, -1.0, 1.0, -0.2, 0.1, -0.3, 0.4]);
+        // Mirroring twice gives the clip back.
+        let (f2, a2) = mirror_clip(&mirror_clip(&frames, &actions).0, &mirror_clip(&frames, &actions).1);
+        assert!(f2.equal(&frames) && a2.equal(&actions));
+    }
+
+    #[test]
+    fn mirror_flips_about_half_the_clips_with_their_actions() {
+        // Column c of every frame holds c; action x is +1 everywhere.
+        let rows: Vec<(Vec<u8>, [f32; 2], Vec<f32>)> = (0..12)
+            .map(|_| ((0..4 * 4).flat_map(|i| [(i % 4) as u8; 3]).collect(), [1.0, 0.5], vec![0.0, 0.8, 0.0]))
+            .collect();
+        let eps = [EpisodeTensors::from_rows(0, 4, &rows)];
+        let (frames, actions, _) = ClipSampler::new(5).sample(eps.iter(), 400, 3, 2, 1.0, true).unwrap();
+        let mut flipped = 0;
+        for b in 0..400 {
+            let first: Vec<u8> = Vec::try_from(frames.get(b).get(0).get(0).get(0)).unwrap();
+            let a: Vec<f32> = Vec::try_from(actions.get(b).flatten(0, -1)).unwrap();
+            let mirrored = first == [3, 2, 1, 0];
+            assert!(mirrored || first == [0, 1, 2, 3], "clip {b}: row {first:?}");
+            // Frames and actions of a clip are mirrored together (z is never touched; zeros pad
+            // the actions past the episode's end).
+            let want_x = if mirrored { -1.0 } else { 1.0 };
+            assert!(a.chunks(2).all(|p| p == [want_x, 0.5] || p == [0.0, 0.0]), "clip {b}: actions {a:?}");
+            assert_eq!(a[..2], [want_x, 0.5], "clip {b}");
+            flipped += usize::from(mirrored);
+        }
+        assert!((160..=240).contains(&flipped), "{flipped} of 400 clips mirrored");
+        // Off, no clip is mirrored.
+        let (off, _, _) = ClipSampler::new(5).sample(eps.iter(), 400, 3, 2, 1.0, false).unwrap();
+        let first_rows = off.select(1, 0).select(1, 0).select(1, 0);
+        assert!(first_rows.equal(&Tensor::from_slice(&[0u8, 1, 2, 3]).expand([400, 4], false)));
     }
 
     #[test]

@@ -270,6 +270,11 @@ pub struct WmConfig {
     /// Training clips that show the cup falling (its height 2 cm below where it started) are
     /// drawn this many times as often as others (1 = uniform). Falls are ~4% of clips.
     pub fall_weight: f64,
+    /// Mirror each training clip left–right with probability ½ (frames flipped, the pusher's x
+    /// velocity negated): the scene is symmetric about the camera's plane, so this doubles the
+    /// distinct clips at no cost. Off (and absent, in older configs) unless set.
+    #[serde(default)]
+    pub mirror: bool,
     /// Steps, counted in `steps`, that train the encoder alone before the predictor starts: only
     /// the encoder's terms (variance, covariance, the counterfactual encoder terms) are taken and
     /// the predictor is not run, so a step costs a fraction of a full one. The learning-rate
@@ -320,6 +325,7 @@ impl WmConfig {
             // falls x8 scored VoE 64% (pass-through 23%) where x2 scored 61% (8%)
             // (experiments/2026-11-30-frameskip).
             fall_weight: 8.0,
+            mirror: false,
             encoder_steps: 0,
             encoder_batch: 0,
             loss: LossConfig::default(),
