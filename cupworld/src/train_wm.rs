@@ -76,8 +76,9 @@ impl Validation {
         }
         let episodes = load_datasets(dirs, cfg.image_size)?;
         let mut sampler = ClipSampler::new(0x7a11d);
-        let (frames, actions, _) =
-            sampler.sample(episodes.iter(), VALIDATION_CLIPS, cfg.clip_len, cfg.frameskip, 1.0, false).with_context(|| {
+        let (frames, actions, _) = sampler
+            .sample(episodes.iter(), VALIDATION_CLIPS, cfg.clip_len, cfg.frameskip, 1.0, false)
+            .with_context(|| {
                 let names: Vec<String> = dirs.iter().map(|d| d.display().to_string()).collect();
                 format!("--val-data {}", names.join(", "))
             })?;

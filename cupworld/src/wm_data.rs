@@ -369,7 +369,8 @@ mod tests {
             + Tensor::arange(t, (Kind::Uint8, tch::Device::Cpu)).view([t, 1, 1, 1]) * 10)
             .expand([t, 3, s, s], false)
             .contiguous();
-        let actions = Tensor::from_slice(&[0.5f32, 0.25, -1.0, 0.75, 0.0, -0.5, 1.0, 1.0, 0.2, 0.1, 0.3, 0.4]).view([t, 4]);
+        let actions =
+            Tensor::from_slice(&[0.5f32, 0.25, -1.0, 0.75, 0.0, -0.5, 1.0, 1.0, 0.2, 0.1, 0.3, 0.4]).view([t, 4]);
         let (f, a) = mirror_clip(&frames, &actions);
         let row: Vec<u8> = Vec::try_from(f.get(2).get(1).get(3)).unwrap();
         assert_eq!(row, vec![23, 22, 21, 20], "columns reversed, nothing else moved");
