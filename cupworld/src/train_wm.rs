@@ -372,8 +372,10 @@ pub fn run(opts: &TrainOptions) -> Result<TrainSummary> {
         // The encoder phase's frames are always consecutive; the predictor's clips step by
         // `frameskip`.
         let skip = if cfg.phase_at(state.step) == Phase::Joint { cfg.frameskip } else { 1 };
+        // Only the predictor's clips are mirrored (measured there; the encoder phase was not).
+        let mirror = cfg.mirror && cfg.phase_at(state.step) == Phase::Joint;
         let (frames, actions, counterfactual) = match &mut feed {
-            Feed::Static(eps) => sampler.sample(eps.iter(), clips, clip_len, skip, cfg.fall_weight, cfg.mirror)?,
+            Feed::Static(eps) => sampler.sample(eps.iter(), clips, clip_len, skip, cfg.fall_weight, mirror)?,
             Feed::Live(live, buffer) => {
                 // Drain what arrived; wait until enough episodes to sample a varied batch.
                 while let Ok(ep) = live.episodes.try_recv() {
@@ -385,7 +387,7 @@ pub fn run(opts: &TrainOptions) -> Result<TrainSummary> {
                         Err(_) => bail!("the live data pipeline stopped"),
                     }
                 }
-                sampler.sample(buffer.episodes.iter(), clips, clip_len, skip, cfg.fall_weight, cfg.mirror)?
+                sampler.sample(buffer.episodes.iter(), clips, clip_len, skip, cfg.fall_weight, mirror)?
             }
         };
         let frames =
