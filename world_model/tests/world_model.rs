@@ -3,7 +3,7 @@
 
 use tch::{Device, Kind, Tensor};
 use world_model::{
-    AdamW, Counterfactual, LatentHistory, Phase, WmConfig, WorldModel, load_checkpoint, save_checkpoint,
+    AdamW, Counterfactual, Distance, LatentHistory, Phase, WmConfig, WorldModel, load_checkpoint, save_checkpoint,
 };
 
 fn tiny() -> WmConfig {
@@ -88,8 +88,13 @@ fn the_rollout_loss_reusing_the_teacher_pass_equals_a_separate_rollout() {
         let t = model.encode_target(&flat).reshape([3, 5, cfg.patches(), -1]);
         let roll = model.rollout(&z.narrow(1, 0, 3), &t.narrow(1, 0, 3), &actions.narrow(1, 0, 4), 2);
         let pred = model.predict(&z.narrow(1, 0, 4), &t.narrow(1, 0, 4), &actions.narrow(1, 0, 4));
-        let huber = |a: &Tensor, b: &Tensor| a.smooth_l1_loss(b, tch::Reduction::Mean, cfg.loss.huber_beta);
-        (huber(&roll, &t.narrow(1, 3, 2)).double_value(&[]), huber(&pred, &t.narrow(1, 1, 4)).double_value(&[]))
+        // The preset's distance (squared error since the small preset switched; Huber before).
+        let dist = |a: &Tensor, b: &Tensor| match cfg.loss.distance {
+            Distance::L1 => (a - b).abs().mean(Kind::Float),
+            Distance::Mse => (a - b).square().mean(Kind::Float),
+            Distance::Huber => a.smooth_l1_loss(b, tch::Reduction::Mean, cfg.loss.huber_beta),
+        };
+        (dist(&roll, &t.narrow(1, 3, 2)).double_value(&[]), dist(&pred, &t.narrow(1, 1, 4)).double_value(&[]))
     });
     assert!((parts.teacher - teacher).abs() < 1e-6, "teacher {} vs {teacher}", parts.teacher);
     assert!((parts.rollout - rollout).abs() < 1e-6, "rollout {} vs {rollout}", parts.rollout);
