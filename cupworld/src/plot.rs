@@ -113,6 +113,7 @@ pub fn line_plot(path: &Path, plot: &Plot, series: &[Series]) -> Result<()> {
             }
             chart
                 .configure_series_labels()
+                .position(legend_corner(series, (x0, x1, plot.log_x), (y0, y1, plot.log_y)))
                 .background_style(WHITE.mix(0.8))
                 .border_style(BLACK)
                 .label_font(("sans-serif", 14))
@@ -140,6 +141,33 @@ pub fn line_plot(path: &Path, plot: &Plot, series: &[Series]) -> Result<()> {
     Ok(())
 }
 
+/// The corner of the plot whose quarter holds the fewest data points, for the legend (the first
+/// of upper right, upper left, lower right, lower left on a tie), so it hides as little as it can.
+fn legend_corner(series: &[Series], x: (f64, f64, bool), y: (f64, f64, bool)) -> SeriesLabelPosition {
+    // A point's place along an axis, 0 at the low end and 1 at the high end.
+    let along = |v: f64, (lo, hi, log): (f64, f64, bool)| {
+        if log { (v.ln() - lo.ln()) / (hi.ln() - lo.ln()) } else { (v - lo) / (hi - lo) }
+    };
+    let corners = [
+        (SeriesLabelPosition::UpperRight, true, true),
+        (SeriesLabelPosition::UpperLeft, false, true),
+        (SeriesLabelPosition::LowerRight, true, false),
+        (SeriesLabelPosition::LowerLeft, false, false),
+    ];
+    let count = |right: bool, upper: bool| {
+        series
+            .iter()
+            .flat_map(|s| s.points.iter())
+            .filter(|p| p.0.is_finite() && p.1.is_finite())
+            .filter(|p| {
+                let (u, v) = (along(p.0, x), along(p.1, y));
+                (if right { u > 0.6 } else { u < 0.4 }) && (if upper { v > 0.6 } else { v < 0.4 })
+            })
+            .count()
+    };
+    corners.into_iter().min_by_key(|&(_, right, upper)| count(right, upper)).map(|c| c.0).expect("four corners")
+}
+
 /// A tick label without float noise: whole numbers as integers (step 500, horizon 3), small
 /// values to three significant digits (0.05, 1e-6).
 fn tick_label(v: &f64) -> String {
@@ -163,5 +191,26 @@ mod tests {
             assert_eq!(super::tick_label(&v), want, "{v}");
         }
         assert_eq!(super::tick_label(&9.999999e-6), "1e-5");
+    }
+
+    #[test]
+    fn the_legend_goes_where_the_data_is_not() {
+        use super::{Series, SeriesLabelPosition, legend_corner};
+        let at = |s: Series| legend_corner(&[s], (0.0, 10.0, false), (0.0, 10.0, false));
+        // A falling curve (a loss) leaves the upper right free; a rising one does not.
+        let falling = Series::new("loss", (0..=10).map(|i| (i as f64, 10.0 - i as f64)).collect());
+        assert!(matches!(at(falling), SeriesLabelPosition::UpperRight));
+        let rising = Series::new("frames/s", (0..=10).map(|i| (i as f64, i as f64)).collect());
+        assert!(matches!(at(rising), SeriesLabelPosition::UpperLeft));
+        // High everywhere: a lower corner.
+        let high = Series::new("high", (0..=10).map(|i| (i as f64, 9.0 + 0.1 * i as f64)).collect());
+        assert!(matches!(at(high), SeriesLabelPosition::LowerRight));
+        // Log axes place points by their logarithm: 100…300 of 1…1000 sit in the upper right
+        // on log axes, in the lower left on linear ones.
+        let mid = || Series::new("mid", [100.0, 200.0, 300.0].iter().map(|&v| (v, v)).collect());
+        let log_axis = (1.0, 1000.0, true);
+        assert!(matches!(legend_corner(&[mid()], log_axis, log_axis), SeriesLabelPosition::UpperLeft));
+        let linear_axis = (1.0, 1000.0, false);
+        assert!(matches!(legend_corner(&[mid()], linear_axis, linear_axis), SeriesLabelPosition::UpperRight));
     }
 }

@@ -453,7 +453,7 @@ pub fn run(opts: &TrainOptions) -> Result<TrainSummary> {
         state.sampler = sampler.state();
         if state.step % opts.checkpoint_every == 0 || state.step == cfg.steps {
             last_ckpt = Some(write_checkpoint(out, &model, &opt, &state, opts.keep)?);
-            write_plots(out, &history, cfg.predictor.average > 0.0)?;
+            write_plots(out, &history, cfg)?;
         }
     }
     bar.finish_and_clear();
@@ -466,7 +466,7 @@ pub fn run(opts: &TrainOptions) -> Result<TrainSummary> {
         Some(p) if state.step % opts.checkpoint_every == 0 || state.step == cfg.steps => p,
         _ => write_checkpoint(out, &model, &opt, &state, opts.keep)?,
     };
-    write_plots(out, &history, cfg.predictor.average > 0.0)?;
+    write_plots(out, &history, cfg)?;
     let seconds = began.elapsed().as_secs_f64();
     Ok(TrainSummary {
         out: out.clone(),
@@ -544,8 +544,15 @@ fn smooth(points: &[(f64, f64)], w: usize) -> Vec<(f64, f64)> {
     out
 }
 
-/// `averaged`: validation scored the predictor's average (`predictor.average`).
-fn write_plots(out: &Path, history: &[MetricsLine], averaged: bool) -> Result<()> {
+/// The run's loss and validation plots; `cfg` names the prediction terms' distance and whether
+/// validation scored the predictor's average (`predictor.average`).
+fn write_plots(out: &Path, history: &[MetricsLine], cfg: &WmConfig) -> Result<()> {
+    let averaged = cfg.predictor.average > 0.0;
+    let distance = match cfg.loss.distance {
+        world_model::Distance::L1 => "L1",
+        world_model::Distance::Mse => "squared error",
+        world_model::Distance::Huber => "Huber",
+    };
     let ok: Vec<&MetricsLine> = history.iter().filter(|m| !m.skipped).collect();
     let pts =
         |f: &dyn Fn(&MetricsLine) -> f64| -> Vec<(f64, f64)> { ok.iter().map(|m| (m.step as f64, f(m))).collect() };
@@ -567,8 +574,8 @@ fn write_plots(out: &Path, history: &[MetricsLine], averaged: bool) -> Result<()
                 pts(f).into_iter().filter(|p| p.1 > 0.0).collect()
             };
             let mut series = vec![
-                Series::new("teacher-forced L1", smooth(&nonzero_pts(&|m| m.teacher), w)),
-                Series::new("rollout L1", smooth(&nonzero_pts(&|m| m.rollout), w)),
+                Series::new(format!("teacher-forced ({distance})"), smooth(&nonzero_pts(&|m| m.teacher), w)),
+                Series::new(format!("rollout ({distance})"), smooth(&nonzero_pts(&|m| m.rollout), w)),
                 Series::new("variance hinge", smooth(&pts(&|m| m.variance), w)),
             ];
             if ok.iter().any(|m| m.counterfactual > 0.0 || m.counterfactual_encoder > 0.0) {
