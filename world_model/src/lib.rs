@@ -28,7 +28,7 @@ pub use config::{
 };
 pub use model::{
     Collapse, Counterfactual, LatentHistory, LossParts, StepReport, WorldModel, collapse_stats, frame_curve,
-    model_steps, per_frame,
+    model_steps, per_frame, prediction_distance,
 };
 pub use optim::AdamW;
 

@@ -381,6 +381,16 @@ pub struct Counterfactual {
     pub shift: Tensor,
 }
 
+/// The prediction terms' distance between predicted and target latents (`loss.distance`), the
+/// mean over every element.
+pub fn prediction_distance(loss: &crate::LossConfig, a: &Tensor, b: &Tensor) -> Tensor {
+    match loss.distance {
+        crate::config::Distance::L1 => (a - b).abs().mean(Kind::Float),
+        crate::config::Distance::Mse => (a - b).square().mean(Kind::Float),
+        crate::config::Distance::Huber => a.smooth_l1_loss(b, tch::Reduction::Mean, loss.huber_beta),
+    }
+}
+
 /// Signs of representation collapse in a set of latents.
 #[derive(Clone, Copy, Debug, serde::Serialize)]
 pub struct Collapse {
@@ -577,11 +587,7 @@ impl WorldModel {
     ) -> (Tensor, Tensor, Tensor) {
         let cfg = &self.cfg;
         let (t, p) = (z.size()[1], z.size()[2]);
-        let dist = |a: &Tensor, b: &Tensor| match cfg.loss.distance {
-            crate::config::Distance::L1 => (a - b).abs().mean(Kind::Float),
-            crate::config::Distance::Mse => (a - b).square().mean(Kind::Float),
-            crate::config::Distance::Huber => a.smooth_l1_loss(b, tch::Reduction::Mean, cfg.loss.huber_beta),
-        };
+        let dist = |a: &Tensor, b: &Tensor| prediction_distance(&cfg.loss, a, b);
         let teacher_forced = || {
             self.predictor.forward_cached(
                 &z.narrow(1, 0, t - 1),

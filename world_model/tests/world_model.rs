@@ -3,7 +3,8 @@
 
 use tch::{Device, Kind, Tensor};
 use world_model::{
-    AdamW, Counterfactual, Distance, LatentHistory, Phase, WmConfig, WorldModel, load_checkpoint, save_checkpoint,
+    AdamW, Counterfactual, LatentHistory, Phase, WmConfig, WorldModel, load_checkpoint, prediction_distance,
+    save_checkpoint,
 };
 
 fn tiny() -> WmConfig {
@@ -89,11 +90,7 @@ fn the_rollout_loss_reusing_the_teacher_pass_equals_a_separate_rollout() {
         let roll = model.rollout(&z.narrow(1, 0, 3), &t.narrow(1, 0, 3), &actions.narrow(1, 0, 4), 2);
         let pred = model.predict(&z.narrow(1, 0, 4), &t.narrow(1, 0, 4), &actions.narrow(1, 0, 4));
         // The preset's distance (squared error since the small preset switched; Huber before).
-        let dist = |a: &Tensor, b: &Tensor| match cfg.loss.distance {
-            Distance::L1 => (a - b).abs().mean(Kind::Float),
-            Distance::Mse => (a - b).square().mean(Kind::Float),
-            Distance::Huber => a.smooth_l1_loss(b, tch::Reduction::Mean, cfg.loss.huber_beta),
-        };
+        let dist = |a: &Tensor, b: &Tensor| prediction_distance(&cfg.loss, a, b);
         (dist(&roll, &t.narrow(1, 3, 2)).double_value(&[]), dist(&pred, &t.narrow(1, 1, 4)).double_value(&[]))
     });
     assert!((parts.teacher - teacher).abs() < 1e-6, "teacher {} vs {teacher}", parts.teacher);
