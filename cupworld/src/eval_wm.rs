@@ -56,6 +56,10 @@ pub struct ProbeReport {
     pub test_frames: usize,
     pub trained_position_r2: [f64; 2],
     pub random_init_position_r2: [f64; 2],
+    /// The pusher's (paw's) table-plane position, on every frame: what the actions move, and
+    /// what a push depends on beside the cup.
+    pub trained_pusher_r2: [f64; 2],
+    pub random_init_pusher_r2: [f64; 2],
     pub trained_on_table_accuracy: f64,
     pub random_init_on_table_accuracy: f64,
     /// Mean of the recalls of "on" and "off" (falls are rare frames; NaN when a class is absent).
@@ -221,19 +225,21 @@ fn r2(pred: &Tensor, truth: &Tensor) -> f64 {
 struct ProbeRows {
     x: Tensor,
     position: Tensor,
+    pusher: Tensor,
     on_table: Tensor,
     validation: Tensor,
 }
 
 impl ProbeRows {
     fn new(model: &WorldModel, episodes: &[&EpisodeTensors], target: bool) -> ProbeRows {
-        let (mut xs, mut ps, mut ons, mut vals) = (vec![], vec![], vec![], vec![]);
+        let (mut xs, mut ps, mut pushers, mut ons, mut vals) = (vec![], vec![], vec![], vec![], vec![]);
         tch::no_grad(|| {
             for ep in episodes {
                 let encode = |f: &Tensor| if target { model.encode_target(f) } else { model.encode(f) };
                 let feats = ep.frames.split(128, 0).iter().map(|f| encode(f).flatten(1, 2)).collect::<Vec<_>>();
                 xs.push(Tensor::cat(&feats, 0).to_device(Device::Cpu));
                 ps.push(Tensor::stack(&[ep.env_state.select(1, 0), ep.env_state.select(1, 2)], 1));
+                pushers.push(ep.pusher.shallow_clone());
                 let y = ep.env_state.select(1, 1);
                 ons.push(((y.ge_tensor(&(y.get(0) - 0.02))).to_kind(Kind::Float) * 2.0 - 1.0).unsqueeze(1));
                 vals.push(Tensor::full([ep.len()], i64::from(probe_group(ep.seed) == 0), (Kind::Bool, Device::Cpu)));
@@ -242,6 +248,7 @@ impl ProbeRows {
         ProbeRows {
             x: Tensor::cat(&xs, 0),
             position: Tensor::cat(&ps, 0),
+            pusher: Tensor::cat(&pushers, 0),
             on_table: Tensor::cat(&ons, 0),
             validation: Tensor::cat(&vals, 0),
         }
@@ -257,6 +264,7 @@ impl ProbeRows {
         ProbeRows {
             x: self.x.index_select(0, &keep),
             position: self.position.index_select(0, &keep),
+            pusher: self.pusher.index_select(0, &keep),
             on_table: self.on_table.index_select(0, &keep),
             validation: self.validation.index_select(0, &keep),
         }
@@ -315,18 +323,35 @@ fn save_ghost_probe(model: &WorldModel, split: &ProbeSplit, path: &std::path::Pa
     Ok(r2s)
 }
 
-/// Linear probes on the online encoder's latents: (position R² (x, z), on-table accuracy,
-/// balanced accuracy, majority baseline, fit frames, test frames).
-fn probe(model: &WorldModel, split: &ProbeSplit) -> ([f64; 2], f64, f64, f64, usize, usize) {
+/// What the linear probes on one encoder's latents score on the test episodes.
+struct ProbeScores {
+    /// Cup position R² (x, z), on-table frames.
+    position_r2: [f64; 2],
+    /// Pusher position R² (x, z), every frame.
+    pusher_r2: [f64; 2],
+    on_table_accuracy: f64,
+    on_table_balanced_accuracy: f64,
+    on_table_majority_baseline: f64,
+    fit_frames: usize,
+    test_frames: usize,
+}
+
+/// Fits a ridge map from `fit.x` to `y(fit)` and returns the test R² of each of its two columns.
+fn probe_r2(fit: &ProbeRows, test: &ProbeRows, y: impl Fn(&ProbeRows) -> &Tensor) -> [f64; 2] {
+    let (weight, bias) = ridge_fit(&fit.x, y(fit), &fit.validation, None);
+    let pred = test.x.matmul(&weight) + bias;
+    [0, 1].map(|c| r2(&pred.select(1, c), &y(test).select(1, c)))
+}
+
+/// Linear probes on the online encoder's latents.
+fn probe(model: &WorldModel, split: &ProbeSplit) -> ProbeScores {
     let fit = ProbeRows::new(model, &split.fit, false);
     let test = ProbeRows::new(model, &split.test, false);
     // Table-plane position is probed on frames with the cup on the table: a cup that fell off
     // the back edge is hidden by the table, and no encoder can say where it lies.
     let (fit_on, test_on) = (fit.cup_on_table(), test.cup_on_table());
-    let (weight, bias) = ridge_fit(&fit_on.x, &fit_on.position, &fit_on.validation, None);
-    let pos = test_on.x.matmul(&weight) + bias;
-    let r2x = r2(&pos.select(1, 0), &test_on.position.select(1, 0));
-    let r2z = r2(&pos.select(1, 1), &test_on.position.select(1, 1));
+    let position_r2 = probe_r2(&fit_on, &test_on, |r| &r.position);
+    let pusher_r2 = probe_r2(&fit, &test, |r| &r.pusher);
     // Falls are rare frames: weight each class to half the total so the classifier cannot win by
     // always answering "on the table".
     let labels = fit.on_table.squeeze_dim(1);
@@ -350,7 +375,15 @@ fn probe(model: &WorldModel, split: &ProbeSplit) -> ([f64; 2], f64, f64, f64, us
         let p = test.on_table.gt(0.0).to_kind(Kind::Float).mean(Kind::Float).double_value(&[]);
         p.max(1.0 - p)
     };
-    ([r2x, r2z], correct, balanced, majority, fit.len(), test.len())
+    ProbeScores {
+        position_r2,
+        pusher_r2,
+        on_table_accuracy: correct,
+        on_table_balanced_accuracy: balanced,
+        on_table_majority_baseline: majority,
+        fit_frames: fit.len(),
+        test_frames: test.len(),
+    }
 }
 
 /// Renders scenes in batches on one renderer; returns frames `[T, 3, H, W]` per clip.
@@ -534,23 +567,24 @@ pub fn run(opts: &EvalOptions) -> Result<EvalReport> {
     tracing::info!("linear probes");
     let probe_fit = load_datasets(&opts.probe_data, trained.cfg.image_size)?;
     let split = ProbeSplit::new(&episodes, &probe_fit)?;
-    let (t_r2, t_acc, t_bal, majority, fit_frames, test_frames) = probe(&trained, &split);
-    let (r_r2, r_acc, r_bal, _, _, _) = probe(&random, &split);
+    let (t, r) = (probe(&trained, &split), probe(&random, &split));
     let ghost_probe_position_r2 = save_ghost_probe(&trained, &split, &opts.out.join("probe.safetensors"))?;
     drop(split);
     drop(probe_fit);
     let probe = ProbeReport {
         fit_data: opts.probe_data.clone(),
-        fit_frames,
-        test_frames,
-        trained_position_r2: t_r2,
-        random_init_position_r2: r_r2,
-        trained_on_table_accuracy: t_acc,
-        random_init_on_table_accuracy: r_acc,
-        trained_on_table_balanced_accuracy: t_bal,
-        random_init_on_table_balanced_accuracy: r_bal,
+        fit_frames: t.fit_frames,
+        test_frames: t.test_frames,
+        trained_position_r2: t.position_r2,
+        random_init_position_r2: r.position_r2,
+        trained_pusher_r2: t.pusher_r2,
+        random_init_pusher_r2: r.pusher_r2,
+        trained_on_table_accuracy: t.on_table_accuracy,
+        random_init_on_table_accuracy: r.on_table_accuracy,
+        trained_on_table_balanced_accuracy: t.on_table_balanced_accuracy,
+        random_init_on_table_balanced_accuracy: r.on_table_balanced_accuracy,
         ghost_probe_position_r2,
-        on_table_majority_baseline: majority,
+        on_table_majority_baseline: t.on_table_majority_baseline,
     };
 
     tracing::info!("violation of expectation: {} pairs per category", opts.voe_pairs);
@@ -743,6 +777,14 @@ fn markdown(r: &EvalReport) -> String {
     s += &format!("| cup x, R² | {:.3} | {:.3} |\n", p.trained_position_r2[0], p.random_init_position_r2[0]);
     s += &format!("| cup z, R² | {:.3} | {:.3} |\n", p.trained_position_r2[1], p.random_init_position_r2[1]);
     s += &format!(
+        "| pusher x, R² (every frame) | {:.3} | {:.3} |\n",
+        p.trained_pusher_r2[0], p.random_init_pusher_r2[0]
+    );
+    s += &format!(
+        "| pusher z, R² (every frame) | {:.3} | {:.3} |\n",
+        p.trained_pusher_r2[1], p.random_init_pusher_r2[1]
+    );
+    s += &format!(
         "| cup on the table, accuracy (class-weighted fit) | {} | {} |\n| cup on the table, balanced accuracy | {} | {} |\n\n",
         pct(p.trained_on_table_accuracy),
         pct(p.random_init_on_table_accuracy),
@@ -923,9 +965,10 @@ pub fn surprise_cmd(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::wm_data::FrameRow;
 
     fn episode(seed: u64) -> EpisodeTensors {
-        let row = (vec![0u8; 3 * 4 * 4], [0.0f32; 2], vec![0.0f32; 4]);
+        let row = FrameRow { rgb: vec![0u8; 3 * 4 * 4], env_state: vec![0.0f32; 4], ..FrameRow::default() };
         EpisodeTensors::from_rows(seed, 4, &[row.clone(), row])
     }
 

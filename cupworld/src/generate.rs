@@ -37,10 +37,13 @@ pub struct GenConfig {
     /// Simulator threads; worker `w` feeds renderer `w % renderers`, so an episode's frames
     /// all pass through one renderer and stay in order.
     pub sim_workers: usize,
-    /// Draw every frame with the cup moved this far, in metres (`sim::counterfactual`): a
-    /// companion dataset of the same episodes, step for step, for the world model's
-    /// counterfactual loss. Its `observation.environment_state` holds where the cup is drawn.
+    /// Draw every frame with the cup and the pusher each moved this far, in metres
+    /// (`sim::counterfactual`): a companion dataset of the same episodes, step for step, for the
+    /// world model's counterfactual loss. Its `observation.environment_state` holds where the cup
+    /// is drawn, its `observation.state` where the pusher is.
     pub counterfactual: Option<[f32; 2]>,
+    /// With `counterfactual`: move the pusher too (false: the cup only).
+    pub counterfactual_pusher: bool,
     pub progress: bool,
 }
 
@@ -177,8 +180,8 @@ pub fn run(cfg: &GenConfig) -> Result<GenSummary> {
         .map(|w| {
             let tx = job_txs[w % renderers].clone();
             let next = next_episode.clone();
-            let (env_cfg, policy, base_seed, counterfactual) =
-                (cfg.env.clone(), cfg.policy, cfg.base_seed, cfg.counterfactual);
+            let (env_cfg, policy, base_seed) = (cfg.env.clone(), cfg.policy, cfg.base_seed);
+            let counterfactual = cfg.counterfactual.map(|range| (range, cfg.counterfactual_pusher));
             std::thread::spawn(move || -> Result<()> {
                 let mut env = Env::new(env_cfg)?;
                 loop {
@@ -257,7 +260,10 @@ pub fn run(cfg: &GenConfig) -> Result<GenSummary> {
             let mut v = serde_json::to_value(&cfg.env)?;
             v["camera"] = serde_json::to_value(types::CameraSpec::default())?;
             if let Some(range) = cfg.counterfactual {
-                v["counterfactual"] = serde_json::json!({ "cup_displacement_m": range });
+                v["counterfactual"] = serde_json::json!({
+                    "cup_displacement_m": range,
+                    "pusher_displacement_m": if cfg.counterfactual_pusher { Some(range) } else { None },
+                });
             }
             v
         },
@@ -291,14 +297,14 @@ fn is_interrupted_dataset(dir: &std::path::Path) -> Result<bool> {
 }
 
 /// Runs global episode `index`, sending one render job per step (with `counterfactual`, of the
-/// scene with the cup moved). Returns false if the consumer hung up (shutdown), true when the
+/// scene with the cup and the pusher moved). Returns false if the consumer hung up (shutdown), true when the
 /// episode was fully sent.
 fn simulate_episode(
     env: &mut Env,
     policy: PolicyKind,
     base_seed: u64,
     index: u64,
-    counterfactual: Option<[f32; 2]>,
+    counterfactual: Option<([f32; 2], bool)>,
     tx: &crossbeam_channel::Sender<RenderJob<Step>>,
 ) -> Result<bool> {
     let seed = episode_seed(base_seed, index);
@@ -310,13 +316,17 @@ fn simulate_episode(
     loop {
         let mut scene = env.scene();
         let mut environment_state = obs.environment_state.to_vec();
-        if let Some(range) = counterfactual {
+        let mut state = obs.state.to_vec();
+        if let Some((range, move_pusher)) = counterfactual {
             // Drawn before the step, from the state the frame shows; a scene with no free spot
             // (rare) is drawn as it is.
             let rng = &mut sim::counterfactual::rng_for(seed, step);
-            if let Some((edited, cup)) = sim::counterfactual::displaced_cup(&scene, &info, range, rng) {
+            if let Some((edited, cup, pusher)) =
+                sim::counterfactual::displaced_objects(&scene, &info, range, move_pusher, rng)
+            {
                 scene = edited;
                 environment_state[..3].copy_from_slice(&cup);
+                state[..2].copy_from_slice(&pusher);
             }
         }
         let action = actor.act(&info);
@@ -327,7 +337,7 @@ fn simulate_episode(
         let transition = Transition {
             tag,
             timestamp: step as f32 / control_hz,
-            state: obs.state.to_vec(),
+            state,
             environment_state,
             action,
             reward: r.reward,

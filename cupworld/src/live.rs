@@ -14,11 +14,12 @@ use render::{RenderConfig, RenderJob};
 use sim::{Actor, Env, EnvConfig, PolicyKind, episode_seed};
 use types::FrameTag;
 
-use crate::wm_data::EpisodeTensors;
+use crate::wm_data::{EpisodeTensors, FrameRow};
 
 struct StepData {
     action: [f32; 2],
     env_state: Vec<f32>,
+    state: Vec<f32>,
     done: bool,
     seed: u64,
 }
@@ -59,7 +60,13 @@ impl LiveSource {
                     let action = actor.act(&info);
                     let r = env.step(action)?;
                     let done = r.terminated || r.truncated;
-                    let payload = StepData { action, env_state: obs.environment_state.to_vec(), done, seed };
+                    let payload = StepData {
+                        action,
+                        env_state: obs.environment_state.to_vec(),
+                        state: obs.state.to_vec(),
+                        done,
+                        seed,
+                    };
                     if job_tx.send(RenderJob { tag: FrameTag { episode: index, step }, scene, payload }).is_err() {
                         return Ok(()); // the trainer is gone
                     }
@@ -85,7 +92,7 @@ impl LiveSource {
                         rows.len()
                     );
                 }
-                rows.push((frame.rgb, step.action, step.env_state));
+                rows.push(FrameRow::new(frame.rgb, step.action, step.env_state, &step.state));
                 if step.done {
                     let ep = EpisodeTensors::from_rows(step.seed, size, &std::mem::take(&mut rows));
                     if ep_tx.send(ep).is_err() {

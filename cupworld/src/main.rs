@@ -216,13 +216,17 @@ struct GenArgs {
     /// 4× multisample anti-aliasing (~1.7× slower on CPU; train and evaluate on the same kind).
     #[arg(long)]
     msaa: bool,
-    /// Draw every frame with the cup moved 3–25 cm: the counterfactual companion of the dataset
-    /// made with the same options, for `train-wm --counterfactual-data`.
+    /// Draw every frame with the cup and the pusher each moved 3–25 cm: the counterfactual
+    /// companion of the dataset made with the same options, for `train-wm --counterfactual-data`.
     #[arg(long)]
     counterfactual: bool,
-    /// With --counterfactual: how far the cup is moved, "MIN,MAX" in metres.
+    /// With --counterfactual: how far the cup and the pusher are moved, "MIN,MAX" in metres.
     #[arg(long, value_delimiter = ',', default_values_t = sim::counterfactual::DISPLACEMENT, requires = "counterfactual")]
     counterfactual_range: Vec<f32>,
+    /// With --counterfactual: move only the cup, as companions made before 2026-11-30 did (the
+    /// encoder then learns the cup but not the paw).
+    #[arg(long, requires = "counterfactual")]
+    counterfactual_cup_only: bool,
     /// Print the summary as JSON.
     #[arg(long)]
     json: bool,
@@ -736,6 +740,7 @@ fn gen_cmd(a: GenArgs) -> Result<()> {
             (true, &[lo, hi]) => Some([lo, hi]),
             (true, other) => bail!("--counterfactual-range {other:?}: expected two numbers, MIN,MAX"),
         },
+        counterfactual_pusher: !a.counterfactual_cup_only,
         progress: std::io::stderr().is_terminal(),
     };
     if let Some([lo, hi]) = cfg.counterfactual
@@ -814,6 +819,7 @@ fn demo(out: &std::path::Path, scale: &str, device: tch::Device) -> Result<()> {
             renderers: default_renderers(),
             sim_workers: 1,
             counterfactual: counterfactual.then_some(sim::counterfactual::DISPLACEMENT),
+            counterfactual_pusher: true,
             progress,
         };
         let s = generate::run(&cfg)?;

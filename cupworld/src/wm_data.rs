@@ -11,17 +11,38 @@ use tch::{Kind, Tensor};
 use world_model::Counterfactual;
 
 /// One episode: frames `[T, 3, H, W]` u8, actions `[T, 2]` f32, environment state `[T, 9]` f32
-/// (cup position, cup quaternion, goal), as plain tensors on the CPU.
+/// (cup position, cup quaternion, goal), the pusher's table-plane position `[T, 2]` f32, as plain
+/// tensors on the CPU.
 pub struct EpisodeTensors {
     pub frames: Tensor,
     pub actions: Tensor,
     pub env_state: Tensor,
+    pub pusher: Tensor,
     pub seed: u64,
     /// The same frames drawn with the cup moved (`gen --counterfactual`) and how far, when paired.
     pub counterfactual: Option<Counterfactual>,
     /// [`EpisodeTensors::fall_start`], found once: the clip sampler asks for every episode's on
     /// every draw (2–3 ms a batch for 800 episodes when read from `env_state` each time).
     fall_start: Option<i64>,
+}
+
+/// One frame of an episode as read from a dataset or a live simulator.
+#[derive(Clone, Debug, Default)]
+pub struct FrameRow {
+    /// RGB8, row-major (HWC).
+    pub rgb: Vec<u8>,
+    pub action: [f32; 2],
+    /// `observation.environment_state` (cup position, cup quaternion, goal).
+    pub env_state: Vec<f32>,
+    /// The pusher's table-plane position (x, z), from `observation.state`.
+    pub pusher: [f32; 2],
+}
+
+impl FrameRow {
+    pub fn new(rgb: Vec<u8>, action: [f32; 2], env_state: Vec<f32>, state: &[f32]) -> FrameRow {
+        let at = |i: usize| state.get(i).copied().unwrap_or(f32::NAN);
+        FrameRow { rgb, action, env_state, pusher: [at(0), at(1)] }
+    }
 }
 
 impl EpisodeTensors {
@@ -36,19 +57,21 @@ impl EpisodeTensors {
         world_model::model_steps(&self.frames.narrow(0, start, span), &acts, skip, 0)
     }
 
-    /// From plain rows: RGB8 images (HWC), actions, environment states.
-    pub fn from_rows(seed: u64, size: u32, rows: &[(Vec<u8>, [f32; 2], Vec<f32>)]) -> EpisodeTensors {
+    /// From plain rows (one per frame).
+    pub fn from_rows(seed: u64, size: u32, rows: &[FrameRow]) -> EpisodeTensors {
         let t = rows.len() as i64;
         let s = size as i64;
-        let rgb: Vec<u8> = rows.iter().flat_map(|r| r.0.iter().copied()).collect();
+        let rgb: Vec<u8> = rows.iter().flat_map(|r| r.rgb.iter().copied()).collect();
         let frames = Tensor::from_slice(&rgb).reshape([t, s, s, 3]).permute([0, 3, 1, 2]).contiguous();
-        let actions: Vec<f32> = rows.iter().flat_map(|r| r.1).collect();
-        let env: Vec<f32> = rows.iter().flat_map(|r| r.2.iter().copied()).collect();
-        let cup_y: Vec<f32> = rows.iter().map(|r| r.2.get(1).copied().unwrap_or(0.0)).collect();
+        let actions: Vec<f32> = rows.iter().flat_map(|r| r.action).collect();
+        let env: Vec<f32> = rows.iter().flat_map(|r| r.env_state.iter().copied()).collect();
+        let pusher: Vec<f32> = rows.iter().flat_map(|r| r.pusher).collect();
+        let cup_y: Vec<f32> = rows.iter().map(|r| r.env_state.get(1).copied().unwrap_or(0.0)).collect();
         EpisodeTensors {
             frames,
             actions: Tensor::from_slice(&actions).reshape([t, 2]),
             env_state: Tensor::from_slice(&env).reshape([t, -1]),
+            pusher: Tensor::from_slice(&pusher).reshape([t, 2]),
             seed,
             counterfactual: None,
             fall_start: first_fall(&cup_y),
@@ -139,9 +162,17 @@ pub fn load_paired(dirs: &[PathBuf], counterfactual: &[PathBuf], image_size: i64
                     c.len()
                 );
             }
-            // The companion's environment state says where its cup was drawn.
+            // The companion's environment state says where its cup was drawn, its state where its
+            // pusher was (companions made before the pusher moved too have it in place): the
+            // shift is the sum of the two table-plane moves.
             let moved = (&c.env_state - &r.env_state).index_select(1, &Tensor::from_slice(&[0i64, 2]));
-            let shift = moved.square().sum_dim_intlist(1, false, Kind::Float).sqrt();
+            let cup = moved.square().sum_dim_intlist(1, false, Kind::Float).sqrt();
+            let pusher = (&c.pusher - &r.pusher)
+                .square()
+                .sum_dim_intlist(1, false, Kind::Float)
+                .sqrt()
+                .nan_to_num(0.0, None, None);
+            let shift = cup + pusher;
             r.counterfactual = Some(Counterfactual { frames: c.frames, shift });
         }
         out.extend(real);
@@ -171,8 +202,11 @@ pub fn read_episodes(dir: &Path, image_size: i64) -> Result<Vec<EpisodeTensors>>
     }
     let mut out = vec![];
     dataset::for_each_episode(dir, |ep| {
-        let rows: Vec<_> =
-            ep.rows.into_iter().map(|r| (r.rgb, r.transition.action, r.transition.environment_state)).collect();
+        let rows: Vec<_> = ep
+            .rows
+            .into_iter()
+            .map(|r| FrameRow::new(r.rgb, r.transition.action, r.transition.environment_state, &r.transition.state))
+            .collect();
         out.push(EpisodeTensors::from_rows(ep.seed, image_size as u32, &rows));
         Ok(())
     })?;
@@ -183,6 +217,8 @@ pub fn read_episodes(dir: &Path, image_size: i64) -> Result<Vec<EpisodeTensors>>
 pub struct ClipSampler {
     rng: ChaCha8Rng,
     seed: u64,
+    /// (episode, first frame) of each clip of the last batch, for [`ClipSampler::later_views`].
+    last_picks: Vec<(usize, i64)>,
 }
 
 /// Where the sampler is: enough to continue the exact same stream after a resume.
@@ -195,7 +231,7 @@ pub struct SamplerState {
 
 impl ClipSampler {
     pub fn new(seed: u64) -> ClipSampler {
-        ClipSampler { rng: ChaCha8Rng::seed_from_u64(seed), seed }
+        ClipSampler { rng: ChaCha8Rng::seed_from_u64(seed), seed, last_picks: vec![] }
     }
 
     pub fn state(&self) -> SamplerState {
@@ -235,6 +271,7 @@ impl ClipSampler {
             if fall_weight > 1.0 { eps.iter().map(|e| e.fall_start()).collect() } else { vec![] };
         let paired = eps.iter().all(|e| e.counterfactual.is_some());
         let (mut frames, mut actions, mut cf_frames, mut cf_shifts) = (vec![], vec![], vec![], vec![]);
+        self.last_picks.clear();
         for _ in 0..batch {
             let (i, k) = loop {
                 let mut k = self.rng.random_range(0..total);
@@ -251,6 +288,7 @@ impl ClipSampler {
                     break (i, k);
                 }
             };
+            self.last_picks.push((i, k));
             let (mut f, mut a) = eps[i].model_step_clip(k, steps, skip);
             // The coin is drawn only with `mirror` on, so runs without it keep their stream.
             let flip = mirror && self.rng.random::<bool>();
@@ -269,6 +307,47 @@ impl ClipSampler {
             .then(|| Counterfactual { frames: Tensor::stack(&cf_frames, 0), shift: Tensor::stack(&cf_shifts, 0) });
         Ok((Tensor::stack(&frames, 0), Tensor::stack(&actions, 0).to_kind(Kind::Float), counterfactual))
     }
+
+    /// For each clip of the last [`ClipSampler::sample`] (of at least two consecutive frames,
+    /// from the same `episodes`), a frame of its episode g frames after the clip's first, g drawn
+    /// in 2..=`max_gap` (the episode's last frame when it ends sooner), and how far the objects
+    /// moved from the first frame to the second and to that frame ([`object_displacement`]).
+    pub fn later_views<'a>(
+        &mut self,
+        episodes: impl Iterator<Item = &'a EpisodeTensors>,
+        max_gap: i64,
+    ) -> Result<world_model::LaterViews> {
+        let eps: Vec<&EpisodeTensors> = episodes.collect();
+        let (mut frames, mut shifts) = (vec![], vec![]);
+        for &(i, k) in &self.last_picks {
+            let ep = eps.get(i).ok_or_else(|| anyhow::anyhow!("later views asked of other episodes than sampled"))?;
+            let gap = self.rng.random_range(2..=max_gap.max(2));
+            let far = (k + gap).min(ep.len() - 1);
+            if far <= k {
+                bail!("later views need clips of at least two frames (episode of {} frames)", ep.len());
+            }
+            frames.push(ep.frames.get(far));
+            shifts.push(Tensor::from_slice(&[
+                object_displacement(ep, k, k + 1) as f32,
+                object_displacement(ep, k, far) as f32,
+            ]));
+        }
+        if frames.is_empty() {
+            bail!("later views need a sampled batch first");
+        }
+        Ok(world_model::LaterViews { frames: Tensor::stack(&frames, 0), shift: Tensor::stack(&shifts, 0) })
+    }
+}
+
+/// How far the objects moved between frames `from` and `to` of an episode: the pusher's
+/// table-plane displacement plus the cup's (3-D, capped at 30 cm: past that the cup has left the
+/// table and the frame shows only that it is gone), in metres.
+pub fn object_displacement(ep: &EpisodeTensors, from: i64, to: i64) -> f64 {
+    let dist = |t: &Tensor| (t.get(to) - t.get(from)).square().sum(Kind::Float).sqrt().double_value(&[]);
+    let cup = dist(&ep.env_state.narrow(1, 0, 3));
+    let pusher = dist(&ep.pusher);
+    let total = pusher + cup.min(0.3);
+    if total.is_finite() { total } else { 0.0 }
 }
 
 /// The clip `frames [T, 3, H, W]`, `actions [T, 2·n]` seen in a mirror: every frame flipped
@@ -311,10 +390,10 @@ mod tests {
     /// A 40-frame episode whose frame `t` has every pixel `t`, and whose cup falls from frame 34
     /// on (when `falls`): 6 of its 35 six-frame clips (those starting at 29…34) reach the fall.
     fn episode(falls: bool) -> EpisodeTensors {
-        let rows: Vec<(Vec<u8>, [f32; 2], Vec<f32>)> = (0..40)
+        let rows: Vec<FrameRow> = (0..40)
             .map(|t| {
                 let y = if falls && t >= 34 { 0.5 } else { 0.8 };
-                (vec![t as u8; 4 * 4 * 3], [0.0, 0.0], vec![0.0, y, 0.0])
+                FrameRow { rgb: vec![t as u8; 4 * 4 * 3], env_state: vec![0.0, y, 0.0], ..FrameRow::default() }
             })
             .collect();
         EpisodeTensors::from_rows(0, 4, &rows)
@@ -336,8 +415,14 @@ mod tests {
 
     #[test]
     fn model_step_clips_stride_through_the_episode_with_their_action_blocks() {
-        let rows: Vec<(Vec<u8>, [f32; 2], Vec<f32>)> =
-            (0..20).map(|t| (vec![t as u8; 4 * 4 * 3], [t as f32, -(t as f32)], vec![0.0, 0.8, 0.0])).collect();
+        let rows: Vec<FrameRow> = (0..20)
+            .map(|t| FrameRow {
+                rgb: vec![t as u8; 4 * 4 * 3],
+                action: [t as f32, -(t as f32)],
+                env_state: vec![0.0, 0.8, 0.0],
+                ..FrameRow::default()
+            })
+            .collect();
         let eps = [EpisodeTensors::from_rows(0, 4, &rows)];
         let mut sampler = ClipSampler::new(1);
         // 4 model steps of 3 frames span 10 frames: starts 0..=10.
@@ -384,8 +469,13 @@ mod tests {
     #[test]
     fn mirror_flips_about_half_the_clips_with_their_actions() {
         // Column c of every frame holds c; action x is +1 everywhere.
-        let rows: Vec<(Vec<u8>, [f32; 2], Vec<f32>)> = (0..12)
-            .map(|_| ((0..4 * 4).flat_map(|i| [(i % 4) as u8; 3]).collect(), [1.0, 0.5], vec![0.0, 0.8, 0.0]))
+        let rows: Vec<FrameRow> = (0..12)
+            .map(|_| FrameRow {
+                rgb: (0..4 * 4).flat_map(|i| [(i % 4) as u8; 3]).collect(),
+                action: [1.0, 0.5],
+                env_state: vec![0.0, 0.8, 0.0],
+                ..FrameRow::default()
+            })
             .collect();
         let eps = [EpisodeTensors::from_rows(0, 4, &rows)];
         let (frames, actions, _) = ClipSampler::new(5).sample(eps.iter(), 400, 3, 2, 1.0, true).unwrap();

@@ -147,7 +147,7 @@ fn bad_inputs_are_refused_by_name() {
     assert!(e.contains("bad.json") && e.contains("clip_lenn"), "{e}");
 }
 
-/// `gen --counterfactual` makes the same episodes with the cup drawn elsewhere; `train-wm` pairs
+/// `gen --counterfactual` makes the same episodes with the cup and the pusher drawn elsewhere; `train-wm` pairs
 /// them with `--counterfactual-data`, logs both contrasts, and refuses a companion that is not
 /// one, or belongs to other episodes, and counterfactual loss weights without counterfactuals.
 #[test]
@@ -155,7 +155,8 @@ fn counterfactual_companions_are_paired_and_checked() {
     let dir = tempfile::tempdir().unwrap();
     let data = dataset(dir.path(), "push-to-goal", "5");
     let cf = gen_into(dir.path().join("cf"), "push-to-goal", "5", &["--counterfactual"]);
-    // The companion holds the same actions, the cup drawn (and recorded) elsewhere in nearly every frame.
+    // The companion holds the same actions, the cup and the pusher drawn (and recorded) elsewhere
+    // in nearly every frame.
     let rows = |d: &str| {
         let mut v = vec![];
         dataset::for_each_episode(Path::new(d), |ep| {
@@ -167,7 +168,7 @@ fn counterfactual_companions_are_paired_and_checked() {
     };
     let (real, moved) = (rows(&data), rows(&cf));
     assert_eq!(real.len(), moved.len());
-    let mut shown_elsewhere = 0;
+    let (mut shown_elsewhere, mut pusher_elsewhere) = (0, 0);
     for (r, m) in real.iter().zip(&moved) {
         assert_eq!(r.transition.action, m.transition.action);
         let (a, b) = (&r.transition.environment_state, &m.transition.environment_state);
@@ -175,8 +176,15 @@ fn counterfactual_companions_are_paired_and_checked() {
         if r.rgb != m.rgb && (0.03..=0.25).contains(&d) {
             shown_elsewhere += 1;
         }
+        // The pusher too (its table-plane position in observation.state).
+        let (a, b) = (&r.transition.state, &m.transition.state);
+        let d = ((a[0] - b[0]).powi(2) + (a[1] - b[1]).powi(2)).sqrt();
+        if (0.03..=0.25).contains(&d) {
+            pusher_elsewhere += 1;
+        }
     }
     assert!(shown_elsewhere as f64 > 0.9 * real.len() as f64, "{shown_elsewhere} of {} frames", real.len());
+    assert!(pusher_elsewhere as f64 > 0.9 * real.len() as f64, "pusher: {pusher_elsewhere} of {} frames", real.len());
     let run = dir.path().join("run");
     ok(&refs(&train(&data, run.to_str().unwrap(), &["--steps", "4", "--counterfactual-data", &cf])));
     // With a preset, --counterfactual-data trains encoder first: the preset's encoder phase (60
