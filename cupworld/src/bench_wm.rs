@@ -87,7 +87,7 @@ pub fn run(preset: &str, steps: usize, device: &str, json: bool) -> Result<()> {
             (0..steps + 3)
                 .map(|i| {
                     time_ms(device, &mut || {
-                        let _ = model.train_step(&mut opt, frames, actions, counterfactual, None, from + i as u64);
+                        let _ = model.train_step(&mut opt, frames, actions, counterfactual, from + i as u64);
                     })
                 })
                 .skip(3)

@@ -136,8 +136,6 @@ pub struct MetricsLine {
     pub counterfactual_metric: f64,
     #[serde(default)]
     pub inverse_dynamics: f64,
-    #[serde(default)]
-    pub state_metric: f64,
     pub grad_norm: f64,
     pub lr: f64,
     pub momentum: f64,
@@ -366,7 +364,7 @@ pub fn run(opts: &TrainOptions) -> Result<TrainSummary> {
         // own place in the data rather than six neighbours of one clip.
         let (clips, clip_len) = match cfg.phase_at(state.step) {
             Phase::Encoder => {
-                let len = if cfg.loss.inverse_dynamics > 0.0 || cfg.loss.state_metric > 0.0 { 2 } else { 1 };
+                let len = if cfg.loss.inverse_dynamics > 0.0 { 2 } else { 1 };
                 ((cfg.encoder_batch_frames() / len).max(1), len)
             }
             Phase::Joint => (cfg.batch_size, cfg.clip_len),
@@ -376,14 +374,8 @@ pub fn run(opts: &TrainOptions) -> Result<TrainSummary> {
         let skip = if cfg.phase_at(state.step) == Phase::Joint { cfg.frameskip } else { 1 };
         // Only the predictor's clips are mirrored (measured there; the encoder phase was not).
         let mirror = cfg.mirror && cfg.phase_at(state.step) == Phase::Joint;
-        let with_later = cfg.loss.state_metric > 0.0 && cfg.phase_at(state.step) == Phase::Encoder;
-        let (frames, actions, counterfactual, later) = match &mut feed {
-            Feed::Static(eps) => {
-                let (f, a, cf) = sampler.sample(eps.iter(), clips, clip_len, skip, cfg.fall_weight, mirror)?;
-                let later =
-                    if with_later { Some(sampler.later_views(eps.iter(), cfg.loss.state_metric_gap)?) } else { None };
-                (f, a, cf, later)
-            }
+        let (frames, actions, counterfactual) = match &mut feed {
+            Feed::Static(eps) => sampler.sample(eps.iter(), clips, clip_len, skip, cfg.fall_weight, mirror)?,
             Feed::Live(live, buffer) => {
                 // Drain what arrived; wait until enough episodes to sample a varied batch.
                 while let Ok(ep) = live.episodes.try_recv() {
@@ -395,20 +387,13 @@ pub fn run(opts: &TrainOptions) -> Result<TrainSummary> {
                         Err(_) => bail!("the live data pipeline stopped"),
                     }
                 }
-                let (f, a, cf) =
-                    sampler.sample(buffer.episodes.iter(), clips, clip_len, skip, cfg.fall_weight, mirror)?;
-                let later = if with_later {
-                    Some(sampler.later_views(buffer.episodes.iter(), cfg.loss.state_metric_gap)?)
-                } else {
-                    None
-                };
-                (f, a, cf, later)
+                sampler.sample(buffer.episodes.iter(), clips, clip_len, skip, cfg.fall_weight, mirror)?
             }
         };
         let frames =
             if state.step < opts.poison_batches { frames.to_kind(tch::Kind::Float) * f64::NAN } else { frames };
         let t0 = Instant::now();
-        let report = model.train_step(&mut opt, &frames, &actions, counterfactual.as_ref(), later.as_ref(), state.step);
+        let report = model.train_step(&mut opt, &frames, &actions, counterfactual.as_ref(), state.step);
         let n_frames = (clips * clip_len) as u64;
         state.frames_seen += n_frames;
         if report.skipped {
@@ -451,7 +436,6 @@ pub fn run(opts: &TrainOptions) -> Result<TrainSummary> {
             counterfactual_encoder: report.counterfactual_encoder,
             counterfactual_metric: report.counterfactual_metric,
             inverse_dynamics: report.inverse_dynamics,
-            state_metric: report.state_metric,
             grad_norm: report.grad_norm,
             lr: report.lr,
             momentum: report.momentum,
@@ -603,9 +587,6 @@ fn write_plots(out: &Path, history: &[MetricsLine], cfg: &WmConfig) -> Result<()
             }
             if ok.iter().any(|m| m.inverse_dynamics > 0.0) {
                 series.push(Series::new("inverse dynamics", smooth(&nonzero_pts(&|m| m.inverse_dynamics), w)));
-            }
-            if ok.iter().any(|m| m.state_metric > 0.0) {
-                series.push(Series::new("state (graded)", smooth(&nonzero_pts(&|m| m.state_metric), w)));
             }
             series
         },

@@ -217,8 +217,6 @@ pub fn read_episodes(dir: &Path, image_size: i64) -> Result<Vec<EpisodeTensors>>
 pub struct ClipSampler {
     rng: ChaCha8Rng,
     seed: u64,
-    /// (episode, first frame) of each clip of the last batch, for [`ClipSampler::later_views`].
-    last_picks: Vec<(usize, i64)>,
 }
 
 /// Where the sampler is: enough to continue the exact same stream after a resume.
@@ -231,7 +229,7 @@ pub struct SamplerState {
 
 impl ClipSampler {
     pub fn new(seed: u64) -> ClipSampler {
-        ClipSampler { rng: ChaCha8Rng::seed_from_u64(seed), seed, last_picks: vec![] }
+        ClipSampler { rng: ChaCha8Rng::seed_from_u64(seed), seed }
     }
 
     pub fn state(&self) -> SamplerState {
@@ -271,7 +269,6 @@ impl ClipSampler {
             if fall_weight > 1.0 { eps.iter().map(|e| e.fall_start()).collect() } else { vec![] };
         let paired = eps.iter().all(|e| e.counterfactual.is_some());
         let (mut frames, mut actions, mut cf_frames, mut cf_shifts) = (vec![], vec![], vec![], vec![]);
-        self.last_picks.clear();
         for _ in 0..batch {
             let (i, k) = loop {
                 let mut k = self.rng.random_range(0..total);
@@ -288,7 +285,6 @@ impl ClipSampler {
                     break (i, k);
                 }
             };
-            self.last_picks.push((i, k));
             let (mut f, mut a) = eps[i].model_step_clip(k, steps, skip);
             // The coin is drawn only with `mirror` on, so runs without it keep their stream.
             let flip = mirror && self.rng.random::<bool>();
@@ -307,47 +303,6 @@ impl ClipSampler {
             .then(|| Counterfactual { frames: Tensor::stack(&cf_frames, 0), shift: Tensor::stack(&cf_shifts, 0) });
         Ok((Tensor::stack(&frames, 0), Tensor::stack(&actions, 0).to_kind(Kind::Float), counterfactual))
     }
-
-    /// For each clip of the last [`ClipSampler::sample`] (of at least two consecutive frames,
-    /// from the same `episodes`), a frame of its episode g frames after the clip's first, g drawn
-    /// in 2..=`max_gap` (the episode's last frame when it ends sooner), and how far the objects
-    /// moved from the first frame to the second and to that frame ([`object_displacement`]).
-    pub fn later_views<'a>(
-        &mut self,
-        episodes: impl Iterator<Item = &'a EpisodeTensors>,
-        max_gap: i64,
-    ) -> Result<world_model::LaterViews> {
-        let eps: Vec<&EpisodeTensors> = episodes.collect();
-        let (mut frames, mut shifts) = (vec![], vec![]);
-        for &(i, k) in &self.last_picks {
-            let ep = eps.get(i).ok_or_else(|| anyhow::anyhow!("later views asked of other episodes than sampled"))?;
-            let gap = self.rng.random_range(2..=max_gap.max(2));
-            let far = (k + gap).min(ep.len() - 1);
-            if far <= k {
-                bail!("later views need clips of at least two frames (episode of {} frames)", ep.len());
-            }
-            frames.push(ep.frames.get(far));
-            shifts.push(Tensor::from_slice(&[
-                object_displacement(ep, k, k + 1) as f32,
-                object_displacement(ep, k, far) as f32,
-            ]));
-        }
-        if frames.is_empty() {
-            bail!("later views need a sampled batch first");
-        }
-        Ok(world_model::LaterViews { frames: Tensor::stack(&frames, 0), shift: Tensor::stack(&shifts, 0) })
-    }
-}
-
-/// How far the objects moved between frames `from` and `to` of an episode: the pusher's
-/// table-plane displacement plus the cup's (3-D, capped at 30 cm: past that the cup has left the
-/// table and the frame shows only that it is gone), in metres.
-pub fn object_displacement(ep: &EpisodeTensors, from: i64, to: i64) -> f64 {
-    let dist = |t: &Tensor| (t.get(to) - t.get(from)).square().sum(Kind::Float).sqrt().double_value(&[]);
-    let cup = dist(&ep.env_state.narrow(1, 0, 3));
-    let pusher = dist(&ep.pusher);
-    let total = pusher + cup.min(0.3);
-    if total.is_finite() { total } else { 0.0 }
 }
 
 /// The clip `frames [T, 3, H, W]`, `actions [T, 2·n]` seen in a mirror: every frame flipped

@@ -150,16 +150,6 @@ pub struct LossConfig {
     /// foresee a push without knowing where the paw is; the action is what moves the paw.
     /// 0 = off (and no head: the checkpoint layout depends on it).
     pub inverse_dynamics: f64,
-    /// Weight of the graded *state* term on the encoder: the graded counterfactual term's
-    /// formula on real frames of one episode, frame t against frames t + 1 and t + g (g drawn
-    /// in 2..=`state_metric_gap`), with the objects' displacement as the shift (the pusher's
-    /// table-plane move plus the cup's, each in metres). The counterfactuals move only the cup,
-    /// and inverse dynamics asks only for the paw's *motion*: with both, a linear probe read
-    /// the paw's position at R² 0.37 / 0.23, and a predictor cannot foresee a push without it.
-    /// Needs the datasets' pusher positions (every dataset has them). 0 = off.
-    pub state_metric: f64,
-    /// Largest gap (frames) of the state term's far pair.
-    pub state_metric_gap: i64,
 }
 
 impl LossConfig {
@@ -187,8 +177,6 @@ impl Default for LossConfig {
             counterfactual_tau: 0.02,
             counterfactual_metric: 0.0,
             inverse_dynamics: 0.0,
-            state_metric: 0.0,
-            state_metric_gap: 16,
         }
     }
 }
@@ -543,7 +531,6 @@ impl WmConfig {
             ("loss.counterfactual_encoder", self.loss.counterfactual_encoder),
             ("loss.counterfactual_metric", self.loss.counterfactual_metric),
             ("loss.inverse_dynamics", self.loss.inverse_dynamics),
-            ("loss.state_metric", self.loss.state_metric),
             ("optim.weight_decay", self.optim.weight_decay),
             ("optim.grad_clip", self.optim.grad_clip),
             ("optim.encoder_lr_scale", self.optim.encoder_lr_scale),
@@ -552,9 +539,6 @@ impl WmConfig {
             if !(v.is_finite() && v >= 0.0) {
                 return bad(key, format!("{v} must be a finite number >= 0"));
             }
-        }
-        if self.loss.state_metric > 0.0 && self.loss.state_metric_gap < 2 {
-            return bad("loss.state_metric_gap", format!("{} must be at least 2", self.loss.state_metric_gap));
         }
         if !(self.loss.counterfactual_tau.is_finite() && self.loss.counterfactual_tau > 0.0) {
             return bad("loss.counterfactual_tau", format!("{} must be positive", self.loss.counterfactual_tau));

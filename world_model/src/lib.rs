@@ -27,8 +27,8 @@ pub use config::{
     Distance, EmaConfig, EncoderConfig, EncoderNorm, LossConfig, OptimConfig, Phase, PredictorConfig, WmConfig,
 };
 pub use model::{
-    Collapse, Counterfactual, LatentHistory, LaterViews, LossParts, StepReport, WorldModel, collapse_stats,
-    frame_curve, model_steps, per_frame, prediction_distance,
+    Collapse, Counterfactual, LatentHistory, LossParts, StepReport, WorldModel, collapse_stats, frame_curve,
+    model_steps, per_frame, prediction_distance,
 };
 pub use optim::AdamW;
 

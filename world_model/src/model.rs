@@ -369,8 +369,6 @@ pub struct LossParts {
     pub counterfactual_metric: f64,
     /// The inverse-dynamics MSE (unweighted; 0 when off, frozen, or with one frame per clip).
     pub inverse_dynamics: f64,
-    /// The graded state term (unweighted; 0 when off or without later views).
-    pub state_metric: f64,
     /// Target latents of the batch `[b, t, P, D]` (no grad), for collapse statistics.
     pub targets: Tensor,
 }
@@ -379,16 +377,6 @@ pub struct LossParts {
 /// moments drawn by the simulator with the cup moved, and `shift [.., T]`, how far it was moved
 /// in the table plane (metres; 0 where it could not be).
 pub struct Counterfactual {
-    pub frames: Tensor,
-    pub shift: Tensor,
-}
-
-/// Later frames of the clips of an encoder-phase batch, for the graded state term
-/// (`loss.state_metric`): `frames [b, 3, H, W]`, each clip's episode some frames after the clip's
-/// first frame, and `shift [b, 2]`, how far the objects moved from the clip's first frame to its
-/// second frame (column 0) and to the later frame (column 1): the pusher's table-plane
-/// displacement plus the cup's, in metres.
-pub struct LaterViews {
     pub frames: Tensor,
     pub shift: Tensor,
 }
@@ -652,7 +640,6 @@ impl WorldModel {
         frames: &Tensor,
         actions: &Tensor,
         counterfactual: Option<&Counterfactual>,
-        later: Option<&LaterViews>,
         phase: Phase,
     ) -> LossParts {
         let cfg = &self.cfg;
@@ -741,20 +728,6 @@ impl WorldModel {
             }
             _ => zero(),
         };
-        // Graded state term: frame 0's distance to frame 1 and to the later frame (target
-        // latents), over the batch mean, against the objects' displacement over its mean.
-        let state_metric = match later {
-            Some(later) if l.state_metric > 0.0 && !frozen && t > 1 => {
-                let far = self.encode_target(&later.frames);
-                let z0 = z.select(1, 0);
-                let dist = Tensor::stack(&[frame_l1(&z0, &targets.select(1, 1)), frame_l1(&z0, &far)], 1); // [b, 2]
-                let shift = later.shift.to_device(self.device()).to_kind(Kind::Float);
-                let rel_dist = &dist / (dist.mean(Kind::Float).detach() + 1e-6);
-                let rel_shift = &shift / (shift.mean(Kind::Float) + 1e-6);
-                (rel_dist - rel_shift).square().mean(Kind::Float)
-            }
-            _ => zero(),
-        };
         let total = &teacher * l.teacher
             + &rollout * l.rollout
             + &variance * l.variance
@@ -763,8 +736,7 @@ impl WorldModel {
             + &cf_pred * l.counterfactual
             + &cf_enc * l.counterfactual_encoder
             + &cf_metric * l.counterfactual_metric
-            + &inverse * l.inverse_dynamics
-            + &state_metric * l.state_metric;
+            + &inverse * l.inverse_dynamics;
         LossParts {
             total,
             teacher: teacher.double_value(&[]),
@@ -776,7 +748,6 @@ impl WorldModel {
             counterfactual_encoder: cf_enc.double_value(&[]),
             counterfactual_metric: cf_metric.double_value(&[]),
             inverse_dynamics: inverse.double_value(&[]),
-            state_metric: state_metric.double_value(&[]),
             targets,
         }
     }
@@ -1103,7 +1074,6 @@ pub struct StepReport {
     pub counterfactual_encoder: f64,
     pub counterfactual_metric: f64,
     pub inverse_dynamics: f64,
-    pub state_metric: f64,
     pub grad_norm: f64,
     pub lr: f64,
     pub momentum: f64,
@@ -1130,13 +1100,12 @@ impl WorldModel {
         frames: &Tensor,
         actions: &Tensor,
         counterfactual: Option<&Counterfactual>,
-        later: Option<&LaterViews>,
         step: u64,
     ) -> StepReport {
         // Dropout draws from libtorch's generator: seeded by (seed, step), a resumed run draws
         // what the uninterrupted one did.
         tch::manual_seed((self.cfg.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ step) as i64);
-        let parts = self.losses(frames, actions, counterfactual, later, self.cfg.phase_at(step));
+        let parts = self.losses(frames, actions, counterfactual, self.cfg.phase_at(step));
         let loss = parts.total.double_value(&[]);
         let collapse = collapse_stats(&parts.targets);
         let (lr, momentum) = (self.cfg.lr_at(step), self.cfg.ema_at(step));
@@ -1151,7 +1120,6 @@ impl WorldModel {
             counterfactual_encoder: parts.counterfactual_encoder,
             counterfactual_metric: parts.counterfactual_metric,
             inverse_dynamics: parts.inverse_dynamics,
-            state_metric: parts.state_metric,
             grad_norm: f64::NAN,
             lr,
             momentum,

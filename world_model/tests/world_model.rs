@@ -82,7 +82,7 @@ fn the_rollout_loss_reusing_the_teacher_pass_equals_a_separate_rollout() {
     perturb(&model);
     let frames = Tensor::randint(256, [3, 5, 3, 64, 64], (Kind::Uint8, Device::Cpu));
     let actions = Tensor::randn([3, 5, 2], (Kind::Float, Device::Cpu));
-    let parts = model.losses(&frames, &actions, None, None, Phase::Joint);
+    let parts = model.losses(&frames, &actions, None, Phase::Joint);
     let (rollout, teacher) = tch::no_grad(|| {
         let flat = frames.flatten(0, 1);
         let z = model.encode(&flat).reshape([3, 5, cfg.patches(), -1]);
@@ -372,7 +372,7 @@ fn learns_action_conditioned_motion_better_than_copying() {
     let mut opt = AdamW::new(&model.vs);
     for step in 0..cfg.steps {
         let (f, a) = square_clip(cfg.batch_size, cfg.clip_len, step);
-        let report = model.train_step(&mut opt, &f, &a, None, None, step);
+        let report = model.train_step(&mut opt, &f, &a, None, step);
         assert!(!report.skipped, "step {step} skipped: {report:?}");
     }
     // Held-out clips: one-step prediction error vs copying the last target latent.
@@ -405,10 +405,10 @@ fn temporal_variance_hinge_charges_still_clips() {
     let t = cfg.clip_len;
     let still = random_frames(1).unsqueeze(0).expand([2, t, 3, 64, 64], false).contiguous();
     let actions = Tensor::zeros([2, t, 2], (Kind::Float, Device::Cpu));
-    let parts = tch::no_grad(|| model.losses(&still, &actions, None, None, Phase::Joint));
+    let parts = tch::no_grad(|| model.losses(&still, &actions, None, Phase::Joint));
     assert!((parts.temporal - (0.5 - 0.01)).abs() < 1e-4, "still clip: {}", parts.temporal);
     let (moving, actions) = square_clip(2, t, 7);
-    let moving_parts = tch::no_grad(|| model.losses(&moving, &actions, None, None, Phase::Joint));
+    let moving_parts = tch::no_grad(|| model.losses(&moving, &actions, None, Phase::Joint));
     assert!(
         moving_parts.temporal < parts.temporal - 1e-3,
         "moving {} vs still {}",
@@ -417,7 +417,7 @@ fn temporal_variance_hinge_charges_still_clips() {
     );
     cfg.loss.temporal_variance = 0.0;
     let off = WorldModel::new(&cfg, Device::Cpu).unwrap();
-    assert_eq!(tch::no_grad(|| off.losses(&still, &actions, None, None, Phase::Joint)).temporal, 0.0);
+    assert_eq!(tch::no_grad(|| off.losses(&still, &actions, None, Phase::Joint)).temporal, 0.0);
 }
 
 /// The per-patch variance hinge is not fooled by patch identity: clips that are all one frame
@@ -432,11 +432,11 @@ fn per_patch_variance_ignores_patch_identity() {
     let same = random_frames(1).unsqueeze(0).expand([4, t, 3, 64, 64], false).contiguous();
     let actions = Tensor::zeros([4, t, 2], (Kind::Float, Device::Cpu));
     let across =
-        tch::no_grad(|| WorldModel::new(&cfg, Device::Cpu).unwrap().losses(&same, &actions, None, None, Phase::Joint))
+        tch::no_grad(|| WorldModel::new(&cfg, Device::Cpu).unwrap().losses(&same, &actions, None, Phase::Joint))
             .variance;
     cfg.loss.variance_per_patch = true;
     let per_patch =
-        tch::no_grad(|| WorldModel::new(&cfg, Device::Cpu).unwrap().losses(&same, &actions, None, None, Phase::Joint))
+        tch::no_grad(|| WorldModel::new(&cfg, Device::Cpu).unwrap().losses(&same, &actions, None, Phase::Joint))
             .variance;
     assert!((per_patch - (0.5 - 0.01)).abs() < 1e-4, "per patch: {per_patch}");
     assert!(across < per_patch - 0.05, "across tokens {across} vs per patch {per_patch}");
@@ -493,21 +493,21 @@ fn counterfactual_contrast_learns_where_the_square_goes() {
     cfg.loss.counterfactual_encoder = 1.0;
     let mut model = WorldModel::new(&cfg, Device::Cpu).unwrap();
     let (f, a) = square_clip(4, cfg.clip_len, 20_000);
-    let same = tch::no_grad(|| model.losses(&f, &a, Some(&unmeasured(f.copy())), None, Phase::Joint));
+    let same = tch::no_grad(|| model.losses(&f, &a, Some(&unmeasured(f.copy())), Phase::Joint));
     let ln2 = std::f64::consts::LN_2;
     assert!((same.counterfactual - ln2).abs() < 1e-5, "identical counterfactual: {}", same.counterfactual);
     assert!((same.counterfactual_encoder - ln2).abs() < 1e-5, "identical: {}", same.counterfactual_encoder);
     // Frame t + 1's counterfactual is frame t: the square where it was.
     let stale = |f: &Tensor| Tensor::cat(&[f.narrow(1, 0, 1), f.narrow(1, 0, cfg.clip_len - 1)], 1);
-    let before = tch::no_grad(|| model.losses(&f, &a, Some(&unmeasured(stale(&f))), None, Phase::Joint));
+    let before = tch::no_grad(|| model.losses(&f, &a, Some(&unmeasured(stale(&f))), Phase::Joint));
     assert!(before.counterfactual > ln2, "untrained: {} (it predicts no change)", before.counterfactual);
     let mut opt = AdamW::new(&model.vs);
     for step in 0..cfg.steps {
         let (f, a) = square_clip(cfg.batch_size, cfg.clip_len, step);
-        let report = model.train_step(&mut opt, &f, &a, Some(&unmeasured(stale(&f))), None, step);
+        let report = model.train_step(&mut opt, &f, &a, Some(&unmeasured(stale(&f))), step);
         assert!(!report.skipped, "step {step} skipped: {report:?}");
     }
-    let after = tch::no_grad(|| model.losses(&f, &a, Some(&unmeasured(stale(&f))), None, Phase::Joint));
+    let after = tch::no_grad(|| model.losses(&f, &a, Some(&unmeasured(stale(&f))), Phase::Joint));
     assert!(
         after.counterfactual < 0.25 * before.counterfactual,
         "prediction contrast {} → {}: still nearer 'nothing moved'",
@@ -587,7 +587,7 @@ fn encoder_first_trains_the_encoder_then_the_predictor_alone() {
     let a = Tensor::randn([cfg.batch_size, cfg.clip_len, 2], (Kind::Float, Device::Cpu));
     let (enc0, pred0) = (snapshot(&model, "encoder."), snapshot(&model, "predictor."));
     for step in 0..3 {
-        let r = model.train_step(&mut opt, &f, &a, Some(&cf), None, step);
+        let r = model.train_step(&mut opt, &f, &a, Some(&cf), step);
         assert!(!r.skipped && r.teacher == 0.0 && r.rollout == 0.0, "encoder phase step {step}: {r:?}");
         assert!(r.counterfactual_metric > 0.0 && r.inverse_dynamics > 0.0, "encoder terms taken: {r:?}");
     }
@@ -595,7 +595,7 @@ fn encoder_first_trains_the_encoder_then_the_predictor_alone() {
     assert!(!same(&enc0, &enc1), "the encoder did not train in its phase");
     assert!(same(&pred0, &pred1), "the predictor changed during the encoder phase");
     for step in 3..6 {
-        let r = model.train_step(&mut opt, &f, &a, Some(&cf), None, step);
+        let r = model.train_step(&mut opt, &f, &a, Some(&cf), step);
         assert!(!r.skipped && r.teacher > 0.0 && r.inverse_dynamics == 0.0, "joint step {step}: {r:?}");
     }
     let (enc2, pred2) = (snapshot(&model, "encoder."), snapshot(&model, "predictor."));
@@ -626,7 +626,7 @@ fn graded_counterfactual_term_orders_distances_by_shift() {
             let other = m.encode_target(&cf.frames.flatten(0, 1));
             let d = Vec::<f64>::try_from((z - other).abs().mean_dim(&[-2i64, -1][..], false, Kind::Double)).unwrap();
             let s: Vec<f64> = shifts.iter().map(|&s| s as f64).collect();
-            (correlation(&d, &s), m.losses(&f, &a, Some(&cf), None, Phase::Encoder).counterfactual_metric)
+            (correlation(&d, &s), m.losses(&f, &a, Some(&cf), Phase::Encoder).counterfactual_metric)
         })
     };
     let (corr0, metric0) = held_out(&model);
@@ -634,7 +634,7 @@ fn graded_counterfactual_term_orders_distances_by_shift() {
     for step in 0..cfg.encoder_steps {
         let (f, cf, _) = square_counterfactuals(cfg.batch_size, cfg.clip_len, step);
         let a = Tensor::zeros([cfg.batch_size, cfg.clip_len, 2], (Kind::Float, Device::Cpu));
-        assert!(!model.train_step(&mut opt, &f, &a, Some(&cf), None, step).skipped);
+        assert!(!model.train_step(&mut opt, &f, &a, Some(&cf), step).skipped);
     }
     let (corr1, metric1) = held_out(&model);
     assert!(corr1 > 0.8 && corr1 > corr0 + 0.1, "distance-to-shift correlation {corr0:.3} → {corr1:.3}");
@@ -654,12 +654,12 @@ fn inverse_dynamics_reads_the_action_between_frames() {
     cfg.loss.inverse_dynamics = 1.0;
     let mut model = WorldModel::new(&cfg, Device::Cpu).unwrap();
     let (f, a) = square_clip(16, cfg.clip_len, 30_000);
-    let held_out = |m: &WorldModel| tch::no_grad(|| m.losses(&f, &a, None, None, Phase::Encoder).inverse_dynamics);
+    let held_out = |m: &WorldModel| tch::no_grad(|| m.losses(&f, &a, None, Phase::Encoder).inverse_dynamics);
     let before = held_out(&model);
     let mut opt = AdamW::new(&model.vs);
     for step in 0..cfg.encoder_steps {
         let (f, a) = square_clip(cfg.batch_size, cfg.clip_len, step);
-        assert!(!model.train_step(&mut opt, &f, &a, None, None, step).skipped);
+        assert!(!model.train_step(&mut opt, &f, &a, None, step).skipped);
     }
     let after = held_out(&model);
     assert!(after < 0.25 * before, "inverse dynamics {before:.4} → {after:.4}");
