@@ -296,6 +296,14 @@ fn main_job_at_tiny_scale_writes_the_report_and_surprise_scores() {
     let acc = report["voe"]["trained"]["overall_by_max"]["pairwise_accuracy"].as_f64().unwrap();
     assert!((0.0..=1.0).contains(&acc));
     assert_eq!(report["voe"]["trained"]["by_max"].as_array().unwrap().len(), 5, "all five categories");
+    // The probes read the paw's position as well as the cup's (NaN if the pusher's positions were
+    // not loaded from observation.state, or constant).
+    for key in ["trained_position_r2", "trained_pusher_r2", "random_init_pusher_r2"] {
+        for r2 in report["probe"][key].as_array().unwrap() {
+            let r2 = r2.as_f64().unwrap_or(f64::NAN);
+            assert!(r2.is_finite() && r2 <= 1.0, "{key}: {r2}");
+        }
+    }
     // Also scored with each frame predicted four frames ahead, for the trained and untrained models.
     assert_eq!(report["voe"]["horizon_ahead"].as_i64(), Some(4));
     for m in ["trained_ahead", "random_init_ahead"] {
@@ -303,7 +311,7 @@ fn main_job_at_tiny_scale_writes_the_report_and_surprise_scores() {
     }
     assert!(stdout.contains("VoE predicted 4 frames ahead"), "{stdout}");
     let md = std::fs::read_to_string(out.join("eval/report.md")).unwrap();
-    assert!(md.contains("trained, 4 ahead acc."), "{md}");
+    assert!(md.contains("trained, 4 ahead acc.") && md.contains("| pusher x, R²"), "{md}");
     for f in ["report.md", "prediction.png", "voe_frames.png", "voe_levitate.png"] {
         assert!(out.join("eval").join(f).exists(), "{f} missing");
     }
