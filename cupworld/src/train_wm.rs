@@ -580,10 +580,16 @@ fn write_plots(out: &Path, history: &[MetricsLine], cfg: &WmConfig) -> Result<()
             ];
             if ok.iter().any(|m| m.counterfactual > 0.0 || m.counterfactual_encoder > 0.0) {
                 series.push(Series::new("counterfactual (prediction)", smooth(&nonzero_pts(&|m| m.counterfactual), w)));
-                series.push(Series::new("counterfactual (encoder)", smooth(&pts(&|m| m.counterfactual_encoder), w)));
+                series.push(Series::new(
+                    "counterfactual (encoder)",
+                    smooth(&nonzero_pts(&|m| m.counterfactual_encoder), w),
+                ));
             }
             if ok.iter().any(|m| m.counterfactual_metric > 0.0) {
-                series.push(Series::new("counterfactual (graded)", smooth(&pts(&|m| m.counterfactual_metric), w)));
+                series.push(Series::new(
+                    "counterfactual (graded)",
+                    smooth(&nonzero_pts(&|m| m.counterfactual_metric), w),
+                ));
             }
             if ok.iter().any(|m| m.inverse_dynamics > 0.0) {
                 series.push(Series::new("inverse dynamics", smooth(&nonzero_pts(&|m| m.inverse_dynamics), w)));
