@@ -313,10 +313,7 @@ impl<'a> ProbeSplit<'a> {
 fn save_ghost_probe(model: &WorldModel, split: &ProbeSplit, path: &std::path::Path) -> Result<[f64; 2]> {
     let fit = ProbeRows::new(model, &split.fit, true).cup_on_table();
     let test = ProbeRows::new(model, &split.test, true).cup_on_table();
-    let (weight, bias) = ridge_fit(&fit.x, &fit.position, &fit.validation, None);
-    let pred = test.x.matmul(&weight) + &bias;
-    let r2s =
-        [r2(&pred.select(1, 0), &test.position.select(1, 0)), r2(&pred.select(1, 1), &test.position.select(1, 1))];
+    let (r2s, weight, bias) = fit_probe(&fit, &test, |r| &r.position);
     let (weight, bias) = (weight.contiguous(), bias.squeeze_dim(0).contiguous());
     Tensor::write_safetensors(&[("weight", &weight), ("bias", &bias)], path)
         .with_context(|| format!("writing {}", path.display()))?;
@@ -336,11 +333,12 @@ struct ProbeScores {
     test_frames: usize,
 }
 
-/// Fits a ridge map from `fit.x` to `y(fit)` and returns the test R² of each of its two columns.
-fn probe_r2(fit: &ProbeRows, test: &ProbeRows, y: impl Fn(&ProbeRows) -> &Tensor) -> [f64; 2] {
+/// Fits a ridge map from `fit.x` to the two columns of `y(fit)`: the test R² of each, the weight
+/// and the bias.
+fn fit_probe(fit: &ProbeRows, test: &ProbeRows, y: impl Fn(&ProbeRows) -> &Tensor) -> ([f64; 2], Tensor, Tensor) {
     let (weight, bias) = ridge_fit(&fit.x, y(fit), &fit.validation, None);
-    let pred = test.x.matmul(&weight) + bias;
-    [0, 1].map(|c| r2(&pred.select(1, c), &y(test).select(1, c)))
+    let pred = test.x.matmul(&weight) + &bias;
+    ([0, 1].map(|c| r2(&pred.select(1, c), &y(test).select(1, c))), weight, bias)
 }
 
 /// Linear probes on the online encoder's latents.
@@ -350,8 +348,8 @@ fn probe(model: &WorldModel, split: &ProbeSplit) -> ProbeScores {
     // Table-plane position is probed on frames with the cup on the table: a cup that fell off
     // the back edge is hidden by the table, and no encoder can say where it lies.
     let (fit_on, test_on) = (fit.cup_on_table(), test.cup_on_table());
-    let position_r2 = probe_r2(&fit_on, &test_on, |r| &r.position);
-    let pusher_r2 = probe_r2(&fit, &test, |r| &r.pusher);
+    let position_r2 = fit_probe(&fit_on, &test_on, |r| &r.position).0;
+    let pusher_r2 = fit_probe(&fit, &test, |r| &r.pusher).0;
     // Falls are rare frames: weight each class to half the total so the classifier cannot win by
     // always answering "on the table".
     let labels = fit.on_table.squeeze_dim(1);

@@ -28,9 +28,8 @@ pub fn rng_for(episode_seed: u64, step: u32) -> ChaCha8Rng {
 /// kept), clear of the pusher; a cup on the table stays on the table, a falling or fallen one stays
 /// within 15 cm of the table's footprint. Then (with `move_pusher`) the pusher is moved the same
 /// way (another draw), over the table and clear of the moved cup; where no spot is found in 64
-/// draws it stays. The
-/// cup's draws come first, so its position is what a cup-only counterfactual of the same
-/// (seed, step) drew. Returns the edited scene, the cup's new position and the pusher's new
+/// draws it stays. The cup's draws come first, so its position is what a cup-only counterfactual
+/// of the same (seed, step) drew. Returns the edited scene, the cup's new position and the pusher's new
 /// table-plane (x, z), or `None` when no spot for the cup was found in 64 draws or the scene has
 /// no cup.
 ///
@@ -54,46 +53,43 @@ pub fn displaced_objects(
     if !scene.objects.iter().any(|o| o.kind == ObjectKind::Cup) {
         return None;
     }
+    let plane = |p: [f32; 3]| [p[0], p[2]];
+    let (cup, here) = (plane(info.cup.position), plane(info.pusher.position));
+    let [x, z] = draw_spot(cup, range, [limit_x, limit_z], here, clearance, rng)?;
+    let p = [x, info.cup.position[1], z];
+    let q = if move_pusher { draw_spot(here, range, [hw, hd], [x, z], clearance, rng).unwrap_or(here) } else { here };
+    let mut edited = scene.clone();
+    for o in edited.objects.iter_mut() {
+        match o.kind {
+            ObjectKind::Cup => o.pose.position = p,
+            ObjectKind::Pusher => (o.pose.position[0], o.pose.position[2]) = (q[0], q[1]),
+            _ => {}
+        }
+    }
+    Some((edited, p, q))
+}
+
+/// A table-plane spot `range` metres from `from` in a uniformly drawn direction, within
+/// `|x| < limit[0]`, `|z| < limit[1]` and more than `clearance` from `avoid`; `None` when 64 draws
+/// found none.
+fn draw_spot(
+    from: [f32; 2],
+    range: [f32; 2],
+    limit: [f32; 2],
+    avoid: [f32; 2],
+    clearance: f32,
+    rng: &mut ChaCha8Rng,
+) -> Option<[f32; 2]> {
     for _ in 0..64 {
         let angle = rng.random_range(0.0..std::f32::consts::TAU);
         let dist = rng.random_range(range[0]..range[1]);
-        let mut p = info.cup.position;
-        p[0] += dist * angle.cos();
-        p[2] += dist * angle.sin();
-        let pusher = info.pusher.position;
-        let clear = ((p[0] - pusher[0]).powi(2) + (p[2] - pusher[2]).powi(2)).sqrt() > clearance;
-        if p[0].abs() < limit_x && p[2].abs() < limit_z && clear {
-            let mut edited = scene.clone();
-            for o in edited.objects.iter_mut().filter(|o| o.kind == ObjectKind::Cup) {
-                o.pose.position = p;
-            }
-            let here = [info.pusher.position[0], info.pusher.position[2]];
-            let q = if move_pusher { displaced_pusher(info, p, clearance, range, rng) } else { here };
-            for o in edited.objects.iter_mut().filter(|o| o.kind == ObjectKind::Pusher) {
-                o.pose.position[0] = q[0];
-                o.pose.position[2] = q[1];
-            }
-            return Some((edited, p, q));
+        let q = [from[0] + dist * angle.cos(), from[1] + dist * angle.sin()];
+        let clear = ((q[0] - avoid[0]).powi(2) + (q[1] - avoid[1]).powi(2)).sqrt() > clearance;
+        if q[0].abs() < limit[0] && q[1].abs() < limit[1] && clear {
+            return Some(q);
         }
     }
     None
-}
-
-/// The pusher's table-plane position moved `range` metres, over the table and `clearance` from
-/// the cup at `cup`; where it is when no such spot is found in 64 draws.
-fn displaced_pusher(info: &Info, cup: [f32; 3], clearance: f32, range: [f32; 2], rng: &mut ChaCha8Rng) -> [f32; 2] {
-    let [hw, hd] = info.table_half_size;
-    let here = [info.pusher.position[0], info.pusher.position[2]];
-    for _ in 0..64 {
-        let angle = rng.random_range(0.0..std::f32::consts::TAU);
-        let dist = rng.random_range(range[0]..range[1]);
-        let q = [here[0] + dist * angle.cos(), here[1] + dist * angle.sin()];
-        let clear = ((q[0] - cup[0]).powi(2) + (q[1] - cup[2]).powi(2)).sqrt() > clearance;
-        if q[0].abs() < hw && q[1].abs() < hd && clear {
-            return q;
-        }
-    }
-    here
 }
 
 #[cfg(test)]
