@@ -162,22 +162,22 @@ pub fn load_paired(dirs: &[PathBuf], counterfactual: &[PathBuf], image_size: i64
                     c.len()
                 );
             }
-            // The companion's environment state says where its cup was drawn, its state where its
-            // pusher was (companions made before the pusher moved too have it in place): the
-            // shift is the sum of the two table-plane moves.
-            let moved = (&c.env_state - &r.env_state).index_select(1, &Tensor::from_slice(&[0i64, 2]));
-            let cup = moved.square().sum_dim_intlist(1, false, Kind::Float).sqrt();
-            let pusher = (&c.pusher - &r.pusher)
-                .square()
-                .sum_dim_intlist(1, false, Kind::Float)
-                .sqrt()
-                .nan_to_num(0.0, None, None);
-            let shift = cup + pusher;
+            let shift = companion_shift(r, &c);
             r.counterfactual = Some(Counterfactual { frames: c.frames, shift });
         }
         out.extend(real);
     }
     Ok(out)
+}
+
+/// How far a counterfactual companion moved things, per frame `[T]`: the companion's environment
+/// state says where its cup was drawn, its state where its pusher was (companions made before the
+/// pusher moved too have it in place), and the shift is the sum of the two table-plane moves.
+pub fn companion_shift(real: &EpisodeTensors, companion: &EpisodeTensors) -> Tensor {
+    let plane = Tensor::from_slice(&[0i64, 2]);
+    let distance = |a: &Tensor, b: &Tensor| (a - b).square().sum_dim_intlist(1, false, Kind::Float).sqrt();
+    let cup = distance(&companion.env_state.index_select(1, &plane), &real.env_state.index_select(1, &plane));
+    cup + distance(&companion.pusher, &real.pusher).nan_to_num(0.0, None, None)
 }
 
 pub fn load_dataset(dir: &Path, image_size: i64) -> Result<Vec<EpisodeTensors>> {
@@ -366,6 +366,25 @@ mod tests {
         // count of "late" starts, so compare against the uniform expectation instead.
         let first: Vec<u8> = Vec::try_from(frames.select(1, 0).flatten(1, -1).select(1, 0)).unwrap();
         first.iter().filter(|&&t| t >= 29).count() as f64 / first.len() as f64
+    }
+
+    /// The graded term's shift: the cup's table-plane move plus the pusher's; a companion with the
+    /// pusher in place (made before it moved too, or with --counterfactual-cup-only) counts the
+    /// cup alone.
+    #[test]
+    fn a_companion_shift_adds_the_cup_and_the_pusher_moves() {
+        let row = |cup: [f32; 3], pusher: [f32; 2]| FrameRow {
+            rgb: vec![0; 4 * 4 * 3],
+            env_state: cup.to_vec(),
+            pusher,
+            ..FrameRow::default()
+        };
+        let real = EpisodeTensors::from_rows(0, 4, &vec![row([0.0, 0.8, 0.0], [0.1, 0.1]); 2]);
+        let both =
+            EpisodeTensors::from_rows(0, 4, &[row([0.3, 0.8, 0.4], [0.1, 0.1]), row([0.0, 0.5, 0.0], [0.1, -0.1])]);
+        let shift: Vec<f32> = Vec::try_from(companion_shift(&real, &both)).unwrap();
+        // Frame 0: the cup 0.5 m in the plane; frame 1: its height alone changed, the pusher 0.2 m.
+        assert!((shift[0] - 0.5).abs() < 1e-6 && (shift[1] - 0.2).abs() < 1e-6, "{shift:?}");
     }
 
     #[test]
