@@ -51,9 +51,14 @@ impl EncoderNorm {
 
 impl Default for EncoderConfig {
     fn default() -> Self {
+        // A stride-1 stage at the stem's 16 × 16 grid before the two halvings: the cup (3–5 px)
+        // and the paw (2 px) keep their own cells there. With the paw in the companions, the
+        // linear probes read cup 0.84 / 0.78 and paw 0.91 / 0.90 where 32/64/128 at strides
+        // 4/2/2 read 0.71 / 0.71 and 0.76 / 0.76, one encoder phase each
+        // (experiments/2026-11-30-stride1).
         EncoderConfig {
-            channels: vec![32, 64, 128],
-            strides: vec![4, 2, 2],
+            channels: vec![32, 32, 64, 128],
+            strides: vec![4, 1, 2, 2],
             latent_dim: 64,
             coords: true,
             keypoints: false,
@@ -316,12 +321,13 @@ impl WmConfig {
             predictor: PredictorConfig { average: 0.999, ..PredictorConfig::default() },
             // Clips of 4 model steps (3 of context, 12 frames): 4,000 predictor steps take the time
             // of 2,500 with 6, and scored VoE 68% to 65% (experiments/2026-11-30-context). VoE
-            // keeps rising with steps (79% at 8,000); 5,000 fit the main job's time since the
-            // rollout reuses the teacher-forced pass's keys and values (experiments/2026-11-30-kv-rollout).
+            // keeps rising with steps (79% at 8,000). 4,000 fit the main job's 30 minutes beside the
+            // stride-1 encoder (whose frames cost more to encode: ~150 ms a step); with 5,000 the
+            // main job took 33.9 min (experiments/2026-11-30-stride1).
             clip_len: 4,
             rollout_steps: 2,
             batch_size: 32,
-            steps: 5000,
+            steps: 4000,
             // Falls are what levitate asks about and few clips hold one; the Rust predictor with
             // falls x8 scored VoE 64% (pass-through 23%) where x2 scored 61% (8%)
             // (experiments/2026-11-30-frameskip).
@@ -377,8 +383,9 @@ impl WmConfig {
     }
 
     /// The encoder phase's length in the encoder-first recipe for a built-in preset, what the
-    /// main job runs: with `small` the probe reads the cup after ~1,400 steps and changes little
-    /// after 7,500 (4.3–5 min on the 2-core CPU).
+    /// main job runs: with `small` the probe reads the cup after ~1,400 steps; the paw needs more
+    /// (stride-1 encoder: paw x / z 0.83 / 0.77 after 5,000 steps, 0.91 / 0.90 after 7,500, which
+    /// take ~6.5 min on the 2-core CPU; experiments/2026-11-30-stride1).
     pub fn preset_encoder_steps(name: &str) -> Result<u64> {
         match name {
             "small" => Ok(7_500),
