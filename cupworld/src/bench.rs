@@ -336,7 +336,6 @@ fn bench_gen(episodes: u64, slots: usize, renderers: usize, json: bool) -> Resul
         renderers,
         sim_workers: 1,
         counterfactual: None,
-        counterfactual_pusher: true,
         progress: false,
     };
     let summary = crate::generate::run(&cfg);

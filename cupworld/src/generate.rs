@@ -37,13 +37,11 @@ pub struct GenConfig {
     /// Simulator threads; worker `w` feeds renderer `w % renderers`, so an episode's frames
     /// all pass through one renderer and stay in order.
     pub sim_workers: usize,
-    /// Draw every frame with the cup and the pusher each moved this far, in metres
-    /// (`sim::counterfactual`): a companion dataset of the same episodes, step for step, for the
-    /// world model's counterfactual loss. Its `observation.environment_state` holds where the cup
-    /// is drawn, its `observation.state` where the pusher is.
-    pub counterfactual: Option<[f32; 2]>,
-    /// With `counterfactual`: move the pusher too (false: the cup only).
-    pub counterfactual_pusher: bool,
+    /// Draw every frame with the cup (and the pusher) moved (`sim::counterfactual`): a companion
+    /// dataset of the same episodes, step for step, for the world model's counterfactual loss.
+    /// Its `observation.environment_state` holds where the cup is drawn, its `observation.state`
+    /// where the pusher is.
+    pub counterfactual: Option<sim::counterfactual::Displacement>,
     pub progress: bool,
 }
 
@@ -180,8 +178,8 @@ pub fn run(cfg: &GenConfig) -> Result<GenSummary> {
         .map(|w| {
             let tx = job_txs[w % renderers].clone();
             let next = next_episode.clone();
-            let (env_cfg, policy, base_seed) = (cfg.env.clone(), cfg.policy, cfg.base_seed);
-            let counterfactual = cfg.counterfactual.map(|range| (range, cfg.counterfactual_pusher));
+            let (env_cfg, policy, base_seed, counterfactual) =
+                (cfg.env.clone(), cfg.policy, cfg.base_seed, cfg.counterfactual);
             std::thread::spawn(move || -> Result<()> {
                 let mut env = Env::new(env_cfg)?;
                 loop {
@@ -259,10 +257,10 @@ pub fn run(cfg: &GenConfig) -> Result<GenSummary> {
             // The camera the frames were drawn from belongs with the data (it changed once already).
             let mut v = serde_json::to_value(&cfg.env)?;
             v["camera"] = serde_json::to_value(types::CameraSpec::default())?;
-            if let Some(range) = cfg.counterfactual {
+            if let Some(how) = cfg.counterfactual {
                 v["counterfactual"] = serde_json::json!({
-                    "cup_displacement_m": range,
-                    "pusher_displacement_m": if cfg.counterfactual_pusher { Some(range) } else { None },
+                    "cup_displacement_m": how.range,
+                    "pusher_displacement_m": how.move_pusher.then_some(how.range),
                 });
             }
             v
@@ -304,7 +302,7 @@ fn simulate_episode(
     policy: PolicyKind,
     base_seed: u64,
     index: u64,
-    counterfactual: Option<([f32; 2], bool)>,
+    counterfactual: Option<sim::counterfactual::Displacement>,
     tx: &crossbeam_channel::Sender<RenderJob<Step>>,
 ) -> Result<bool> {
     let seed = episode_seed(base_seed, index);
@@ -317,13 +315,11 @@ fn simulate_episode(
         let mut scene = env.scene();
         let mut environment_state = obs.environment_state.to_vec();
         let mut state = obs.state.to_vec();
-        if let Some((range, move_pusher)) = counterfactual {
+        if let Some(how) = counterfactual {
             // Drawn before the step, from the state the frame shows; a scene with no free spot
             // (rare) is drawn as it is.
             let rng = &mut sim::counterfactual::rng_for(seed, step);
-            if let Some((edited, cup, pusher)) =
-                sim::counterfactual::displaced_objects(&scene, &info, range, move_pusher, rng)
-            {
+            if let Some((edited, cup, pusher)) = sim::counterfactual::displaced_objects(&scene, &info, how, rng) {
                 scene = edited;
                 environment_state[..3].copy_from_slice(&cup);
                 state[..2].copy_from_slice(&pusher);

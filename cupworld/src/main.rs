@@ -100,7 +100,7 @@ enum Command {
     Demo {
         #[arg(long, default_value = "out/demo")]
         out: PathBuf,
-        /// small (the full default run, ~29 min on 2 cores after the build) or tiny (a smoke test in seconds).
+        /// small (the full default run, ~28 min on 2 cores after the build) or tiny (a smoke test in seconds).
         #[arg(long, default_value = "small")]
         scale: String,
         /// Where the world model trains and is evaluated: cpu, cuda or cuda:N.
@@ -737,13 +737,14 @@ fn gen_cmd(a: GenArgs) -> Result<()> {
         sim_workers: a.sim_workers,
         counterfactual: match (a.counterfactual, a.counterfactual_range.as_slice()) {
             (false, _) => None,
-            (true, &[lo, hi]) => Some([lo, hi]),
+            (true, &[lo, hi]) => {
+                Some(sim::counterfactual::Displacement { range: [lo, hi], move_pusher: !a.counterfactual_cup_only })
+            }
             (true, other) => bail!("--counterfactual-range {other:?}: expected two numbers, MIN,MAX"),
         },
-        counterfactual_pusher: !a.counterfactual_cup_only,
         progress: std::io::stderr().is_terminal(),
     };
-    if let Some([lo, hi]) = cfg.counterfactual
+    if let Some(sim::counterfactual::Displacement { range: [lo, hi], .. }) = cfg.counterfactual
         && !(lo.is_finite() && hi.is_finite() && 0.0 < lo && lo < hi && hi <= 1.0)
     {
         bail!("--counterfactual-range {lo},{hi}: expected 0 < MIN < MAX <= 1 (metres)");
@@ -819,8 +820,7 @@ fn demo(out: &std::path::Path, scale: &str, device: tch::Device) -> Result<()> {
             render: render::RenderConfig::default(),
             renderers: default_renderers(),
             sim_workers: 1,
-            counterfactual: counterfactual.then_some(sim::counterfactual::DISPLACEMENT),
-            counterfactual_pusher: true,
+            counterfactual: counterfactual.then(sim::counterfactual::Displacement::default),
             progress,
         };
         let s = generate::run(&cfg)?;

@@ -18,15 +18,31 @@ use crate::Info;
 /// trained read 0.77 / 0.83, with 3–25 cm 0.95 / 0.93 (experiments/2026-11-29-encoder-first).
 pub const DISPLACEMENT: [f32; 2] = [0.03, 0.25];
 
+/// What a counterfactual view moves, and how far.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Displacement {
+    /// How far each object moves, `[min, max]` metres (uniform).
+    pub range: [f32; 2],
+    /// Move the pusher as well as the cup (false: the cup only, as companions made before
+    /// 2026-11-30).
+    pub move_pusher: bool,
+}
+
+impl Default for Displacement {
+    fn default() -> Self {
+        Displacement { range: DISPLACEMENT, move_pusher: true }
+    }
+}
+
 /// The RNG of step `step` of the episode with seed `episode_seed`: a counterfactual depends only on
 /// where it is in the data, not on which thread drew it.
 pub fn rng_for(episode_seed: u64, step: u32) -> ChaCha8Rng {
     ChaCha8Rng::seed_from_u64(episode_seed ^ (0xC0FF_EE00_0000_0000 | step as u64))
 }
 
-/// `scene` with its cup moved `range[0]`–`range[1]` metres along the table plane (height and tilt
+/// `scene` with its cup moved `how.range[0]`–`how.range[1]` metres along the table plane (height and tilt
 /// kept), clear of the pusher; a cup on the table stays on the table, a falling or fallen one stays
-/// within 15 cm of the table's footprint. Then (with `move_pusher`) the pusher is moved the same
+/// within 15 cm of the table's footprint. Then (with `how.move_pusher`) the pusher is moved the same
 /// way (another draw), over the table and clear of the moved cup; where no spot is found in 64
 /// draws it stays. The cup's draws come first, so its position is what a cup-only counterfactual
 /// of the same (seed, step) drew. Returns the edited scene, the cup's new position and the pusher's new
@@ -38,10 +54,10 @@ pub fn rng_for(episode_seed: u64, step: u32) -> ChaCha8Rng {
 pub fn displaced_objects(
     scene: &SceneSnapshot,
     info: &Info,
-    range: [f32; 2],
-    move_pusher: bool,
+    how: Displacement,
     rng: &mut ChaCha8Rng,
 ) -> Option<(SceneSnapshot, [f32; 3], [f32; 2])> {
+    let range = how.range;
     let [hw, hd] = info.table_half_size;
     let (limit_x, limit_z) = if info.on_table {
         let margin = info.cup_radius + 0.01;
@@ -57,7 +73,8 @@ pub fn displaced_objects(
     let (cup, here) = (plane(info.cup.position), plane(info.pusher.position));
     let [x, z] = draw_spot(cup, range, [limit_x, limit_z], here, clearance, rng)?;
     let p = [x, info.cup.position[1], z];
-    let q = if move_pusher { draw_spot(here, range, [hw, hd], [x, z], clearance, rng).unwrap_or(here) } else { here };
+    let q =
+        if how.move_pusher { draw_spot(here, range, [hw, hd], [x, z], clearance, rng).unwrap_or(here) } else { here };
     let mut edited = scene.clone();
     for o in edited.objects.iter_mut() {
         match o.kind {
@@ -108,12 +125,12 @@ mod tests {
             env.reset(seed);
             let scene = env.scene();
             let info = env.current_info();
-            let Some((edited, p, q)) = displaced_objects(&scene, &info, DISPLACEMENT, true, &mut rng_for(seed, 0))
+            let Some((edited, p, q)) = displaced_objects(&scene, &info, Displacement::default(), &mut rng_for(seed, 0))
             else {
                 continue;
             };
             found += 1;
-            let again = displaced_objects(&scene, &info, DISPLACEMENT, true, &mut rng_for(seed, 0)).unwrap();
+            let again = displaced_objects(&scene, &info, Displacement::default(), &mut rng_for(seed, 0)).unwrap();
             assert_eq!((again.1, again.2), (p, q), "same (seed, step), same counterfactual");
             let here = info.pusher.position;
             let moved = ((q[0] - here[0]).powi(2) + (q[1] - here[2]).powi(2)).sqrt();
@@ -147,8 +164,9 @@ mod tests {
         for seed in 0..5 {
             env.reset(seed);
             let (scene, info) = (env.scene(), env.current_info());
-            let both = displaced_objects(&scene, &info, DISPLACEMENT, true, &mut rng_for(seed, 0)).unwrap();
-            let (edited, p, q) = displaced_objects(&scene, &info, DISPLACEMENT, false, &mut rng_for(seed, 0)).unwrap();
+            let both = displaced_objects(&scene, &info, Displacement::default(), &mut rng_for(seed, 0)).unwrap();
+            let cup_only = Displacement { move_pusher: false, ..Displacement::default() };
+            let (edited, p, q) = displaced_objects(&scene, &info, cup_only, &mut rng_for(seed, 0)).unwrap();
             assert_eq!(p, both.1);
             assert_eq!(q, [info.pusher.position[0], info.pusher.position[2]]);
             let pusher = |s: &SceneSnapshot| s.find(ObjectKind::Pusher).unwrap().pose.position;
