@@ -5,7 +5,7 @@ use std::time::Instant;
 use anyhow::Result;
 use serde::Serialize;
 use tch::{Device, Kind, Tensor};
-use world_model::{AdamW, Counterfactual, LatentHistory, WmConfig, WorldModel};
+use world_model::{AdamW, Clips, Counterfactual, LatentHistory, WmConfig, WorldModel};
 
 use crate::bench::median;
 
@@ -29,6 +29,9 @@ struct WmBench {
     encoder_phase_frames_per_s: f64,
     frozen_encoder_step_ms: f64,
     frozen_encoder_frames_per_s: f64,
+    /// The frozen-encoder step on latents cached once (what `train-wm` runs from data on disk).
+    frozen_encoder_cached_step_ms: f64,
+    frozen_encoder_cached_frames_per_s: f64,
     /// Where a training step's time goes (ms, medians of separate runs of each part).
     encoder_fwd_bwd_ms: f64,
     predictor_fwd_bwd_ms: f64,
@@ -77,7 +80,7 @@ pub fn run(preset: &str, steps: usize, device: &str, json: bool) -> Result<()> {
     // Median of `steps` timed train steps (numbered from `from`) after three warm-up ones, of a
     // fresh model with `cfg`, on `(frames, actions)`.
     let median_step_ms = |cfg: &WmConfig,
-                          (frames, actions): (&Tensor, &Tensor),
+                          (input, actions): (Clips, &Tensor),
                           counterfactual: Option<&Counterfactual>,
                           from: u64|
      -> Result<f64> {
@@ -87,14 +90,14 @@ pub fn run(preset: &str, steps: usize, device: &str, json: bool) -> Result<()> {
             (0..steps + 3)
                 .map(|i| {
                     time_ms(device, &mut || {
-                        let _ = model.train_step(&mut opt, frames, actions, counterfactual, from + i as u64);
+                        let _ = model.train_step_on(&mut opt, input, actions, counterfactual, from + i as u64);
                     })
                 })
                 .skip(3)
                 .collect(),
         ))
     };
-    let clips = (&frames, &actions);
+    let clips = (Clips::Frames(&frames), &actions);
     let train_step_ms = median_step_ms(&cfg, clips, None, 0)?;
     let mut contrast = cfg.clone();
     contrast.loss.counterfactual = 1.0;
@@ -104,8 +107,17 @@ pub fn run(preset: &str, steps: usize, device: &str, json: bool) -> Result<()> {
     let recipe = WmConfig::encoder_first(&cfg, 3 * cfg.steps);
     let encoder_phase_frames = recipe.encoder_batch_frames();
     let (pair_frames, pair_actions, pair_cf) = batch(encoder_phase_frames / 2, 2, cfg.action_dim);
-    let encoder_phase_step_ms = median_step_ms(&recipe, (&pair_frames, &pair_actions), Some(&pair_cf), 0)?;
+    let encoder_phase_step_ms =
+        median_step_ms(&recipe, (Clips::Frames(&pair_frames), &pair_actions), Some(&pair_cf), 0)?;
     let frozen_encoder_step_ms = median_step_ms(&recipe, clips, Some(&counterfactual), recipe.encoder_steps)?;
+    // The same step on the clips' latents, as `train-wm` gives them once the encoder is frozen.
+    let (online, target) = WorldModel::new(&recipe, device)?.encode_clips(&frames);
+    let frozen_encoder_cached_step_ms = median_step_ms(
+        &recipe,
+        (Clips::Latents { online: &online, target: &target }, &actions),
+        None,
+        recipe.encoder_steps,
+    )?;
 
     // Parts, measured alone: encoder forward+backward on the clip's frames; predictor
     // forward+backward (teacher + rollout) on fixed latents; optimiser + EMA.
@@ -169,6 +181,8 @@ pub fn run(preset: &str, steps: usize, device: &str, json: bool) -> Result<()> {
         encoder_phase_frames_per_s: encoder_phase_frames as f64 / (encoder_phase_step_ms / 1e3),
         frozen_encoder_step_ms,
         frozen_encoder_frames_per_s: (b * t) as f64 / (frozen_encoder_step_ms / 1e3),
+        frozen_encoder_cached_step_ms,
+        frozen_encoder_cached_frames_per_s: (b * t) as f64 / (frozen_encoder_cached_step_ms / 1e3),
         encoder_fwd_bwd_ms: median(enc),
         predictor_fwd_bwd_ms: median(pred),
         optimizer_and_ema_ms: median(optim),
@@ -196,6 +210,10 @@ pub fn run(preset: &str, steps: usize, device: &str, json: bool) -> Result<()> {
             r.encoder_phase_frames_per_s,
             r.frozen_encoder_step_ms,
             r.frozen_encoder_frames_per_s
+        );
+        println!(
+            "  frozen encoder, clips as cached latents (train-wm from datasets): {:.1} ms = {:.0} frames/s",
+            r.frozen_encoder_cached_step_ms, r.frozen_encoder_cached_frames_per_s
         );
         println!(
             "  encoder fwd+bwd {:.1} ms, predictor fwd+bwd (teacher + rollout) {:.1} ms, optimiser + EMA {:.1} ms",

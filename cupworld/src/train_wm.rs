@@ -12,10 +12,12 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 use tch::{Device, Kind, Tensor};
-use world_model::{AdamW, Phase, WmConfig, WorldModel, load_checkpoint, save_checkpoint};
+use world_model::{AdamW, Clips, Phase, WmConfig, WorldModel, load_checkpoint, save_checkpoint};
 
 use crate::plot::{Plot, Series, line_plot};
-use crate::wm_data::{ClipSampler, EpisodeTensors, ReplayBuffer, SamplerState, load_datasets, load_paired};
+use crate::wm_data::{
+    ClipSampler, EpisodeTensors, LatentCache, ReplayBuffer, SamplerState, load_datasets, load_paired,
+};
 
 /// Where the training data comes from.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -198,6 +200,12 @@ pub fn resolve_checkpoint(path: &Path) -> Result<PathBuf> {
     Ok(path.to_path_buf())
 }
 
+/// A training batch's clips as the sampler gave them: frames, or the frozen encoders' latents.
+enum Batch {
+    Frames(Tensor),
+    Latents(Tensor, Tensor),
+}
+
 enum Feed {
     Static(Vec<EpisodeTensors>),
     Live(crate::live::LiveSource, ReplayBuffer),
@@ -350,6 +358,7 @@ pub fn run(opts: &TrainOptions) -> Result<TrainSummary> {
     let began = Instant::now();
     let (start_step, mut last_loss) = (state.step, f64::NAN);
     let mut last_ckpt = existing.clone();
+    let mut latent_cache: Option<LatentCache> = None;
     while state.step < cfg.steps {
         if opts.stop_after.is_some_and(|n| state.step >= n) {
             // Behave like a crash: no final checkpoint, only what was already written survives.
@@ -374,9 +383,33 @@ pub fn run(opts: &TrainOptions) -> Result<TrainSummary> {
         let skip = if cfg.phase_at(state.step) == Phase::Joint { cfg.frameskip } else { 1 };
         // Only the predictor's clips are mirrored (measured there; the encoder phase was not).
         let mirror = cfg.mirror && cfg.phase_at(state.step) == Phase::Joint;
-        let (frames, actions, counterfactual) = match &mut feed {
-            Feed::Static(eps) => sampler.sample(eps.iter(), clips, clip_len, skip, cfg.fall_weight, mirror)?,
-            Feed::Live(live, buffer) => {
+        // On a frozen encoder, from data on disk: the latents of every frame once, then clips of
+        // latents (the same draws, the same update, without encoding each batch again).
+        if let (Feed::Static(eps), None) = (&feed, &latent_cache)
+            && cfg.latents_cacheable_at(state.step)
+        {
+            let t = Instant::now();
+            let cache = LatentCache::build(&model, eps);
+            tracing::info!(
+                "frozen encoder: latents of {} frames (and their mirror images) cached in {:.1} s, {:.0} MB",
+                eps.iter().map(|e| e.len()).sum::<i64>(),
+                t.elapsed().as_secs_f64(),
+                cache.bytes() as f64 / 1e6
+            );
+            latent_cache = Some(cache);
+        }
+        let t0 = Instant::now();
+        let (frames, actions, counterfactual) = match (&mut feed, &latent_cache) {
+            (Feed::Static(eps), Some(cache)) if cfg.latents_cacheable_at(state.step) => {
+                let (online, target, actions) =
+                    sampler.sample_latents(eps, cache, clips, clip_len, skip, cfg.fall_weight, mirror)?;
+                (Batch::Latents(online, target), actions, None)
+            }
+            (Feed::Static(eps), _) => {
+                let (f, a, cf) = sampler.sample(eps.iter(), clips, clip_len, skip, cfg.fall_weight, mirror)?;
+                (Batch::Frames(f), a, cf)
+            }
+            (Feed::Live(live, buffer), _) => {
                 // Drain what arrived; wait until enough episodes to sample a varied batch.
                 while let Ok(ep) = live.episodes.try_recv() {
                     buffer.push(ep);
@@ -387,13 +420,22 @@ pub fn run(opts: &TrainOptions) -> Result<TrainSummary> {
                         Err(_) => bail!("the live data pipeline stopped"),
                     }
                 }
-                sampler.sample(buffer.episodes.iter(), clips, clip_len, skip, cfg.fall_weight, mirror)?
+                let (f, a, cf) =
+                    sampler.sample(buffer.episodes.iter(), clips, clip_len, skip, cfg.fall_weight, mirror)?;
+                (Batch::Frames(f), a, cf)
             }
         };
-        let frames =
-            if state.step < opts.poison_batches { frames.to_kind(tch::Kind::Float) * f64::NAN } else { frames };
-        let t0 = Instant::now();
-        let report = model.train_step(&mut opt, &frames, &actions, counterfactual.as_ref(), state.step);
+        let poison =
+            |x: Tensor| if state.step < opts.poison_batches { x.to_kind(tch::Kind::Float) * f64::NAN } else { x };
+        let frames = match frames {
+            Batch::Frames(f) => Batch::Frames(poison(f)),
+            Batch::Latents(z, t) => Batch::Latents(poison(z), t),
+        };
+        let clips_in = match &frames {
+            Batch::Frames(f) => Clips::Frames(f),
+            Batch::Latents(online, target) => Clips::Latents { online, target },
+        };
+        let report = model.train_step_on(&mut opt, clips_in, &actions, counterfactual.as_ref(), state.step);
         let n_frames = (clips * clip_len) as u64;
         state.frames_seen += n_frames;
         if report.skipped {

@@ -258,19 +258,82 @@ impl ClipSampler {
         fall_weight: f64,
         mirror: bool,
     ) -> Result<(Tensor, Tensor, Option<Counterfactual>)> {
-        let (steps, len) = (len, (len - 1) * skip + 1);
-        let starts: Vec<i64> = episodes.clone().map(|e| (e.len() - len + 1).max(0)).collect();
+        let eps: Vec<&EpisodeTensors> = episodes.collect();
+        let draws = self.draw(&eps, batch, len, skip, fall_weight, mirror)?;
+        let span = (len - 1) * skip + 1;
+        let paired = eps.iter().all(|e| e.counterfactual.is_some());
+        let (mut frames, mut actions, mut cf_frames, mut cf_shifts) = (vec![], vec![], vec![], vec![]);
+        for &ClipDraw { episode, start, flip } in &draws {
+            let (mut f, mut a) = eps[episode].model_step_clip(start, len, skip);
+            if flip {
+                (f, a) = mirror_clip(&f, &a);
+            }
+            frames.push(f);
+            actions.push(a);
+            if let Some(cf) = eps[episode].counterfactual.as_ref().filter(|_| paired) {
+                let cf_f = cf.frames.narrow(0, start, span).slice(0, 0, span, skip);
+                cf_frames.push(if flip { cf_f.flip([-1]) } else { cf_f });
+                cf_shifts.push(cf.shift.narrow(0, start, span).slice(0, 0, span, skip));
+            }
+        }
+        let counterfactual = paired
+            .then(|| Counterfactual { frames: Tensor::stack(&cf_frames, 0), shift: Tensor::stack(&cf_shifts, 0) });
+        Ok((Tensor::stack(&frames, 0), Tensor::stack(&actions, 0).to_kind(Kind::Float), counterfactual))
+    }
+
+    /// The clips [`ClipSampler::sample`] draws (the same draws from the same state), as the
+    /// frozen encoders' latents from `cache` (built on `episodes`): `(online [b, len, P, D],
+    /// target [b, len, P, D], actions [b, len, skip·2])`.
+    pub fn sample_latents(
+        &mut self,
+        episodes: &[EpisodeTensors],
+        cache: &LatentCache,
+        batch: i64,
+        len: i64,
+        skip: i64,
+        fall_weight: f64,
+        mirror: bool,
+    ) -> Result<(Tensor, Tensor, Tensor)> {
+        let eps: Vec<&EpisodeTensors> = episodes.iter().collect();
+        if cache.online.len() != eps.len() {
+            bail!("the latent cache holds {} episodes, the data {}", cache.online.len(), eps.len());
+        }
+        let draws = self.draw(&eps, batch, len, skip, fall_weight, mirror)?;
+        let span = (len - 1) * skip + 1;
+        let (mut online, mut target, mut actions) = (vec![], vec![], vec![]);
+        for &ClipDraw { episode, start, flip } in &draws {
+            let steps = |z: &Tensor| z.narrow(0, start, span).slice(0, 0, span, skip);
+            online.push(steps(&cache.online[episode][usize::from(flip)]));
+            target.push(steps(&cache.target[episode][usize::from(flip)]));
+            let a = eps[episode].model_step_clip(start, len, skip).1;
+            actions.push(if flip { mirror_actions(&a) } else { a });
+        }
+        Ok((Tensor::stack(&online, 0), Tensor::stack(&target, 0), Tensor::stack(&actions, 0).to_kind(Kind::Float)))
+    }
+
+    /// Draws `batch` clips of `len` model steps of `skip` frames: uniform over every valid
+    /// (episode, start), falls `fall_weight` times as likely, each mirrored with probability ½
+    /// under `mirror` (the coin is drawn only then, so runs without it keep their stream).
+    fn draw(
+        &mut self,
+        eps: &[&EpisodeTensors],
+        batch: i64,
+        len: i64,
+        skip: i64,
+        fall_weight: f64,
+        mirror: bool,
+    ) -> Result<Vec<ClipDraw>> {
+        let len = (len - 1) * skip + 1;
+        let starts: Vec<i64> = eps.iter().map(|e| (e.len() - len + 1).max(0)).collect();
         let total: i64 = starts.iter().sum();
         if total == 0 {
             bail!("no episode has the {len} frames a training clip needs");
         }
-        let eps: Vec<&EpisodeTensors> = episodes.collect();
         let falls: Vec<Option<i64>> =
             if fall_weight > 1.0 { eps.iter().map(|e| e.fall_start()).collect() } else { vec![] };
-        let paired = eps.iter().all(|e| e.counterfactual.is_some());
-        let (mut frames, mut actions, mut cf_frames, mut cf_shifts) = (vec![], vec![], vec![], vec![]);
+        let mut draws = Vec::with_capacity(batch as usize);
         for _ in 0..batch {
-            let (i, k) = loop {
+            let (episode, start) = loop {
                 let mut k = self.rng.random_range(0..total);
                 let mut i = 0;
                 while k >= starts[i] {
@@ -285,23 +348,57 @@ impl ClipSampler {
                     break (i, k);
                 }
             };
-            let (mut f, mut a) = eps[i].model_step_clip(k, steps, skip);
-            // The coin is drawn only with `mirror` on, so runs without it keep their stream.
             let flip = mirror && self.rng.random::<bool>();
-            if flip {
-                (f, a) = mirror_clip(&f, &a);
-            }
-            frames.push(f);
-            actions.push(a);
-            if let Some(cf) = eps[i].counterfactual.as_ref().filter(|_| paired) {
-                let cf_f = cf.frames.narrow(0, k, len).slice(0, 0, len, skip);
-                cf_frames.push(if flip { cf_f.flip([-1]) } else { cf_f });
-                cf_shifts.push(cf.shift.narrow(0, k, len).slice(0, 0, len, skip));
-            }
+            draws.push(ClipDraw { episode, start, flip });
         }
-        let counterfactual = paired
-            .then(|| Counterfactual { frames: Tensor::stack(&cf_frames, 0), shift: Tensor::stack(&cf_shifts, 0) });
-        Ok((Tensor::stack(&frames, 0), Tensor::stack(&actions, 0).to_kind(Kind::Float), counterfactual))
+        Ok(draws)
+    }
+}
+
+/// One drawn training clip: its episode, its first frame, and whether it is seen in a mirror.
+#[derive(Clone, Copy, Debug)]
+struct ClipDraw {
+    episode: usize,
+    start: i64,
+    flip: bool,
+}
+
+/// Every frame of the training episodes as the frozen encoders see it, as drawn and mirrored:
+/// `online[e][m]`, `target[e][m]` are `[T, P, D]` for episode `e`, `m` 1 for the mirror. Once the
+/// encoder and its target are frozen these never change, and encoding a batch's frames again
+/// at every step was a fifth of a predictor step on the CPU (`cupworld bench wm`).
+pub struct LatentCache {
+    online: Vec<[Tensor; 2]>,
+    target: Vec<[Tensor; 2]>,
+}
+
+impl LatentCache {
+    /// Encodes every frame of `episodes` (and its mirror image) with both of `model`'s encoders,
+    /// in batches of `BATCH` frames; the latents stay on the model's device.
+    pub fn build(model: &world_model::WorldModel, episodes: &[EpisodeTensors]) -> LatentCache {
+        const BATCH: i64 = 256;
+        let (mut online, mut target) = (vec![], vec![]);
+        tch::no_grad(|| {
+            for ep in episodes {
+                let pair = |flip: bool| {
+                    let frames = if flip { ep.frames.flip([-1]) } else { ep.frames.shallow_clone() };
+                    let chunks = frames.split(BATCH, 0);
+                    let z: Vec<Tensor> = chunks.iter().map(|f| model.encode(f)).collect();
+                    let t: Vec<Tensor> = chunks.iter().map(|f| model.encode_target(f)).collect();
+                    (Tensor::cat(&z, 0), Tensor::cat(&t, 0))
+                };
+                let ((z0, t0), (z1, t1)) = (pair(false), pair(true));
+                online.push([z0, z1]);
+                target.push([t0, t1]);
+            }
+        });
+        LatentCache { online, target }
+    }
+
+    /// Bytes held.
+    pub fn bytes(&self) -> i64 {
+        let size = |t: &Tensor| t.numel() as i64 * 4;
+        self.online.iter().chain(&self.target).flat_map(|p| p.iter()).map(size).sum()
     }
 }
 
@@ -311,10 +408,14 @@ impl ClipSampler {
 /// centred on that plane: the mirrored clip is the same physics played on the mirrored scene.
 /// (The directional light comes from +x, so the cup's shading is the one thing not mirrored.)
 pub fn mirror_clip(frames: &Tensor, actions: &Tensor) -> (Tensor, Tensor) {
+    (frames.flip([-1]), mirror_actions(actions))
+}
+
+/// Actions `[…, 2·n]` seen in a mirror: every x (even column) negated ([`mirror_clip`]).
+fn mirror_actions(actions: &Tensor) -> Tensor {
     let n = actions.size()[actions.dim() - 1];
     let sign: Vec<f32> = (0..n).map(|j| if j % 2 == 0 { -1.0 } else { 1.0 }).collect();
-    let sign = Tensor::from_slice(&sign).to_device(actions.device()).to_kind(actions.kind());
-    (frames.flip([-1]), actions * sign)
+    actions * Tensor::from_slice(&sign).to_device(actions.device()).to_kind(actions.kind())
 }
 
 /// A FIFO of the most recent episodes, fed by a live generator.
@@ -385,6 +486,43 @@ mod tests {
         let shift: Vec<f32> = Vec::try_from(companion_shift(&real, &both)).unwrap();
         // Frame 0: the cup 0.5 m in the plane; frame 1: its height alone changed, the pusher 0.2 m.
         assert!((shift[0] - 0.5).abs() < 1e-6 && (shift[1] - 0.2).abs() < 1e-6, "{shift:?}");
+    }
+
+    /// The cached path draws the clips the frame path draws (same sampler state, mirrors
+    /// included), as the encoders' latents of those frames, with the same actions.
+    #[test]
+    fn cached_latent_clips_are_the_sampled_frames_encoded() {
+        tch::manual_seed(4);
+        let eps: Vec<EpisodeTensors> = (0..3)
+            .map(|e| {
+                let frames = Tensor::randint(256, [30, 64, 64, 3], (Kind::Uint8, tch::Device::Cpu));
+                let rows: Vec<FrameRow> = (0..30)
+                    .map(|t| FrameRow {
+                        rgb: Vec::try_from(frames.get(t).flatten(0, -1)).unwrap(),
+                        action: [t as f32 * 0.1, e as f32 - 1.0],
+                        env_state: vec![0.0, 0.8 - 0.01 * t as f32, 0.0],
+                        ..FrameRow::default()
+                    })
+                    .collect();
+                EpisodeTensors::from_rows(e, 64, &rows)
+            })
+            .collect();
+        let cfg = world_model::WmConfig::preset("tiny").unwrap();
+        let model = world_model::WorldModel::new(&cfg, tch::Device::Cpu).unwrap();
+        let cache = LatentCache::build(&model, &eps);
+        let (mut a, mut b) = (ClipSampler::new(5), ClipSampler::new(5));
+        let (frames, actions, _) = a.sample(eps.iter(), 16, 4, 3, 2.0, true).unwrap();
+        let (online, target, cached_actions) = b.sample_latents(&eps, &cache, 16, 4, 3, 2.0, true).unwrap();
+        assert_eq!(a.state(), b.state(), "the two paths drew differently");
+        assert!(actions.equal(&cached_actions));
+        let mirrored = actions.select(2, 0).lt(0.0).any().int64_value(&[]) == 1;
+        assert!(mirrored, "no clip mirrored: the check would not cover the mirror images");
+        let (z, t) = model.encode_clips(&frames);
+        for (got, want, what) in [(&online, &z, "online"), (&target, &t, "target")] {
+            let diff = (got - want).abs().max().double_value(&[]);
+            assert!(diff < 1e-4, "{what} latents differ from the frames' by {diff}");
+        }
+        assert_eq!(cache.bytes(), 2 * 2 * 90 * cfg.patches() * cfg.encoder.latent_dim * 4);
     }
 
     #[test]

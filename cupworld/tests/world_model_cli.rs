@@ -85,13 +85,10 @@ fn interrupted_and_resumed_training_ends_with_identical_weights() {
     assert!(e.contains("--resume"), "{e}");
     ok(&refs(&train(&data, part_s, &["--steps", "12", "--resume"])));
 
-    let a = weights(&full.join("checkpoints/step-00000012.safetensors"));
-    let b = weights(&part.join("checkpoints/step-00000012.safetensors"));
-    assert_eq!(a.len(), b.len());
-    for ((na, ta), (nb, tb)) in a.iter().zip(&b) {
-        assert_eq!(na, nb);
-        assert!(ta.equal(tb), "{na} differs between the uninterrupted and the resumed run");
-    }
+    same_weights(
+        &full.join("checkpoints/step-00000012.safetensors"),
+        &part.join("checkpoints/step-00000012.safetensors"),
+    );
     // The metrics log has one line per step, the redone steps not doubled, and equal losses.
     let lines = |d: &Path| -> Vec<serde_json::Value> {
         std::fs::read_to_string(d.join("metrics.jsonl"))
@@ -109,6 +106,45 @@ fn interrupted_and_resumed_training_ends_with_identical_weights() {
     assert!(full.join("plots/loss.png").exists() && full.join("plots/collapse.png").exists());
     // Only the newest 3 checkpoints are kept.
     assert_eq!(std::fs::read_dir(full.join("checkpoints")).unwrap().count(), 3);
+}
+
+fn same_weights(a: &Path, b: &Path) {
+    let (a, b) = (weights(a), weights(b));
+    assert_eq!(a.len(), b.len());
+    for ((na, ta), (nb, tb)) in a.iter().zip(&b) {
+        assert_eq!(na, nb);
+        assert!(ta.equal(tb), "{na} differs between the uninterrupted and the resumed run");
+    }
+}
+
+/// The encoder-first recipe resumed inside its predictor phase, where training reads the frozen
+/// encoders' latents cached once (rebuilt on resume from the checkpoint): the same weights as
+/// the uninterrupted run, and its losses those the frames give (the cache changes nothing).
+#[test]
+fn resumed_on_the_frozen_encoder_with_cached_latents_ends_with_identical_weights() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dataset(dir.path(), "knock-off", "3");
+    let cf = gen_into(dir.path().join("cf"), "knock-off", "3", &["--counterfactual"]);
+    let recipe = ["--encoder-steps", "4", "--steps", "8", "--counterfactual-data", &cf];
+    let run = |name: &str, extra: &[&str]| {
+        let out = dir.path().join(name);
+        let mut args = recipe.to_vec();
+        args.extend_from_slice(extra);
+        (train(&data, out.to_str().unwrap(), &args), out)
+    };
+    let (args, full) = run("full", &[]);
+    let out = common::cupworld(&refs(&args));
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success() && log.contains("cached"), "{log}");
+    // Killed at step 10 (newest checkpoint 8, in the predictor phase), then resumed.
+    let (args, part) = run("part", &["--stop-after", "10"]);
+    assert!(fails(&refs(&args)).contains("interrupted at step 10"));
+    let (args, _) = run("part", &["--resume"]);
+    ok(&refs(&args));
+    same_weights(
+        &full.join("checkpoints/step-00000012.safetensors"),
+        &part.join("checkpoints/step-00000012.safetensors"),
+    );
 }
 
 #[test]

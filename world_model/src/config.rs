@@ -229,7 +229,8 @@ pub struct OptimConfig {
     pub grad_clip: f64,
     /// The encoder's learning rate relative to the predictor's while the predictor trains (0
     /// freezes it then: a fixed encoder, as V-JEPA 2-AC and DINO-WM train their predictors).
-    /// During `encoder_steps` the encoder trains at the full rate.
+    /// It scales the inverse-dynamics head too, which trains only the encoder. During
+    /// `encoder_steps` the encoder trains at the full rate.
     pub encoder_lr_scale: f64,
 }
 
@@ -321,13 +322,13 @@ impl WmConfig {
             predictor: PredictorConfig { average: 0.999, ..PredictorConfig::default() },
             // Clips of 4 model steps (3 of context, 12 frames): 4,000 predictor steps take the time
             // of 2,500 with 6, and scored VoE 68% to 65% (experiments/2026-11-30-context). VoE
-            // keeps rising with steps (79% at 8,000). 4,000 fit the main job's 30 minutes beside the
-            // stride-1 encoder (whose frames cost more to encode: ~150 ms a step); with 5,000 the
-            // main job took 33.9 min (experiments/2026-11-30-stride1).
+            // keeps rising with steps (79% at 8,000; the stride-1 encoder's main job 86.5% at 4,000,
+            // 89.2% at 5,000). On latents cached once a step takes ~115 ms instead of ~140
+            // (experiments/2026-11-30-latent-cache): 5,300 fit the main job's 30 minutes.
             clip_len: 4,
             rollout_steps: 2,
             batch_size: 32,
-            steps: 4000,
+            steps: 5300,
             // Falls are what levitate asks about and few clips hold one; the Rust predictor with
             // falls x8 scored VoE 64% (pass-through 23%) where x2 scored 61% (8%)
             // (experiments/2026-11-30-frameskip).
@@ -562,6 +563,19 @@ impl WmConfig {
     /// Which phase `step` is in.
     pub fn phase_at(&self, step: u64) -> Phase {
         if step < self.encoder_steps { Phase::Encoder } else { Phase::Joint }
+    }
+
+    /// Whether the encoder is frozen at `step`: the predictor trains on it (`optim.encoder_lr_scale`
+    /// 0). Its EMA target is frozen with it, so both encoders' latents of a frame never change.
+    pub fn encoder_frozen_at(&self, step: u64) -> bool {
+        self.phase_at(step) == Phase::Joint && self.optim.encoder_lr_scale == 0.0
+    }
+
+    /// Whether a training step at `step` can take its clips as latents computed once (see
+    /// `WorldModel::train_step_on`): the encoder frozen, and no term that needs the
+    /// counterfactual frames (`loss.counterfactual`, the contrast on the prediction).
+    pub fn latents_cacheable_at(&self, step: u64) -> bool {
+        self.encoder_frozen_at(step) && self.loss.counterfactual == 0.0
     }
 
     /// Learning rate at `step`: linear warm-up, then cosine decay to `min_lr`, once over the

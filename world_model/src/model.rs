@@ -350,6 +350,14 @@ pub fn model_steps(frames: &Tensor, actions: &Tensor, skip: i64, offset: i64) ->
     (kept, steps.reshape(&blocks))
 }
 
+/// A batch of training clips: frames `[b, T, 3, H, W]`, or (with the encoder frozen) their
+/// online and target latents `[b, T, P, D]`.
+#[derive(Clone, Copy)]
+pub enum Clips<'a> {
+    Frames(&'a Tensor),
+    Latents { online: &'a Tensor, target: &'a Tensor },
+}
+
 /// The losses of one training batch.
 #[derive(Debug)]
 pub struct LossParts {
@@ -642,15 +650,36 @@ impl WorldModel {
         counterfactual: Option<&Counterfactual>,
         phase: Phase,
     ) -> LossParts {
+        self.losses_on(Clips::Frames(frames), actions, counterfactual, phase)
+    }
+
+    /// [`WorldModel::losses`] on clips given as frames or, with the encoder frozen, as the two
+    /// encoders' latents of those frames (the same losses, without encoding them again).
+    pub fn losses_on(
+        &self,
+        clips: Clips,
+        actions: &Tensor,
+        counterfactual: Option<&Counterfactual>,
+        phase: Phase,
+    ) -> LossParts {
         let cfg = &self.cfg;
         let l = &cfg.loss;
-        let (b, t) = (frames.size()[0], frames.size()[1]);
-        let flat = frames.flatten(0, 1);
         let frozen = phase == Phase::Joint && cfg.optim.encoder_lr_scale == 0.0;
-        let z = if frozen { tch::no_grad(|| self.encode(&flat)) } else { self.encode(&flat) };
-        let (p, d) = (z.size()[1], z.size()[2]);
-        let z = z.reshape([b, t, p, d]);
-        let targets = self.encode_target(&flat).reshape([b, t, p, d]);
+        let (z, targets) = match clips {
+            Clips::Frames(frames) => {
+                let (b, t) = (frames.size()[0], frames.size()[1]);
+                let flat = frames.flatten(0, 1);
+                let z = if frozen { tch::no_grad(|| self.encode(&flat)) } else { self.encode(&flat) };
+                let (p, d) = (z.size()[1], z.size()[2]);
+                (z.reshape([b, t, p, d]), self.encode_target(&flat).reshape([b, t, p, d]))
+            }
+            Clips::Latents { online, target } => {
+                // A caller bug, not user input: latents carry no gradient to an encoder in training.
+                assert!(frozen, "clips as latents need the encoder frozen (the predictor phase, encoder_lr_scale 0)");
+                (online.to_device(self.device()), target.to_device(self.device()))
+            }
+        };
+        let (b, t, p, d) = (z.size()[0], z.size()[1], z.size()[2], z.size()[3]);
         let a = actions.to_device(self.device()).to_kind(Kind::Float);
         let zero = || Tensor::zeros([], (Kind::Float, self.device()));
 
@@ -1102,10 +1131,23 @@ impl WorldModel {
         counterfactual: Option<&Counterfactual>,
         step: u64,
     ) -> StepReport {
+        self.train_step_on(opt, Clips::Frames(frames), actions, counterfactual, step)
+    }
+
+    /// [`WorldModel::train_step`] on clips as frames or, where the encoder is frozen
+    /// ([`WmConfig::encoder_frozen_at`]), as latents computed once: the same update.
+    pub fn train_step_on(
+        &mut self,
+        opt: &mut crate::AdamW,
+        clips: Clips,
+        actions: &Tensor,
+        counterfactual: Option<&Counterfactual>,
+        step: u64,
+    ) -> StepReport {
         // Dropout draws from libtorch's generator: seeded by (seed, step), a resumed run draws
         // what the uninterrupted one did.
         tch::manual_seed((self.cfg.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ step) as i64);
-        let parts = self.losses(frames, actions, counterfactual, self.cfg.phase_at(step));
+        let parts = self.losses_on(clips, actions, counterfactual, self.cfg.phase_at(step));
         let loss = parts.total.double_value(&[]);
         let collapse = collapse_stats(&parts.targets);
         let (lr, momentum) = (self.cfg.lr_at(step), self.cfg.ema_at(step));
@@ -1143,7 +1185,11 @@ impl WorldModel {
             optim.encoder_lr_scale = 1.0;
         }
         opt.step(&self.vs, lr, &optim);
-        self.ema_update(momentum);
+        // The target follows the online encoder while that trains and stops with it: a frozen
+        // encoder's frames then have fixed latents and targets, which training can compute once.
+        if !self.cfg.encoder_frozen_at(step) {
+            self.ema_update(momentum);
+        }
         if self.cfg.phase_at(step) == Phase::Joint {
             self.average_update(step - self.cfg.encoder_steps);
         }

@@ -47,7 +47,13 @@ impl AdamW {
         tch::no_grad(|| {
             for (name, mut p) in vs.variables() {
                 let g = p.grad();
-                if !p.requires_grad() || !g.defined() {
+                // The encoder and its inverse-dynamics head at their scaled rate. At rate 0 (the
+                // frozen encoder) a tensor and its moments stay as they are, whatever gradient it
+                // still holds from the encoder phase: a run resumed there holds none, and Adam's
+                // momentum would otherwise move the head in one run and not the other.
+                let trains_encoder = name.starts_with("encoder.") || name.starts_with("inverse.");
+                let lr = if trains_encoder { lr * cfg.encoder_lr_scale } else { lr };
+                if !p.requires_grad() || !g.defined() || lr == 0.0 {
                     continue;
                 }
                 let g = g * scale;
@@ -56,7 +62,6 @@ impl AdamW {
                 let v = self.v.get_mut(&name).expect("moments for every variable");
                 v.copy_(&(&*v * cfg.beta2 + g.square() * (1.0 - cfg.beta2)));
                 let update = (&*m / bc1) / ((&*v / bc2).sqrt() + cfg.eps);
-                let lr = if name.starts_with("encoder.") { lr * cfg.encoder_lr_scale } else { lr };
                 if p.dim() >= 2 && cfg.weight_decay > 0.0 {
                     p.copy_(&(&p * (1.0 - lr * cfg.weight_decay)));
                 }

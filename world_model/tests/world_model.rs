@@ -3,7 +3,7 @@
 
 use tch::{Device, Kind, Tensor};
 use world_model::{
-    AdamW, Counterfactual, LatentHistory, Phase, WmConfig, WorldModel, load_checkpoint, prediction_distance,
+    AdamW, Clips, Counterfactual, LatentHistory, Phase, WmConfig, WorldModel, load_checkpoint, prediction_distance,
     save_checkpoint,
 };
 
@@ -585,7 +585,12 @@ fn encoder_first_trains_the_encoder_then_the_predictor_alone() {
     let same = |a: &[Tensor], b: &[Tensor]| a.iter().zip(b).all(|(x, y)| x.equal(y));
     let (f, cf, _) = square_counterfactuals(cfg.batch_size, cfg.clip_len, 1);
     let a = Tensor::randn([cfg.batch_size, cfg.clip_len, 2], (Kind::Float, Device::Cpu));
-    let (enc0, pred0) = (snapshot(&model, "encoder."), snapshot(&model, "predictor."));
+    let target = |m: &WorldModel| -> Vec<Tensor> {
+        let mut v: Vec<_> = m.target_vs.variables().into_iter().collect();
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v.into_iter().map(|(_, t)| t.copy()).collect()
+    };
+    let (enc0, pred0, target0) = (snapshot(&model, "encoder."), snapshot(&model, "predictor."), target(&model));
     for step in 0..3 {
         let r = model.train_step(&mut opt, &f, &a, Some(&cf), step);
         assert!(!r.skipped && r.teacher == 0.0 && r.rollout == 0.0, "encoder phase step {step}: {r:?}");
@@ -594,13 +599,72 @@ fn encoder_first_trains_the_encoder_then_the_predictor_alone() {
     let (enc1, pred1) = (snapshot(&model, "encoder."), snapshot(&model, "predictor."));
     assert!(!same(&enc0, &enc1), "the encoder did not train in its phase");
     assert!(same(&pred0, &pred1), "the predictor changed during the encoder phase");
+    let target1 = target(&model);
+    assert!(!same(&target0, &target1), "the target did not follow the encoder in its phase");
     for step in 3..6 {
         let r = model.train_step(&mut opt, &f, &a, Some(&cf), step);
         assert!(!r.skipped && r.teacher > 0.0 && r.inverse_dynamics == 0.0, "joint step {step}: {r:?}");
     }
     let (enc2, pred2) = (snapshot(&model, "encoder."), snapshot(&model, "predictor."));
     assert!(same(&enc1, &enc2), "the frozen encoder changed");
+    assert!(same(&target1, &target(&model)), "the target moved after the encoder froze");
     assert!(!same(&pred1, &pred2), "the predictor did not train after the switch");
+}
+
+/// On the frozen encoder a training step on the clips' latents (what `train-wm` caches once) is
+/// the step on their frames: the same losses and, after three updates, the same weights, bit for
+/// bit; and latents are refused where the encoder still trains.
+#[test]
+fn a_step_on_cached_latents_is_the_step_on_frames() {
+    tch::set_num_threads(1);
+    let mut base = tiny();
+    base.steps = 3;
+    // No dropout: its draws come from libtorch's one generator, which tests running alongside
+    // this one also draw from.
+    base.predictor.dropout = 0.0;
+    let cfg = WmConfig::encoder_first(&base, 2);
+    let (f, cf, _) = square_counterfactuals(cfg.batch_size, cfg.clip_len, 1);
+    let a = Tensor::randn([cfg.batch_size, cfg.clip_len, cfg.step_action_dim()], (Kind::Float, Device::Cpu));
+    // Through the encoder phase once, then two copies of the model and its optimiser.
+    let mut model = WorldModel::new(&cfg, Device::Cpu).unwrap();
+    let mut opt = AdamW::new(&model.vs);
+    let pair_cf = Counterfactual { frames: cf.frames.narrow(1, 0, 2), shift: cf.shift.narrow(1, 0, 2) };
+    for step in 0..2 {
+        let pair_actions = a.narrow(1, 0, 2).narrow(2, 0, 2);
+        assert!(!model.train_step(&mut opt, &f.narrow(1, 0, 2), &pair_actions, Some(&pair_cf), step).skipped);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("switch.safetensors");
+    save_checkpoint(&path, &model, &opt, &serde_json::json!({})).unwrap();
+    let copy = || {
+        let mut m = WorldModel::new(&cfg, Device::Cpu).unwrap();
+        let mut o = AdamW::new(&m.vs);
+        load_checkpoint(&path, &mut m, Some(&mut o)).unwrap();
+        (m, o)
+    };
+    let ((mut on_frames, mut opt_f), (mut on_latents, mut opt_l)) = (copy(), copy());
+    let (online, target) = on_latents.encode_clips(&f);
+    let latents = Clips::Latents { online: &online, target: &target };
+    assert!(cfg.latents_cacheable_at(2) && !cfg.latents_cacheable_at(1));
+    for step in 2..5 {
+        let rf = on_frames.train_step(&mut opt_f, &f, &a, None, step);
+        let rl = on_latents.train_step_on(&mut opt_l, latents, &a, None, step);
+        assert!(!rf.skipped && rf.teacher > 0.0, "step {step}: {rf:?}");
+        assert_eq!((rf.loss, rf.teacher, rf.rollout), (rl.loss, rl.teacher, rl.rollout), "step {step}");
+    }
+    let weights = |m: &WorldModel| {
+        let mut v: Vec<_> = m.vs.variables().into_iter().collect();
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v
+    };
+    for ((name, x), (_, y)) in weights(&on_frames).iter().zip(weights(&on_latents).iter()) {
+        assert!(x.equal(y), "{name} differs between training on frames and on their latents");
+    }
+    // In the encoder phase latents would cut the encoder's gradient: refused.
+    let refused = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        on_latents.losses_on(latents, &a, None, Phase::Encoder)
+    }));
+    assert!(refused.is_err(), "latents accepted in the encoder phase");
 }
 
 /// The graded counterfactual term makes latent distance grow with how far the square was moved:
