@@ -340,7 +340,7 @@ impl MambaBlock {
             let mut lead = xc.size();
             lead.pop();
             let bias = self.dt_proj.bs.as_ref().expect("dt_proj has a bias");
-            let dt = bias.softplus().expand(&[&lead[..], &[self.cfg.d_inner()]].concat(), false);
+            let dt = bias.softplus().expand([&lead[..], &[self.cfg.d_inner()]].concat(), false);
             let shape = [&lead[..], &[n]].concat();
             return (dt, b.expand(&shape, false), c.expand(&shape, false));
         }

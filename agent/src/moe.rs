@@ -195,7 +195,7 @@ impl Moe {
             y = y.index_add(0, &tokens, &out);
         }
         if let Some(shared) = &self.shared {
-            y = y + shared.forward(x);
+            y += shared.forward(x);
         }
 
         // Switch loss: f_i = share of routed assignments, P_i = mean router probability.

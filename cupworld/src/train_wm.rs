@@ -16,7 +16,7 @@ use world_model::{AdamW, Clips, Phase, WmConfig, WorldModel, load_checkpoint, sa
 
 use crate::plot::{Plot, Series, line_plot};
 use crate::wm_data::{
-    ClipSampler, EpisodeTensors, LatentCache, ReplayBuffer, SamplerState, load_datasets, load_paired,
+    ClipSampler, ClipSpec, EpisodeTensors, LatentCache, ReplayBuffer, SamplerState, load_datasets, load_paired,
 };
 
 /// Where the training data comes from.
@@ -401,8 +401,8 @@ pub fn run(opts: &TrainOptions) -> Result<TrainSummary> {
         let t0 = Instant::now();
         let (frames, actions, counterfactual) = match (&mut feed, &latent_cache) {
             (Feed::Static(eps), Some(cache)) if cfg.latents_cacheable_at(state.step) => {
-                let (online, target, actions) =
-                    sampler.sample_latents(eps, cache, clips, clip_len, skip, cfg.fall_weight, mirror)?;
+                let spec = ClipSpec { batch: clips, len: clip_len, skip, fall_weight: cfg.fall_weight, mirror };
+                let (online, target, actions) = sampler.sample_latents(eps, cache, spec)?;
                 (Batch::Latents(online, target), actions, None)
             }
             (Feed::Static(eps), _) => {
@@ -458,7 +458,7 @@ pub fn run(opts: &TrainOptions) -> Result<TrainSummary> {
         let val = validation
             .as_ref()
             .filter(|_| cfg.phase_at(state.step) == Phase::Joint)
-            .filter(|_| done % opts.validate_every.max(1) == 0 || done == cfg.steps)
+            .filter(|_| done.is_multiple_of(opts.validate_every.max(1)) || done == cfg.steps)
             // Score what evaluation will predict with: the predictor's average, when kept.
             .map(|v| model.with_predictor_average(|m| v.score(m)));
         if val.is_some() {
@@ -493,7 +493,7 @@ pub fn run(opts: &TrainOptions) -> Result<TrainSummary> {
         history.push(line);
         state.step += 1;
         state.sampler = sampler.state();
-        if state.step % opts.checkpoint_every == 0 || state.step == cfg.steps {
+        if state.step.is_multiple_of(opts.checkpoint_every) || state.step == cfg.steps {
             last_ckpt = Some(write_checkpoint(out, &model, &opt, &state, opts.keep)?);
             write_plots(out, &history, cfg)?;
         }
@@ -505,7 +505,7 @@ pub fn run(opts: &TrainOptions) -> Result<TrainSummary> {
         live.stop()?;
     }
     let final_checkpoint = match last_ckpt {
-        Some(p) if state.step % opts.checkpoint_every == 0 || state.step == cfg.steps => p,
+        Some(p) if state.step.is_multiple_of(opts.checkpoint_every) || state.step == cfg.steps => p,
         _ => write_checkpoint(out, &model, &opt, &state, opts.keep)?,
     };
     write_plots(out, &history, cfg)?;

@@ -147,7 +147,7 @@ pub fn generate_pairs(
     let mut pairs = vec![];
     for &category in categories {
         let mut env = Env::new(env_config(category.task()))?;
-        let mut rng = ChaCha8Rng::seed_from_u64(base_seed ^ (category as u64 + 1) * 0x9e37_79b9);
+        let mut rng = ChaCha8Rng::seed_from_u64(base_seed ^ ((category as u64 + 1) * 0x9e37_79b9));
         let mut found = 0;
         let mut index = 0u64;
         while found < per_category {

@@ -259,7 +259,7 @@ impl ClipSampler {
         mirror: bool,
     ) -> Result<(Tensor, Tensor, Option<Counterfactual>)> {
         let eps: Vec<&EpisodeTensors> = episodes.collect();
-        let draws = self.draw(&eps, batch, len, skip, fall_weight, mirror)?;
+        let draws = self.draw(&eps, ClipSpec { batch, len, skip, fall_weight, mirror })?;
         let span = (len - 1) * skip + 1;
         let paired = eps.iter().all(|e| e.counterfactual.is_some());
         let (mut frames, mut actions, mut cf_frames, mut cf_shifts) = (vec![], vec![], vec![], vec![]);
@@ -288,17 +288,14 @@ impl ClipSampler {
         &mut self,
         episodes: &[EpisodeTensors],
         cache: &LatentCache,
-        batch: i64,
-        len: i64,
-        skip: i64,
-        fall_weight: f64,
-        mirror: bool,
+        spec: ClipSpec,
     ) -> Result<(Tensor, Tensor, Tensor)> {
+        let ClipSpec { len, skip, .. } = spec;
         let eps: Vec<&EpisodeTensors> = episodes.iter().collect();
         if cache.online.len() != eps.len() {
             bail!("the latent cache holds {} episodes, the data {}", cache.online.len(), eps.len());
         }
-        let draws = self.draw(&eps, batch, len, skip, fall_weight, mirror)?;
+        let draws = self.draw(&eps, spec)?;
         let span = (len - 1) * skip + 1;
         let (mut online, mut target, mut actions) = (vec![], vec![], vec![]);
         for &ClipDraw { episode, start, flip } in &draws {
@@ -311,18 +308,11 @@ impl ClipSampler {
         Ok((Tensor::stack(&online, 0), Tensor::stack(&target, 0), Tensor::stack(&actions, 0).to_kind(Kind::Float)))
     }
 
-    /// Draws `batch` clips of `len` model steps of `skip` frames: uniform over every valid
-    /// (episode, start), falls `fall_weight` times as likely, each mirrored with probability ½
-    /// under `mirror` (the coin is drawn only then, so runs without it keep their stream).
-    fn draw(
-        &mut self,
-        eps: &[&EpisodeTensors],
-        batch: i64,
-        len: i64,
-        skip: i64,
-        fall_weight: f64,
-        mirror: bool,
-    ) -> Result<Vec<ClipDraw>> {
+    /// Draws clips as `spec` asks: uniform over every valid (episode, start), falls
+    /// `fall_weight` times as likely, each mirrored with probability ½ under `mirror` (the coin
+    /// is drawn only then, so runs without it keep their stream).
+    fn draw(&mut self, eps: &[&EpisodeTensors], spec: ClipSpec) -> Result<Vec<ClipDraw>> {
+        let ClipSpec { batch, len, skip, fall_weight, mirror } = spec;
         let len = (len - 1) * skip + 1;
         let starts: Vec<i64> = eps.iter().map(|e| (e.len() - len + 1).max(0)).collect();
         let total: i64 = starts.iter().sum();
@@ -353,6 +343,17 @@ impl ClipSampler {
         }
         Ok(draws)
     }
+}
+
+/// Which training clips to draw: `batch` clips of `len` model steps of `skip` frames, clips
+/// showing a fall `fall_weight` times as likely, each mirrored with probability ½ under `mirror`.
+#[derive(Clone, Copy, Debug)]
+pub struct ClipSpec {
+    pub batch: i64,
+    pub len: i64,
+    pub skip: i64,
+    pub fall_weight: f64,
+    pub mirror: bool,
 }
 
 /// One drawn training clip: its episode, its first frame, and whether it is seen in a mirror.
@@ -512,7 +513,8 @@ mod tests {
         let cache = LatentCache::build(&model, &eps);
         let (mut a, mut b) = (ClipSampler::new(5), ClipSampler::new(5));
         let (frames, actions, _) = a.sample(eps.iter(), 16, 4, 3, 2.0, true).unwrap();
-        let (online, target, cached_actions) = b.sample_latents(&eps, &cache, 16, 4, 3, 2.0, true).unwrap();
+        let spec = ClipSpec { batch: 16, len: 4, skip: 3, fall_weight: 2.0, mirror: true };
+        let (online, target, cached_actions) = b.sample_latents(&eps, &cache, spec).unwrap();
         assert_eq!(a.state(), b.state(), "the two paths drew differently");
         assert!(actions.equal(&cached_actions));
         let mirrored = actions.select(2, 0).lt(0.0).any().int64_value(&[]) == 1;

@@ -2,7 +2,7 @@
 //!
 //! - [`schema`]: feature table, Arrow schemas, file paths.
 //! - [`writer`]: [`DatasetWriter`], episode by episode; the manifest is the commit point.
-//! - [`stats`]: `meta/stats.json`.
+//! - [`stats`], `meta/stats.json`.
 //! - [`manifest`]: sha256 of every file, seeds, tool versions, render adapter.
 //! - [`reader`]: read episodes back, [`verify`], [`merge`].
 

@@ -28,12 +28,18 @@ fn episode(e: u64) -> EpisodeRecord {
                 action: [0.25 * s as f32, -1.0],
                 reward: s as f32 * 0.5,
                 done: s + 1 == len,
-                success: s + 1 == len && e % 2 == 0,
+                success: s + 1 == len && e.is_multiple_of(2),
             },
             rgb: (0..W * H * 3).map(|k| ((k as u64 * 7 + e * 31 + s as u64 * 13) % 256) as u8).collect(),
         })
         .collect();
-    EpisodeRecord { seed: 1000 + e, policy: "expert".into(), success: e % 2 == 0, episode_return: e as f32, rows }
+    EpisodeRecord {
+        seed: 1000 + e,
+        policy: "expert".into(),
+        success: e.is_multiple_of(2),
+        episode_return: e as f32,
+        rows,
+    }
 }
 
 fn meta(offset: u64, total: u64, shard: u32, shards: u32) -> ManifestMeta {

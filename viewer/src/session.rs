@@ -127,7 +127,7 @@ impl Session {
             violation: None,
             inject_at_step: None,
             notice: None,
-            rng: ChaCha8Rng::seed_from_u64(seed ^ 0x5eed_0f_7e1e),
+            rng: ChaCha8Rng::seed_from_u64(seed ^ 0x005e_ed0f_7e1e),
             owed: 0.0,
             end_hold: 0,
             previous_scene: SceneSnapshot { objects: vec![], camera: Default::default() },

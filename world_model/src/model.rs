@@ -1150,7 +1150,9 @@ impl WorldModel {
         let parts = self.losses_on(clips, actions, counterfactual, self.cfg.phase_at(step));
         let loss = parts.total.double_value(&[]);
         let collapse = collapse_stats(&parts.targets);
-        let (lr, momentum) = (self.cfg.lr_at(step), self.cfg.ema_at(step));
+        // A frozen encoder's target is frozen too: momentum 1, as logged.
+        let momentum = if self.cfg.encoder_frozen_at(step) { 1.0 } else { self.cfg.ema_at(step) };
+        let lr = self.cfg.lr_at(step);
         let mut report = StepReport {
             loss,
             teacher: parts.teacher,
@@ -1187,7 +1189,7 @@ impl WorldModel {
         opt.step(&self.vs, lr, &optim);
         // The target follows the online encoder while that trains and stops with it: a frozen
         // encoder's frames then have fixed latents and targets, which training can compute once.
-        if !self.cfg.encoder_frozen_at(step) {
+        if momentum < 1.0 {
             self.ema_update(momentum);
         }
         if self.cfg.phase_at(step) == Phase::Joint {

@@ -144,7 +144,7 @@ fn with_frameskip_the_step_path_agrees_with_every_phase_of_the_batch_surprise() 
             assert_eq!(history.completed_model_step(), k % 2 == 1, "frame {i} of phase {offset}");
             match s {
                 Some(s) => {
-                    assert!(k % 2 == 0 && k >= 2, "frame {i} of phase {offset} scored");
+                    assert!(k.is_multiple_of(2) && k >= 2, "frame {i} of phase {offset} scored");
                     let b = curve[i as usize];
                     assert!((s - b).abs() < 1e-5, "phase {offset}, frame {i}: step {s} vs batch {b}");
                 }
