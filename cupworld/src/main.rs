@@ -100,7 +100,7 @@ enum Command {
     Demo {
         #[arg(long, default_value = "out/demo")]
         out: PathBuf,
-        /// small (the full default run, ~28 min on 2 cores after the build) or tiny (a smoke test in seconds).
+        /// small (the full default run, ~29 min on 2 cores after the build) or tiny (a smoke test in seconds).
         #[arg(long, default_value = "small")]
         scale: String,
         /// Where the world model trains and is evaluated: cpu, cuda or cuda:N.
