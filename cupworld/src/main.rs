@@ -329,8 +329,8 @@ struct EvalWmArgs {
     probe_data: Vec<PathBuf>,
     #[arg(long)]
     out: PathBuf,
-    /// Matched VoE pairs per category (the main job's 120: with 40, one pair moved a category's
-    /// accuracy by 2.5 points and reruns differed by ~5).
+    /// Matched VoE pairs per category (the main job draws 100, to fit its 30 minutes: with 40, one
+    /// pair moved a category's accuracy by 2.5 points and reruns differed by ~5).
     #[arg(long, default_value_t = 120)]
     voe_pairs: usize,
     #[arg(long, default_value_t = 7_000)]

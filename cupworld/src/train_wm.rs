@@ -144,6 +144,7 @@ pub struct MetricsLine {
     pub skipped: bool,
     pub target_std: f64,
     pub effective_rank: f64,
+    /// Frames of this step's batch over the time spent sampling it and training on it.
     pub frames_per_s: f64,
     pub elapsed_s: f64,
     /// One-step latent L1 on the held-out clips, and copy-last's, on validation steps only.
@@ -399,7 +400,7 @@ pub fn run(opts: &TrainOptions) -> Result<TrainSummary> {
             latent_cache = Some(cache);
         }
         let t0 = Instant::now();
-        let (frames, actions, counterfactual) = match (&mut feed, &latent_cache) {
+        let (batch, actions, counterfactual) = match (&mut feed, &latent_cache) {
             (Feed::Static(eps), Some(cache)) if cfg.latents_cacheable_at(state.step) => {
                 let spec = ClipSpec { batch: clips, len: clip_len, skip, fall_weight: cfg.fall_weight, mirror };
                 let (online, target, actions) = sampler.sample_latents(eps, cache, spec)?;
@@ -427,11 +428,11 @@ pub fn run(opts: &TrainOptions) -> Result<TrainSummary> {
         };
         let poison =
             |x: Tensor| if state.step < opts.poison_batches { x.to_kind(tch::Kind::Float) * f64::NAN } else { x };
-        let frames = match frames {
+        let batch = match batch {
             Batch::Frames(f) => Batch::Frames(poison(f)),
             Batch::Latents(z, t) => Batch::Latents(poison(z), t),
         };
-        let clips_in = match &frames {
+        let clips_in = match &batch {
             Batch::Frames(f) => Clips::Frames(f),
             Batch::Latents(online, target) => Clips::Latents { online, target },
         };
