@@ -398,7 +398,7 @@ impl LatentCache {
 
     /// Bytes held.
     pub fn bytes(&self) -> i64 {
-        let size = |t: &Tensor| t.numel() as i64 * 4;
+        let size = |t: &Tensor| (t.numel() * t.kind().elt_size_in_bytes()) as i64;
         self.online.iter().chain(&self.target).flat_map(|p| p.iter()).map(size).sum()
     }
 }

@@ -322,9 +322,10 @@ impl WmConfig {
             predictor: PredictorConfig { average: 0.999, ..PredictorConfig::default() },
             // Clips of 4 model steps (3 of context, 12 frames): 4,000 predictor steps take the time
             // of 2,500 with 6, and scored VoE 68% to 65% (experiments/2026-11-30-context). VoE
-            // keeps rising with steps (79% at 8,000; the stride-1 encoder's main job 86.5% at 4,000,
-            // 89.2% at 5,000). On latents cached once a step takes ~115 ms instead of ~140
-            // (experiments/2026-11-30-latent-cache): 5,300 fit the main job's 30 minutes.
+            // rose with steps on earlier encoders (79% at 8,000). On latents cached once a step
+            // takes ~113 ms instead of ~140, so 5,300 fit the main job's 30 minutes; on the stride-1
+            // encoder they scored VoE as 4,000 did (87.9 vs 88.6% on 1,500 pairs;
+            // experiments/2026-11-30-latent-cache).
             clip_len: 4,
             rollout_steps: 2,
             batch_size: 32,
@@ -565,10 +566,15 @@ impl WmConfig {
         if step < self.encoder_steps { Phase::Encoder } else { Phase::Joint }
     }
 
-    /// Whether the encoder is frozen at `step`: the predictor trains on it (`optim.encoder_lr_scale`
+    /// Whether the encoder is frozen in `phase`: the predictor trains on it (`optim.encoder_lr_scale`
     /// 0). Its EMA target is frozen with it, so both encoders' latents of a frame never change.
+    pub fn encoder_frozen_in(&self, phase: Phase) -> bool {
+        phase == Phase::Joint && self.optim.encoder_lr_scale == 0.0
+    }
+
+    /// [`WmConfig::encoder_frozen_in`] the phase of `step`.
     pub fn encoder_frozen_at(&self, step: u64) -> bool {
-        self.phase_at(step) == Phase::Joint && self.optim.encoder_lr_scale == 0.0
+        self.encoder_frozen_in(self.phase_at(step))
     }
 
     /// Whether a training step at `step` can take its clips as latents computed once (see

@@ -664,7 +664,7 @@ impl WorldModel {
     ) -> LossParts {
         let cfg = &self.cfg;
         let l = &cfg.loss;
-        let frozen = phase == Phase::Joint && cfg.optim.encoder_lr_scale == 0.0;
+        let frozen = cfg.encoder_frozen_in(phase);
         let (z, targets) = match clips {
             Clips::Frames(frames) => {
                 let (b, t) = (frames.size()[0], frames.size()[1]);
