@@ -117,6 +117,26 @@ pub fn run(cmd: BenchCommand) -> Result<()> {
     }
 }
 
+/// The host's CPU as `/proc/cpuinfo` names it, with its family and model numbers and the threads
+/// this process may use, e.g. "AMD EPYC (family 23, model 1), 2 threads". Timings compare only on
+/// one CPU: `gen` rendered 313 frames/s on one 2-core machine of this project and 150 on another
+/// (a Zen 1 EPYC; experiments/2026-12-01-keypoints).
+pub fn host_cpu() -> String {
+    let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let info = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let field = |key: &str| {
+        info.lines()
+            .find(|l| l.split(':').next().is_some_and(|k| k.trim() == key))
+            .and_then(|l| l.split_once(':'))
+            .map(|(_, v)| v.trim().to_string())
+    };
+    let name = field("model name").unwrap_or_else(|| std::env::consts::ARCH.to_string());
+    match (field("cpu family"), field("model")) {
+        (Some(f), Some(m)) => format!("{name} (family {f}, model {m}), {threads} threads"),
+        _ => format!("{name}, {threads} threads"),
+    }
+}
+
 pub fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.partial_cmp(b).expect("finite"));
     v[v.len() / 2]

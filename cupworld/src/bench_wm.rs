@@ -13,6 +13,8 @@ use crate::bench::median;
 struct WmBench {
     preset: String,
     device: String,
+    /// The CPU this ran on (`bench::host_cpu`).
+    cpu: String,
     threads: i32,
     parameters: i64,
     batch_clips: i64,
@@ -169,6 +171,7 @@ pub fn run(preset: &str, steps: usize, device: &str, json: bool) -> Result<()> {
     let r = WmBench {
         preset: preset.to_string(),
         device: format!("{device:?}"),
+        cpu: crate::bench::host_cpu(),
         threads: tch::get_num_threads(),
         parameters: model.parameters(),
         batch_clips: b,
@@ -194,7 +197,10 @@ pub fn run(preset: &str, steps: usize, device: &str, json: bool) -> Result<()> {
     if json {
         println!("{}", serde_json::to_string_pretty(&r)?);
     } else {
-        println!("world model `{}` on {} ({} threads), {} parameters", r.preset, r.device, r.threads, r.parameters);
+        println!(
+            "world model `{}` on {} ({} libtorch threads; {}), {} parameters",
+            r.preset, r.device, r.threads, r.cpu, r.parameters
+        );
         println!(
             "train step ({} clips × {} frames): {:.1} ms = {:.0} frames/s",
             r.batch_clips, r.clip_len, r.train_step_ms, r.train_frames_per_s

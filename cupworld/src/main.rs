@@ -907,6 +907,7 @@ fn demo(out: &std::path::Path, scale: &str, device: tch::Device) -> Result<()> {
     timing.insert("evaluate_s".into(), t.elapsed().as_secs_f64().into());
     timing.insert("total_s".into(), began.elapsed().as_secs_f64().into());
     timing.insert("device".into(), format!("{device:?}").into());
+    timing.insert("cpu".into(), bench::host_cpu().into());
     std::fs::write(out.join("timing.json"), serde_json::to_string_pretty(&timing)?)?;
     print_eval_summary(&report);
     println!("report: {} (timing {})", eval_dir.join("report.md").display(), serde_json::Value::Object(timing));

@@ -457,10 +457,19 @@ fn voe_pairs_on_disk_verify_match_before_the_break_and_score() {
         for t in 0..15 {
             assert_eq!(a.rows[t].transition.action, b.rows[t].transition.action, "pair {k} frame {t}");
         }
+        // The twins are rendered apart, and llvmpipe's rounding is not bit-exact between two
+        // renders of one scene (on a Zen 1 host one byte of a frame came out one level off), so
+        // "the same" is no byte more than 2 levels apart; an event moves tens of bytes by 70 or more.
+        let far_apart = |x: &[u8], y: &[u8]| x.iter().zip(y).filter(|(p, q)| p.abs_diff(**q) > 2).count();
         for t in 0..brk {
-            assert!(a.rows[t].rgb == b.rows[t].rgb, "{}: frame {t} differs before the break", names[k]);
+            let n = far_apart(&a.rows[t].rgb, &b.rows[t].rgb);
+            assert_eq!(n, 0, "{}: frame {t} differs before the break ({n} bytes)", names[k]);
         }
-        assert!((brk..15).any(|t| a.rows[t].rgb != b.rows[t].rgb), "{}: the twins never differ", names[k]);
+        assert!(
+            (brk..15).any(|t| far_apart(&a.rows[t].rgb, &b.rows[t].rgb) > 0),
+            "{}: the twins never differ",
+            names[k]
+        );
     }
     // Rerun: kept; with another context: refused, naming both. A directory holding something
     // else: refused by name. Unknown category: named.
