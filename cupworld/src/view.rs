@@ -45,7 +45,9 @@ pub struct ViewArgs {
     /// Run folder (screenshots, summary).
     #[arg(long, default_value = "out/view")]
     pub out: PathBuf,
-    /// Draw this many frames, then exit (with --screenshot: save the window first).
+    /// Draw this many frames, then exit (with --screenshot: save the window first). The
+    /// simulation then advances one control step (× --speed) per drawn frame instead of
+    /// following real time, so a scripted run shows the same steps on any machine.
     #[arg(long)]
     pub frames: Option<u64>,
     /// With --frames: where to save the window as PNG (a .json beside it says what was drawn).

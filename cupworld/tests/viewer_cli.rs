@@ -208,6 +208,10 @@ fn the_world_model_overlay_scores_every_step_and_places_the_ghost() {
     common::succeeded(out, "cupworld view --world-model");
     let summary: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.path().join("view-summary.json")).unwrap()).unwrap();
+    // Scripted (`--frames`): one control step a drawn frame at most, however slowly it draws
+    // (on real time a 1.3 frames/s software renderer took 113 steps in 60 frames).
+    let steps = summary["sim_steps"].as_u64().unwrap();
+    assert!((5..=61).contains(&steps), "{steps} control steps in 60 frames: {summary}");
     let curve = summary["surprise_curve"].as_array().unwrap();
     assert!(curve.len() >= 5, "too few scored steps: {summary}");
     for p in curve {

@@ -114,5 +114,6 @@ fn handle_keys(keys: Res<ButtonInput<KeyCode>>, mut session: ResMut<Session>, mu
 }
 
 fn advance_session(time: Res<Time>, mut session: ResMut<Session>) {
-    session.advance(time.delta_secs_f64());
+    let seconds = session.frame_clock.unwrap_or(time.delta_secs_f64());
+    session.advance(seconds);
 }

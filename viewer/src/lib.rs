@@ -139,6 +139,9 @@ pub fn run(options: ViewerOptions) -> Result<ViewerSummary> {
     session.speed = options.speed.clamp(session::MIN_SPEED, session::MAX_SPEED);
     session.violation_choice = options.violation;
     session.inject_at_step = options.inject_at_step;
+    // A scripted run draws one control step (× speed) a frame: on real time, a software renderer
+    // at 1.3 frames/s ran three episodes in 60 frames where a faster machine ran one.
+    session.frame_clock = options.frames.map(|_| 1.0 / f64::from(session.control_hz()));
 
     // Load the world model before the window opens: a bad checkpoint is an error, not a panic.
     let wm = match &options.world_model {

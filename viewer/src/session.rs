@@ -89,6 +89,10 @@ pub struct Session {
     /// A message for the HUD (e.g. why a violation could not start).
     pub notice: Option<String>,
     rng: ChaCha8Rng,
+    /// Seconds of simulated time each drawn frame advances, instead of the real time that passed
+    /// (None: real time). Scripted runs (`--frames`) set it so that they show the same steps on a
+    /// fast machine and a slow one.
+    pub frame_clock: Option<f64>,
     /// Fractional control steps owed to real time.
     owed: f64,
     end_hold: u32,
@@ -128,6 +132,7 @@ impl Session {
             inject_at_step: None,
             notice: None,
             rng: ChaCha8Rng::seed_from_u64(seed ^ 0x005e_ed0f_7e1e),
+            frame_clock: None,
             owed: 0.0,
             end_hold: 0,
             previous_scene: SceneSnapshot { objects: vec![], camera: Default::default() },
