@@ -24,7 +24,7 @@ pub struct EncoderConfig {
     /// default: under the JEPA loss the keypoints settled on the static scene and the probe was
     /// no better at 2,500 steps (experiments/2026-11-29-probe-gap); under the counterfactual
     /// terms the main job's encoder phase read the cup no better (x / z 0.78 / 0.81, mean 0.80;
-    /// 0.77–0.81 in four runs without) and the paw 0.01–0.04 better (experiments/2026-12-01-keypoints).
+    /// 0.77–0.81 in four runs without) and the paw about as well (experiments/2026-12-01-keypoints).
     pub keypoints: bool,
     /// Normalisation after each convolution: `group` (GroupNorm, whose statistics span the whole
     /// image) or `position` (a layer norm over the channels at each position, as ConvNeXt). With
