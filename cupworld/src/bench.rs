@@ -103,7 +103,7 @@ pub fn run(cmd: BenchCommand) -> Result<()> {
     match cmd {
         BenchCommand::Sim { seconds, repeats, json } => bench_sim(seconds, repeats, json),
         BenchCommand::Render { frames, slots, sizes, renderers, shadows, json } => {
-            let renderers = renderers.unwrap_or_else(crate::default_renderers).max(1);
+            let renderers = renderers.unwrap_or_else(crate::host::default_renderers).max(1);
             bench_render(frames, &slots, &sizes, renderers, shadows, json)
         }
         BenchCommand::Seq { max_length, attention_max, json, plot } => {
@@ -111,29 +111,9 @@ pub fn run(cmd: BenchCommand) -> Result<()> {
         }
         BenchCommand::SeqMemory { model, length } => crate::bench_seq::memory_child(&model, length),
         BenchCommand::Gen { episodes, slots, renderers, json } => {
-            bench_gen(episodes, slots, renderers.unwrap_or_else(crate::default_renderers), json)
+            bench_gen(episodes, slots, renderers.unwrap_or_else(crate::host::default_renderers), json)
         }
         BenchCommand::Wm { preset, steps, device, json } => crate::bench_wm::run(&preset, steps, &device, json),
-    }
-}
-
-/// The host's CPU as `/proc/cpuinfo` names it, with its family and model numbers and the threads
-/// this process may use, e.g. "AMD EPYC (family 23, model 1), 2 threads". Timings compare only on
-/// one CPU: `gen` rendered 313 frames/s on one 2-core machine of this project and 150 on another
-/// (a Zen 1 EPYC; experiments/2026-12-01-keypoints).
-pub fn host_cpu() -> String {
-    let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
-    let info = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-    let field = |key: &str| {
-        info.lines()
-            .find(|l| l.split(':').next().is_some_and(|k| k.trim() == key))
-            .and_then(|l| l.split_once(':'))
-            .map(|(_, v)| v.trim().to_string())
-    };
-    let name = field("model name").unwrap_or_else(|| std::env::consts::ARCH.to_string());
-    match (field("cpu family"), field("model")) {
-        (Some(f), Some(m)) => format!("{name} (family {f}, model {m}), {threads} threads"),
-        _ => format!("{name}, {threads} threads"),
     }
 }
 
@@ -180,7 +160,7 @@ fn env_steps_per_s(seconds: f64, seed: u64, physics_only: bool) -> f64 {
 
 fn bench_sim(seconds: f64, repeats: usize, json: bool) -> Result<()> {
     let repeats = repeats.max(1);
-    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let cores = crate::host::cores();
     let substeps = EnvConfig::default().substeps() as f64;
     let mut rows = vec![];
     let bare = median((0..repeats).map(|i| env_steps_per_s(seconds, i as u64, true)).collect());

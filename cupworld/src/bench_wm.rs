@@ -13,7 +13,7 @@ use crate::bench::median;
 struct WmBench {
     preset: String,
     device: String,
-    /// The CPU this ran on (`bench::host_cpu`).
+    /// The CPU this ran on (`host::cpu`).
     cpu: String,
     threads: i32,
     parameters: i64,
@@ -171,7 +171,7 @@ pub fn run(preset: &str, steps: usize, device: &str, json: bool) -> Result<()> {
     let r = WmBench {
         preset: preset.to_string(),
         device: format!("{device:?}"),
-        cpu: crate::bench::host_cpu(),
+        cpu: crate::host::cpu(),
         threads: tch::get_num_threads(),
         parameters: model.parameters(),
         batch_clips: b,

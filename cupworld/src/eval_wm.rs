@@ -73,6 +73,9 @@ pub struct ProbeReport {
     pub on_table_majority_baseline: f64,
     /// The viewer's ghost probe (`probe.safetensors`: position from target latents), held-out R².
     pub ghost_probe_position_r2: [f64; 2],
+    /// The trained encoder's cup-position probe error by kind of frame (`probe_cup.csv` has each
+    /// test frame's prediction).
+    pub trained_cup_errors: Vec<CupErrorRow>,
 }
 
 #[derive(Debug, Serialize)]
@@ -232,11 +235,17 @@ struct ProbeRows {
     pusher: Tensor,
     on_table: Tensor,
     validation: Tensor,
+    /// The environment state `[n, 9]` (cup position and quaternion, goal), for the error breakdown.
+    env: Tensor,
+    /// Episode seed and frame index of each row `[n]` (i64).
+    seed: Tensor,
+    frame: Tensor,
 }
 
 impl ProbeRows {
     fn new(model: &WorldModel, episodes: &[&EpisodeTensors], target: bool) -> ProbeRows {
         let (mut xs, mut ps, mut pushers, mut ons, mut vals) = (vec![], vec![], vec![], vec![], vec![]);
+        let (mut envs, mut seeds, mut frames) = (vec![], vec![], vec![]);
         tch::no_grad(|| {
             for ep in episodes {
                 let encode = |f: &Tensor| if target { model.encode_target(f) } else { model.encode(f) };
@@ -247,6 +256,9 @@ impl ProbeRows {
                 let y = ep.env_state.select(1, 1);
                 ons.push(((y.ge_tensor(&(y.get(0) - 0.02))).to_kind(Kind::Float) * 2.0 - 1.0).unsqueeze(1));
                 vals.push(Tensor::full([ep.len()], i64::from(probe_group(ep.seed) == 0), (Kind::Bool, Device::Cpu)));
+                envs.push(ep.env_state.shallow_clone());
+                seeds.push(Tensor::full([ep.len()], ep.seed as i64, (Kind::Int64, Device::Cpu)));
+                frames.push(Tensor::arange(ep.len(), (Kind::Int64, Device::Cpu)));
             }
         });
         ProbeRows {
@@ -255,6 +267,9 @@ impl ProbeRows {
             pusher: Tensor::cat(&pushers, 0),
             on_table: Tensor::cat(&ons, 0),
             validation: Tensor::cat(&vals, 0),
+            env: Tensor::cat(&envs, 0),
+            seed: Tensor::cat(&seeds, 0),
+            frame: Tensor::cat(&frames, 0),
         }
     }
 
@@ -271,6 +286,9 @@ impl ProbeRows {
             pusher: self.pusher.index_select(0, &keep),
             on_table: self.on_table.index_select(0, &keep),
             validation: self.validation.index_select(0, &keep),
+            env: self.env.index_select(0, &keep),
+            seed: self.seed.index_select(0, &keep),
+            frame: self.frame.index_select(0, &keep),
         }
     }
 }
@@ -335,6 +353,7 @@ struct ProbeScores {
     on_table_majority_baseline: f64,
     fit_frames: usize,
     test_frames: usize,
+    cup: CupPredictions,
 }
 
 /// Fits a ridge map from `fit.x` to the two columns of `y(fit)`: the test R² of each, the weight
@@ -352,7 +371,8 @@ fn probe(model: &WorldModel, split: &ProbeSplit) -> ProbeScores {
     // Table-plane position is probed on frames with the cup on the table: a cup that fell off
     // the back edge is hidden by the table, and no encoder can say where it lies.
     let (fit_on, test_on) = (fit.cup_on_table(), test.cup_on_table());
-    let position_r2 = fit_probe(&fit_on, &test_on, |r| &r.position).0;
+    let (position_r2, weight, bias) = fit_probe(&fit_on, &test_on, |r| &r.position);
+    let cup = CupPredictions::new(&test_on, &(test_on.x.matmul(&weight) + bias));
     let pusher_r2 = fit_probe(&fit, &test, |r| &r.pusher).0;
     // Falls are rare frames: weight each class to half the total so the classifier cannot win by
     // always answering "on the table".
@@ -385,7 +405,103 @@ fn probe(model: &WorldModel, split: &ProbeSplit) -> ProbeScores {
         on_table_majority_baseline: majority,
         fit_frames: fit.len(),
         test_frames: test.len(),
+        cup,
     }
+}
+
+/// The cup-position probe's predictions on the test frames (cup on the table), with what each
+/// frame shows: where the errors are (paw close, cup tipped, far side of the table).
+struct CupPredictions {
+    seed: Vec<i64>,
+    frame: Vec<i64>,
+    truth: Vec<[f64; 2]>,
+    predicted: Vec<[f64; 2]>,
+    pusher: Vec<[f64; 2]>,
+    /// Angle between the cup's axis and the vertical, degrees.
+    tilt_deg: Vec<f64>,
+}
+
+impl CupPredictions {
+    fn new(rows: &ProbeRows, predicted: &Tensor) -> CupPredictions {
+        let pairs = |t: &Tensor| -> Vec<[f64; 2]> {
+            let v = Vec::<f64>::try_from(t.to_kind(Kind::Double).flatten(0, -1)).expect("floats");
+            v.chunks(2).map(|c| [c[0], c[1]]).collect()
+        };
+        // The cup's up axis after rotation by q has y-component 1 − 2(qx² + qz²) = cos(tilt).
+        let (qx, qz) = (rows.env.select(1, 3), rows.env.select(1, 5));
+        let cos = (-(qx.square() + qz.square()) * 2.0 + 1.0).clamp(-1.0, 1.0);
+        let tilt = Vec::<f64>::try_from(cos.acos().to_kind(Kind::Double)).expect("floats");
+        CupPredictions {
+            seed: Vec::try_from(&rows.seed).expect("ints"),
+            frame: Vec::try_from(&rows.frame).expect("ints"),
+            truth: pairs(&rows.position),
+            predicted: pairs(predicted),
+            pusher: pairs(&rows.pusher),
+            tilt_deg: tilt.into_iter().map(f64::to_degrees).collect(),
+        }
+    }
+
+    fn paw_distance(&self, i: usize) -> f64 {
+        let (c, p) = (self.truth[i], self.pusher[i]);
+        (c[0] - p[0]).hypot(c[1] - p[1])
+    }
+
+    /// Root-mean-square error (x, z) in cm over the frames `keep` selects, with their count.
+    fn breakdown(&self) -> Vec<CupErrorRow> {
+        let n = self.truth.len();
+        let row = |condition: &str, keep: &dyn Fn(usize) -> bool| {
+            let idx: Vec<usize> = (0..n).filter(|&i| keep(i)).collect();
+            let rmse = |c: usize| {
+                let s: f64 = idx.iter().map(|&i| (self.predicted[i][c] - self.truth[i][c]).powi(2)).sum();
+                100.0 * (s / idx.len().max(1) as f64).sqrt()
+            };
+            let spread = |c: usize| {
+                let m = idx.iter().map(|&i| self.truth[i][c]).sum::<f64>() / idx.len().max(1) as f64;
+                let s: f64 = idx.iter().map(|&i| (self.truth[i][c] - m).powi(2)).sum();
+                100.0 * (s / idx.len().max(1) as f64).sqrt()
+            };
+            CupErrorRow {
+                condition: condition.to_string(),
+                frames: idx.len(),
+                rmse_cm: [rmse(0), rmse(1)],
+                spread_cm: [spread(0), spread(1)],
+            }
+        };
+        vec![
+            row("every test frame", &|_| true),
+            row("paw within 8 cm of the cup", &|i| self.paw_distance(i) < 0.08),
+            row("paw farther", &|i| self.paw_distance(i) >= 0.08),
+            row("cup upright (tilt < 20°)", &|i| self.tilt_deg[i] < 20.0),
+            row("cup tipped (tilt ≥ 20°)", &|i| self.tilt_deg[i] >= 20.0),
+            row("near half of the table (z > 0)", &|i| self.truth[i][1] > 0.0),
+            row("far half of the table (z ≤ 0)", &|i| self.truth[i][1] <= 0.0),
+        ]
+    }
+
+    /// One line per test frame: where the cup was, where the probe put it, the paw, the tilt.
+    fn write_csv(&self, path: &std::path::Path) -> Result<()> {
+        let mut s = String::from("episode_seed,frame,cup_x,cup_z,probe_x,probe_z,pusher_x,pusher_z,tilt_deg\n");
+        for i in 0..self.truth.len() {
+            let (t, p, q) = (self.truth[i], self.predicted[i], self.pusher[i]);
+            s += &format!(
+                "{},{},{:.4},{:.4},{:.4},{:.4},{:.4},{:.4},{:.1}\n",
+                self.seed[i], self.frame[i], t[0], t[1], p[0], p[1], q[0], q[1], self.tilt_deg[i]
+            );
+        }
+        std::fs::write(path, s).with_context(|| format!("writing {}", path.display()))
+    }
+}
+
+/// The cup-position probe's error on one kind of test frame.
+#[derive(Debug, Serialize)]
+pub struct CupErrorRow {
+    pub condition: String,
+    pub frames: usize,
+    /// Root-mean-square error of the probe, (x, z), cm.
+    pub rmse_cm: [f64; 2],
+    /// Standard deviation of the true position over these frames, (x, z), cm (the error of
+    /// always answering their mean).
+    pub spread_cm: [f64; 2],
 }
 
 /// Renders scenes in batches on one renderer; returns frames `[T, 3, H, W]` per clip.
@@ -571,6 +687,7 @@ pub fn run(opts: &EvalOptions) -> Result<EvalReport> {
     let split = ProbeSplit::new(&episodes, &probe_fit)?;
     let (t, r) = (probe(&trained, &split), probe(&random, &split));
     let ghost_probe_position_r2 = save_ghost_probe(&trained, &split, &opts.out.join("probe.safetensors"))?;
+    t.cup.write_csv(&opts.out.join("probe_cup.csv"))?;
     drop(split);
     drop(probe_fit);
     let probe = ProbeReport {
@@ -586,6 +703,7 @@ pub fn run(opts: &EvalOptions) -> Result<EvalReport> {
         trained_on_table_balanced_accuracy: t.on_table_balanced_accuracy,
         random_init_on_table_balanced_accuracy: r.on_table_balanced_accuracy,
         ghost_probe_position_r2,
+        trained_cup_errors: t.cup.breakdown(),
         on_table_majority_baseline: t.on_table_majority_baseline,
     };
 
@@ -811,6 +929,16 @@ fn markdown(r: &EvalReport) -> String {
         p.ghost_probe_position_r2[0],
         p.ghost_probe_position_r2[1]
     );
+    s += "Where the trained encoder's cup-position probe errs (root-mean-square error on the test frames \
+          of each kind; spread: the error of always answering their mean; `probe_cup.csv` lists every \
+          frame):\n\n| test frames | count | RMSE x / z (cm) | spread x / z (cm) |\n|---|---|---|---|\n";
+    for e in &p.trained_cup_errors {
+        s += &format!(
+            "| {} | {} | {:.2} / {:.2} | {:.2} / {:.2} |\n",
+            e.condition, e.frames, e.rmse_cm[0], e.rmse_cm[1], e.spread_cm[0], e.spread_cm[1]
+        );
+    }
+    s += "\n";
     let v = &r.voe;
     s += &format!(
         "## Intuitive physics: violation of expectation\n\n{} matched pairs per category, each clip {} frames of \

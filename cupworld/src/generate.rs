@@ -104,6 +104,72 @@ pub fn tool_versions() -> BTreeMap<String, String> {
     .collect()
 }
 
+/// What the frames were made with, as the manifest records it: the environment config, the camera
+/// and the scene's look (`sim::SCENE_VERSION`; they changed before), and the counterfactual moves.
+fn recorded_env_config(cfg: &GenConfig) -> Result<serde_json::Value> {
+    let mut v = serde_json::to_value(&cfg.env)?;
+    v["camera"] = serde_json::to_value(types::CameraSpec::default())?;
+    v["scene_version"] = sim::SCENE_VERSION.into();
+    if let Some(how) = cfg.counterfactual {
+        v["counterfactual"] = serde_json::json!({
+            "cup_displacement_m": how.range,
+            "pusher_displacement_m": how.move_pusher.then_some(how.range),
+            "one_at_a_time": how.one_at_a_time,
+        });
+    }
+    Ok(v)
+}
+
+/// The first place where a complete dataset's manifest differs from what `cfg` would make
+/// (`None`: the same data), as "key: theirs vs ours".
+fn differs_from(meta: &dataset::ManifestMeta, cfg: &GenConfig) -> Result<Option<String>> {
+    let ours = serde_json::json!({
+        "task": cfg.env.task.name(),
+        "policy": cfg.policy.name(),
+        "base_seed": cfg.base_seed,
+        "total_episodes_planned": cfg.episodes,
+        "env_config": recorded_env_config(cfg)?,
+    });
+    let theirs = serde_json::json!({
+        "task": meta.task,
+        "policy": meta.policy,
+        "base_seed": meta.base_seed,
+        "total_episodes_planned": meta.total_episodes_planned,
+        "env_config": meta.env_config,
+    });
+    fn first_difference(path: &str, a: &serde_json::Value, b: &serde_json::Value) -> Option<String> {
+        match (a, b) {
+            (serde_json::Value::Object(x), serde_json::Value::Object(y)) => {
+                let keys: std::collections::BTreeSet<&String> = x.keys().chain(y.keys()).collect();
+                keys.into_iter().find_map(|k| {
+                    let null = serde_json::Value::Null;
+                    let key = if path.is_empty() { k.clone() } else { format!("{path}.{k}") };
+                    first_difference(&key, x.get(k).unwrap_or(&null), y.get(k).unwrap_or(&null))
+                })
+            }
+            (serde_json::Value::Number(x), serde_json::Value::Number(y)) if same_number(x, y) => None,
+            _ if a == b => None,
+            _ => Some(format!("{path}: {a} there, {b} here")),
+        }
+    }
+    Ok(first_difference("", &theirs, &ours))
+}
+
+/// Integers exactly; other numbers as the `f32` the configs hold (a float read back from a
+/// manifest can differ from the freshly converted one in its last f64 digit).
+fn same_number(x: &serde_json::Number, y: &serde_json::Number) -> bool {
+    if let (Some(a), Some(b)) = (x.as_u64(), y.as_u64()) {
+        return a == b;
+    }
+    if let (Some(a), Some(b)) = (x.as_i64(), y.as_i64()) {
+        return a == b;
+    }
+    match (x.as_f64(), y.as_f64()) {
+        (Some(a), Some(b)) => a == b || a as f32 == b as f32,
+        _ => false,
+    }
+}
+
 pub fn run(cfg: &GenConfig) -> Result<GenSummary> {
     if cfg.num_shards == 0 || cfg.shard_index >= cfg.num_shards {
         bail!("--shard-index {} must be below --num-shards {}", cfg.shard_index, cfg.num_shards);
@@ -113,6 +179,16 @@ pub fn run(cfg: &GenConfig) -> Result<GenSummary> {
     if dir.join(dataset::schema::MANIFEST_PATH).exists() {
         let report = dataset::verify(&dir);
         if report.ok() {
+            // A complete dataset made with other options is not what was asked for: say so rather
+            // than hand it on (old frames mixed into new runs).
+            let manifest = dataset::Manifest::read(&dir)?;
+            if let Some(difference) = differs_from(&manifest.meta, cfg)? {
+                bail!(
+                    "{} is a complete dataset made with other options ({difference}); remove it to \
+                     regenerate, or choose another --out (nothing was changed)",
+                    dir.display()
+                );
+            }
             tracing::info!("{} is already complete; nothing to do", dir.display());
             return Ok(GenSummary {
                 out: dir,
@@ -253,18 +329,7 @@ pub fn run(cfg: &GenConfig) -> Result<GenSummary> {
         num_shards: cfg.num_shards,
         tools: tool_versions(),
         render_adapter: adapter.clone(),
-        env_config: {
-            // The camera the frames were drawn from belongs with the data (it changed once already).
-            let mut v = serde_json::to_value(&cfg.env)?;
-            v["camera"] = serde_json::to_value(types::CameraSpec::default())?;
-            if let Some(how) = cfg.counterfactual {
-                v["counterfactual"] = serde_json::json!({
-                    "cup_displacement_m": how.range,
-                    "pusher_displacement_m": how.move_pusher.then_some(how.range),
-                });
-            }
-            v
-        },
+        env_config: recorded_env_config(cfg)?,
     };
     writer.finish(meta)?;
     let seconds = began.elapsed().as_secs_f64();

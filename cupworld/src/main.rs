@@ -5,6 +5,7 @@ mod bench_seq;
 mod bench_wm;
 mod eval_wm;
 mod generate;
+mod host;
 mod live;
 mod plot;
 mod sheet;
@@ -227,6 +228,10 @@ struct GenArgs {
     /// encoder then learns the cup but not the paw).
     #[arg(long, requires = "counterfactual")]
     counterfactual_cup_only: bool,
+    /// With --counterfactual: each frame moves the cup alone, the pusher alone or both (a third
+    /// each) instead of both, so a code that mixes the two positions does not meet the graded term.
+    #[arg(long, requires = "counterfactual", conflicts_with = "counterfactual_cup_only")]
+    counterfactual_one_at_a_time: bool,
     /// Print the summary as JSON.
     #[arg(long)]
     json: bool,
@@ -733,12 +738,16 @@ fn gen_cmd(a: GenArgs) -> Result<()> {
             shadows: a.shadows,
             msaa: a.msaa,
         },
-        renderers: a.renderers.unwrap_or_else(default_renderers),
+        renderers: a.renderers.unwrap_or_else(host::default_renderers),
         sim_workers: a.sim_workers,
         counterfactual: match (a.counterfactual, a.counterfactual_range.as_slice()) {
             (false, _) => None,
             (true, &[lo, hi]) => {
-                Some(sim::counterfactual::Displacement { range: [lo, hi], move_pusher: !a.counterfactual_cup_only })
+                Some(sim::counterfactual::Displacement {
+                    range: [lo, hi],
+                    move_pusher: !a.counterfactual_cup_only,
+                    one_at_a_time: a.counterfactual_one_at_a_time,
+                })
             }
             (true, other) => bail!("--counterfactual-range {other:?}: expected two numbers, MIN,MAX"),
         },
@@ -818,7 +827,7 @@ fn demo(out: &std::path::Path, scale: &str, device: tch::Device) -> Result<()> {
             shard_index: 0,
             num_shards: 1,
             render: render::RenderConfig::default(),
-            renderers: default_renderers(),
+            renderers: host::default_renderers(),
             sim_workers: 1,
             counterfactual: counterfactual.then(sim::counterfactual::Displacement::default),
             progress,
@@ -907,16 +916,11 @@ fn demo(out: &std::path::Path, scale: &str, device: tch::Device) -> Result<()> {
     timing.insert("evaluate_s".into(), t.elapsed().as_secs_f64().into());
     timing.insert("total_s".into(), began.elapsed().as_secs_f64().into());
     timing.insert("device".into(), format!("{device:?}").into());
-    timing.insert("cpu".into(), bench::host_cpu().into());
+    timing.insert("cpu".into(), host::cpu().into());
     std::fs::write(out.join("timing.json"), serde_json::to_string_pretty(&timing)?)?;
     print_eval_summary(&report);
     println!("report: {} (timing {})", eval_dir.join("report.md").display(), serde_json::Value::Object(timing));
     Ok(())
-}
-
-/// One render thread per core, at most 4 (each bevy app costs memory and start-up time).
-pub fn default_renderers() -> usize {
-    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).clamp(1, 4)
 }
 
 /// A progress bar on stderr, hidden when stderr is not a terminal.

@@ -111,6 +111,10 @@ fn gen_verify_shard_merge_and_pyarrow() {
     let shard1 = sharded.join("shard-00001-of-00003");
     let before = data_bytes(&shard1);
     assert!(ok(&gen_args(s, &["--shard-index", "1", "--num-shards", "3"])).contains("already complete"));
+    // A complete shard made with other options is refused, naming what differs.
+    let err = fails(&gen_args(s, &["--shard-index", "1", "--num-shards", "3", "--linger-steps", "4"]));
+    assert!(err.contains("made with other options") && err.contains("env_config.linger_steps"), "{err}");
+    assert_eq!(data_bytes(&shard1), before, "a refused gen changed the shard");
     std::fs::remove_file(shard1.join("manifest.json")).unwrap();
     std::fs::write(shard1.join("data/chunk-000/file-000.parquet"), b"half-written").unwrap();
     ok(&gen_args(s, &["--shard-index", "1", "--num-shards", "3"]));

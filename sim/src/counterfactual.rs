@@ -26,11 +26,17 @@ pub struct Displacement {
     /// Move the pusher as well as the cup (false: the cup only, as companions made before
     /// 2026-11-30).
     pub move_pusher: bool,
+    /// With `move_pusher`: each frame moves the cup alone, the pusher alone or both, a third each
+    /// (drawn first). Moving both every time, a code that mixes the two positions still grows with
+    /// the moves: the probe's cup error followed the paw's offset from the cup (correlation
+    /// 0.4–0.5; experiments/2026-12-01-camouflage). A frame whose companion moved only the
+    /// paw asks the cup's code to stay put.
+    pub one_at_a_time: bool,
 }
 
 impl Default for Displacement {
     fn default() -> Self {
-        Displacement { range: DISPLACEMENT, move_pusher: true }
+        Displacement { range: DISPLACEMENT, move_pusher: true, one_at_a_time: false }
     }
 }
 
@@ -71,10 +77,23 @@ pub fn displaced_objects(
     }
     let plane = |p: [f32; 3]| [p[0], p[2]];
     let (cup, here) = (plane(info.cup.position), plane(info.pusher.position));
-    let [x, z] = draw_spot(cup, range, [limit_x, limit_z], here, clearance, rng)?;
+    let (move_cup, move_pusher) = match (how.move_pusher, how.one_at_a_time) {
+        (false, _) => (true, false),
+        (true, false) => (true, true),
+        (true, true) => [(true, false), (false, true), (true, true)][rng.random_range(0..3usize)],
+    };
+    let [x, z] = if move_cup { draw_spot(cup, range, [limit_x, limit_z], here, clearance, rng)? } else { cup };
     let p = [x, info.cup.position[1], z];
-    let q =
-        if how.move_pusher { draw_spot(here, range, [hw, hd], [x, z], clearance, rng).unwrap_or(here) } else { here };
+    let q = if move_pusher {
+        let q = draw_spot(here, range, [hw, hd], [x, z], clearance, rng);
+        // The pusher alone with no free spot: nothing would move.
+        if !move_cup && q.is_none() {
+            return None;
+        }
+        q.unwrap_or(here)
+    } else {
+        here
+    };
     let mut edited = scene.clone();
     for o in edited.objects.iter_mut() {
         match o.kind {
@@ -172,5 +191,37 @@ mod tests {
             let pusher = |s: &SceneSnapshot| s.find(ObjectKind::Pusher).unwrap().pose.position;
             assert_eq!(pusher(&edited), pusher(&scene));
         }
+    }
+
+    /// One at a time: a third of the companions move the cup alone, a third the pusher alone, a
+    /// third both; what is not moved stays exactly in place, what is moves within range.
+    #[test]
+    fn one_at_a_time_moves_the_cup_the_pusher_or_both() {
+        let mut env = Env::new(EnvConfig::for_task(Task::KnockOff)).unwrap();
+        let how = Displacement { one_at_a_time: true, ..Displacement::default() };
+        let mut kinds = [0usize; 3]; // cup alone, pusher alone, both
+        for seed in 0..10 {
+            env.reset(seed);
+            let (scene, info) = (env.scene(), env.current_info());
+            let (c, h) = (info.cup.position, info.pusher.position);
+            for step in 0..30 {
+                let Some((_, p, q)) = displaced_objects(&scene, &info, how, &mut rng_for(seed, step)) else { continue };
+                let cup = ((p[0] - c[0]).powi(2) + (p[2] - c[2]).powi(2)).sqrt();
+                let pusher = ((q[0] - h[0]).powi(2) + (q[1] - h[2]).powi(2)).sqrt();
+                for d in [cup, pusher].into_iter().filter(|&d| d > 0.0) {
+                    assert!((DISPLACEMENT[0]..=DISPLACEMENT[1]).contains(&d), "moved {d} m");
+                }
+                match (cup > 0.0, pusher > 0.0) {
+                    (true, false) => kinds[0] += 1,
+                    (false, true) => kinds[1] += 1,
+                    (true, true) => kinds[2] += 1,
+                    (false, false) => panic!("seed {seed} step {step}: a companion that moves nothing"),
+                }
+            }
+        }
+        let n: usize = kinds.iter().sum();
+        assert!(n >= 280, "{n} companions of 300");
+        // A pusher with no free spot stays, so "both" can land in "cup alone" now and then.
+        assert!(kinds.iter().all(|&k| k * 5 > n), "{kinds:?}");
     }
 }

@@ -166,3 +166,30 @@ fn the_help_panel_lists_every_binding_and_keys_resolve_through_the_table() {
         }
     }
 }
+
+/// A scripted run (`--frames`) sets the frame clock: every drawn frame advances exactly one control
+/// step × speed, however long the frame took in real time (a slow host shows the same steps).
+#[test]
+fn the_frame_clock_steps_once_per_frame_times_the_speed() {
+    // The keyboard policy with no key held: the paw stays, the episode runs to its step limit.
+    let mut app = app(PolicyChoice::Keyboard, 5);
+    assert!(session(&app).max_steps() > 40);
+    let hz = f64::from(session(&app).control_hz());
+    app.world_mut().resource_mut::<Session>().frame_clock = Some(1.0 / hz);
+    let start = session(&app).total_steps;
+    for _ in 0..12 {
+        app.update();
+    }
+    assert_eq!(session(&app).total_steps - start, 12, "1× speed: one control step per frame");
+    // A long frame (real time far past one step) still takes one step.
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    app.update();
+    assert_eq!(session(&app).total_steps - start, 13, "a slow frame took more than one step");
+    tap(&mut app, KeyCode::Equal, false);
+    let (speed, before) = (session(&app).speed, session(&app).total_steps);
+    assert_eq!(speed, 2.0);
+    for _ in 0..5 {
+        app.update();
+    }
+    assert_eq!(session(&app).total_steps - before, 10, "2× speed: two control steps per frame");
+}
