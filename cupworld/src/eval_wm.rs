@@ -1097,6 +1097,42 @@ mod tests {
     use super::*;
     use crate::wm_data::FrameRow;
 
+    /// The breakdown sorts frames by the paw's distance, the tilt and the table half, and its RMSE
+    /// and spread are in cm; the CSV has a line per frame.
+    #[test]
+    fn the_cup_probe_breakdown_measures_each_kind_of_frame() {
+        let cup = CupPredictions {
+            seed: vec![1, 1, 2, 2],
+            frame: vec![0, 1, 0, 1],
+            truth: vec![[0.0, 0.1], [0.0, 0.1], [0.2, -0.1], [0.2, -0.1]],
+            // Errors of 3 cm in x on the first two frames, 4 cm in z on the last two.
+            predicted: vec![[0.03, 0.1], [-0.03, 0.1], [0.2, -0.06], [0.2, -0.14]],
+            // The paw 5 cm from the cup in frame 0, far in the others.
+            pusher: vec![[0.05, 0.1], [0.3, 0.3], [-0.2, 0.0], [-0.2, 0.0]],
+            tilt_deg: vec![0.0, 0.0, 0.0, 45.0],
+        };
+        let rows = cup.breakdown();
+        let get = |name: &str| rows.iter().find(|r| r.condition.starts_with(name)).unwrap();
+        let close = |a: [f64; 2], b: [f64; 2]| (a[0] - b[0]).abs() < 1e-6 && (a[1] - b[1]).abs() < 1e-6;
+        let all = get("every");
+        assert_eq!(all.frames, 4);
+        assert!(close(all.rmse_cm, [(18.0f64 / 4.0).sqrt(), (32.0f64 / 4.0).sqrt()]), "{:?}", all.rmse_cm);
+        assert!(close(all.spread_cm, [10.0, 10.0]), "{:?}", all.spread_cm);
+        assert_eq!(get("paw within").frames, 1);
+        assert!(close(get("paw within").rmse_cm, [3.0, 0.0]));
+        assert_eq!(get("cup tipped").frames, 1);
+        assert!(close(get("cup tipped").rmse_cm, [0.0, 4.0]));
+        let (near, far) = (get("near half"), get("far half"));
+        assert_eq!((near.frames, far.frames), (2, 2));
+        assert!(close(near.rmse_cm, [3.0, 0.0]) && close(far.rmse_cm, [0.0, 4.0]));
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("probe_cup.csv");
+        cup.write_csv(&path).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(text.lines().count(), 5);
+        assert!(text.lines().nth(4).unwrap().starts_with("2,1,0.2000,-0.1000,0.2000,-0.1400,"), "{text}");
+    }
+
     fn episode(seed: u64) -> EpisodeTensors {
         let row = FrameRow { rgb: vec![0u8; 3 * 4 * 4], env_state: vec![0.0f32; 4], ..FrameRow::default() };
         EpisodeTensors::from_rows(seed, 4, &[row.clone(), row])
