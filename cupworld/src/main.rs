@@ -742,13 +742,11 @@ fn gen_cmd(a: GenArgs) -> Result<()> {
         sim_workers: a.sim_workers,
         counterfactual: match (a.counterfactual, a.counterfactual_range.as_slice()) {
             (false, _) => None,
-            (true, &[lo, hi]) => {
-                Some(sim::counterfactual::Displacement {
-                    range: [lo, hi],
-                    move_pusher: !a.counterfactual_cup_only,
-                    one_at_a_time: a.counterfactual_one_at_a_time,
-                })
-            }
+            (true, &[lo, hi]) => Some(sim::counterfactual::Displacement {
+                range: [lo, hi],
+                move_pusher: !a.counterfactual_cup_only,
+                one_at_a_time: a.counterfactual_one_at_a_time,
+            }),
             (true, other) => bail!("--counterfactual-range {other:?}: expected two numbers, MIN,MAX"),
         },
         progress: std::io::stderr().is_terminal(),
