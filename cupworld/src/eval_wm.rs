@@ -446,7 +446,8 @@ impl CupPredictions {
         (c[0] - p[0]).hypot(c[1] - p[1])
     }
 
-    /// Root-mean-square error (x, z) in cm over the frames `keep` selects, with their count.
+    /// The probe's root-mean-square error (x, z) in cm, and the spread of the truth, on every test
+    /// frame and on each kind: paw near or far, cup upright or tipped, near or far half of the table.
     fn breakdown(&self) -> Vec<CupErrorRow> {
         let n = self.truth.len();
         let row = |condition: &str, keep: &dyn Fn(usize) -> bool| {

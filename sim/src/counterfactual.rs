@@ -50,7 +50,8 @@ pub fn rng_for(episode_seed: u64, step: u32) -> ChaCha8Rng {
 /// kept), clear of the pusher; a cup on the table stays on the table, a falling or fallen one stays
 /// within 15 cm of the table's footprint. Then (with `how.move_pusher`) the pusher is moved the same
 /// way (another draw), over the table and clear of the moved cup; where no spot is found in 64
-/// draws it stays. The cup's draws come first, so its position is what a cup-only counterfactual
+/// draws it stays. With `how.one_at_a_time` a first draw picks the cup alone, the pusher alone or
+/// both (the pusher alone with no free spot gives `None`). Otherwise the cup's draws come first, so its position is what a cup-only counterfactual
 /// of the same (seed, step) drew. Returns the edited scene, the cup's new position and the pusher's new
 /// table-plane (x, z), or `None` when no spot for the cup was found in 64 draws or the scene has
 /// no cup.
