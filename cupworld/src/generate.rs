@@ -104,8 +104,10 @@ pub fn tool_versions() -> BTreeMap<String, String> {
     .collect()
 }
 
-/// What the frames were made with, as the manifest records it: the environment config, the camera
-/// and the scene's look (`sim::SCENE_VERSION`; they changed before), and the counterfactual moves.
+/// What the frames were made with, as the manifest records it: the environment config (its
+/// `camera_mount` included), the camera for a table top at `CameraSpec::REFERENCE_TABLE_TOP` (a
+/// table-mounted camera rises with the table top), the scene's look (`sim::SCENE_VERSION`; they
+/// changed before), and the counterfactual moves.
 fn recorded_env_config(cfg: &GenConfig) -> Result<serde_json::Value> {
     let mut v = serde_json::to_value(&cfg.env)?;
     v["camera"] = serde_json::to_value(types::CameraSpec::default())?;

@@ -141,6 +141,8 @@ pub fn run(opts: &VoeDataOptions) -> Result<VoeDataSummary> {
                     "frames_after_break": POST,
                 },
                 "camera": types::CameraSpec::default(),
+                "camera_mount": sim::EnvConfig::default().camera_mount,
+                "scene_version": sim::SCENE_VERSION,
             }),
         })?;
     }

@@ -42,6 +42,8 @@ fn rollout_prints_json_summary() {
 fn bad_arguments_get_clear_errors() {
     assert!(fails(&["rollout", "--task", "juggle"]).contains("juggle"));
     assert!(fails(&["rollout", "--policy", "psychic"]).contains("psychic"));
+    let err = fails(&["rollout", "--camera-mount", "attic"]);
+    assert!(err.contains("attic") && err.contains("table or room"), "{err}");
     let err = fails(&["rollout", "--control-hz", "7"]);
     assert!(err.contains("control_hz"), "{err}");
     let out = ok(&["rollout", "--episodes", "2", "--control-hz", "20", "--max-steps", "5", "--json"]);
@@ -114,6 +116,9 @@ fn gen_verify_shard_merge_and_pyarrow() {
     // A complete shard made with other options is refused, naming what differs.
     let err = fails(&gen_args(s, &["--shard-index", "1", "--num-shards", "3", "--linger-steps", "4"]));
     assert!(err.contains("made with other options") && err.contains("env_config.linger_steps"), "{err}");
+    // The camera's mount is part of what the frames were made with.
+    let err = fails(&gen_args(s, &["--shard-index", "1", "--num-shards", "3", "--camera-mount", "room"]));
+    assert!(err.contains("env_config.camera_mount: \"table\" there, \"room\" here"), "{err}");
     assert_eq!(data_bytes(&shard1), before, "a refused gen changed the shard");
     std::fs::remove_file(shard1.join("manifest.json")).unwrap();
     std::fs::write(shard1.join("data/chunk-000/file-000.parquet"), b"half-written").unwrap();

@@ -340,6 +340,12 @@ fn main_job_at_tiny_scale_writes_the_report_and_surprise_scores() {
             assert!(r2.is_finite() && r2 <= 1.0, "{key}: {r2}");
         }
     }
+    // The probes fit on the training episodes and on their counterfactual companions (the same
+    // scenes with the cup elsewhere), never on held-out ones.
+    let fit: Vec<&str> = report["probe"]["fit_data"].as_array().unwrap().iter().map(|d| d.as_str().unwrap()).collect();
+    assert_eq!(fit.len(), 4, "{fit:?}");
+    assert_eq!(fit.iter().filter(|d| d.ends_with("-cf")).count(), 2, "{fit:?}");
+    assert!(fit.iter().all(|d| d.contains("/train-")), "{fit:?}");
     // Also scored with each frame predicted four frames ahead, for the trained and untrained models.
     assert_eq!(report["voe"]["horizon_ahead"].as_i64(), Some(4));
     for m in ["trained_ahead", "random_init_ahead"] {

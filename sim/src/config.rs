@@ -49,6 +49,33 @@ impl std::fmt::Display for Task {
     }
 }
 
+/// Where the camera the models see is mounted (its pose is `types::CameraSpec::default()` for a
+/// table top at `CameraSpec::REFERENCE_TABLE_TOP`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CameraMount {
+    /// On the table: it rises and falls with the table top (`CameraSpec::over_table`), as a
+    /// workspace camera on a table rig. Where a cup stands on the table is then a function of where
+    /// it appears in the frame.
+    Table,
+    /// In the room, at the reference pose, whatever the table's height (scene versions 1 and 2).
+    /// With the height drawn from 0.6–0.8 m, a cup's place in the frame leaves its depth on the
+    /// table uncertain by several cm: the best any map from its image position can do is R² ≈ 0.87
+    /// (experiments/2026-12-01-table-camera).
+    Room,
+}
+
+impl std::str::FromStr for CameraMount {
+    type Err = SimError;
+    fn from_str(s: &str) -> Result<CameraMount> {
+        match s {
+            "table" => Ok(CameraMount::Table),
+            "room" => Ok(CameraMount::Room),
+            _ => Err(SimError::Config(format!("unknown camera mount {s:?} (expected table or room)"))),
+        }
+    }
+}
+
 /// A closed interval a scene parameter is drawn from, uniformly.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Range {
@@ -95,6 +122,8 @@ pub struct EnvConfig {
     /// table), so the data shows what follows, e.g. the cup falling and landing. 0 = Gymnasium's
     /// usual immediate termination.
     pub linger_steps: u32,
+    /// Where the camera is mounted: `table` (default) or `room`.
+    pub camera_mount: CameraMount,
 }
 
 impl Default for EnvConfig {
@@ -118,6 +147,7 @@ impl Default for EnvConfig {
             cup_friction: Range::new(0.3, 0.6),
             table_friction: 0.5,
             linger_steps: 0,
+            camera_mount: CameraMount::Table,
         }
     }
 }

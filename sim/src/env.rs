@@ -11,7 +11,7 @@ use rapier3d::prelude::*;
 use serde::{Deserialize, Serialize};
 use types::{CameraSpec, ObjectKind, Pose, SceneObject, SceneSnapshot, Shape};
 
-use crate::{EnvConfig, Result, SimError, Task};
+use crate::{CameraMount, EnvConfig, Result, SimError, Task};
 
 const TABLE_THICKNESS: f32 = 0.04;
 const LEG_HALF: f32 = 0.025;
@@ -399,7 +399,11 @@ impl Env {
             pose: to_pose(pusher.position()),
             color: PUSHER_COLOR,
         });
-        SceneSnapshot { objects, camera: CameraSpec::default() }
+        let camera = match self.config.camera_mount {
+            CameraMount::Table => CameraSpec::over_table(top),
+            CameraMount::Room => CameraSpec::default(),
+        };
+        SceneSnapshot { objects, camera }
     }
 
     /// A copy of the whole state (physics and episode) for `restore`.
@@ -563,8 +567,9 @@ fn leg_positions(hw: f32, hd: f32) -> [(f32, f32); 4] {
 }
 
 /// What the frames of a scene look like, as datasets record it (`gen` refuses to reuse a dataset
-/// of another version). 2: cup hues clear of the table's (2026-12-01); 1: before.
-pub const SCENE_VERSION: u32 = 2;
+/// of another version). 3: the camera mounted on the table (`EnvConfig::camera_mount`,
+/// 2026-12-01); 2: cup hues clear of the table's (2026-12-01); 1: before.
+pub const SCENE_VERSION: u32 = 3;
 
 /// Cup hues (fractions of the colour wheel), as `[start, end)` spans drawn in proportion to their
 /// length (the second wraps past 1 into the reds): no blues, kept for the pusher, and nothing
@@ -698,6 +703,28 @@ mod tests {
     fn wheel_distance(a: f32, b: f32) -> f32 {
         let d = (a - b).abs();
         d.min(1.0 - d)
+    }
+
+    /// The default camera rides with the table top, so it sees every table top from the same
+    /// pose; the room camera stays where it is whatever the table's height.
+    #[test]
+    fn the_camera_is_mounted_on_the_table_unless_asked_for_the_room() {
+        let mut tops = vec![];
+        for seed in 0..20 {
+            let mut env = Env::new(EnvConfig::default()).unwrap();
+            env.reset(seed);
+            let top = env.episode.as_ref().unwrap().params.table_top_y;
+            let camera = env.scene().camera;
+            assert!((camera.eye[1] - top - 1.05).abs() < 1e-5 && (camera.target[1] - top + 0.2).abs() < 1e-5);
+            assert_eq!((camera.eye[2], camera.target[2], camera.fov_y_deg), (0.95, 0.0, 50.0));
+            let mut room = Env::new(EnvConfig { camera_mount: CameraMount::Room, ..EnvConfig::default() }).unwrap();
+            room.reset(seed);
+            assert_eq!(room.scene().camera, CameraSpec::default());
+            tops.push(top);
+        }
+        // The heights vary, so the first check was not met by one table height alone.
+        let spread = tops.iter().cloned().fold(f32::MIN, f32::max) - tops.iter().cloned().fold(f32::MAX, f32::min);
+        assert!(spread > 0.1, "table heights {tops:?}");
     }
 
     /// Every cup is told apart from the table top and the pusher by hue, also after the recolour

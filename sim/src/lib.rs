@@ -14,7 +14,7 @@ pub mod policy;
 pub mod rollout;
 pub mod violation;
 
-pub use config::{EnvConfig, Range, Task};
+pub use config::{CameraMount, EnvConfig, Range, Task};
 pub use env::{Env, EnvSnapshot, Info, Observation, SCENE_VERSION, SceneParams, StepResult};
 pub use policy::{Actor, EpisodePolicy, PolicyKind};
 pub use rollout::{EpisodeOutcome, RolloutSummary, episode_seed, run_episode};

@@ -61,10 +61,28 @@ pub struct CameraSpec {
 }
 
 impl Default for CameraSpec {
-    /// The camera the models see: in front of and above the table, looking down at its centre, wide
-    /// enough for the largest table top and the floor around it (so a falling cup stays in view).
+    /// The camera the models see, for a table top at [`CameraSpec::REFERENCE_TABLE_TOP`]: in front
+    /// of and above the table, looking down at its centre, wide enough for the largest table top
+    /// and the floor around it (so a falling cup stays in view).
     fn default() -> Self {
         CameraSpec { eye: [0.0, 1.75, 0.95], target: [0.0, 0.5, 0.0], fov_y_deg: 50.0 }
+    }
+}
+
+impl CameraSpec {
+    /// The table-top height (m) the default camera is placed for: the middle of the default range.
+    pub const REFERENCE_TABLE_TOP: f32 = 0.7;
+
+    /// The default camera mounted on a table whose top is at `table_top_y`: raised or lowered with
+    /// it, so the table top is seen from the same pose whatever the table's height.
+    pub fn over_table(table_top_y: f32) -> CameraSpec {
+        let dy = table_top_y - CameraSpec::REFERENCE_TABLE_TOP;
+        let c = CameraSpec::default();
+        CameraSpec {
+            eye: [c.eye[0], c.eye[1] + dy, c.eye[2]],
+            target: [c.target[0], c.target[1] + dy, c.target[2]],
+            ..c
+        }
     }
 }
 
