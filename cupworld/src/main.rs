@@ -800,7 +800,7 @@ struct DemoScale {
 
 fn demo_scale(name: &str) -> Result<DemoScale> {
     match name {
-        // The preset's encoder phase (`WmConfig::preset_encoder_steps`), then its 5,300 predictor
+        // The preset's encoder phase (`WmConfig::preset_encoder_steps`), then its 4,000 predictor
         // steps: training takes most of the 30 minutes. 100 VoE pairs per category (one standard
         // error of the overall accuracy ~2 points) leave the evaluation ~4–5 minutes.
         "small" => {

@@ -325,13 +325,15 @@ impl WmConfig {
             // Clips of 4 model steps (3 of context, 12 frames): 4,000 predictor steps take the time
             // of 2,500 with 6, and scored VoE 68% to 65% (experiments/2026-11-30-context). VoE
             // rose with steps on earlier encoders (79% at 8,000). On latents cached once a step
-            // takes ~113 ms instead of ~140, so 5,300 fit the main job's 30 minutes; on the stride-1
-            // encoder they scored VoE as 4,000 did (87.9 vs 88.6% on 1,500 pairs;
-            // experiments/2026-11-30-latent-cache).
+            // takes ~113 ms instead of ~140; on the stride-1 encoder 5,300 steps scored VoE as
+            // 4,000 did (87.9 vs 88.6% on 1,500 pairs; experiments/2026-11-30-latent-cache), and
+            // with the 15,000-step encoder phase 4,000 keep the main job within 30 minutes
+            // (held-out one-step L1 0.0993 at step 4,000 of 5,300, 0.0984 at the end;
+            // experiments/2026-12-01-table-camera).
             clip_len: 4,
             rollout_steps: 2,
             batch_size: 32,
-            steps: 5300,
+            steps: 4000,
             // Falls are what levitate asks about and few clips hold one; the Rust predictor with
             // falls x8 scored VoE 64% (pass-through 23%) where x2 scored 61% (8%)
             // (experiments/2026-11-30-frameskip).
