@@ -101,7 +101,7 @@ enum Command {
     Demo {
         #[arg(long, default_value = "out/demo")]
         out: PathBuf,
-        /// small (the full default run, ~26 min on a recent 2-core CPU after the build) or tiny (a smoke test in seconds).
+        /// small (the full default run, ~28 min on a recent 2-core CPU after the build) or tiny (a smoke test in seconds).
         #[arg(long, default_value = "small")]
         scale: String,
         /// Where the world model trains and is evaluated: cpu, cuda or cuda:N.
