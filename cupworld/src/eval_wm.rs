@@ -1141,6 +1141,33 @@ mod tests {
         assert!(text.lines().nth(4).unwrap().starts_with("2,1,0.2000,-0.1000,0.2000,-0.1400,"), "{text}");
     }
 
+    /// The ridge probe recovers a linear map (in raw feature units, bias included) from noisy
+    /// rows; its final fit is the direct solve on every row at the λ validation picked.
+    #[test]
+    fn ridge_fit_recovers_a_linear_map() {
+        tch::manual_seed(3);
+        let (n, f) = (2_000, 16);
+        let x = Tensor::randn([n, f], (Kind::Float, Device::Cpu)) * 3.0 + 1.0;
+        let true_w = Tensor::randn([f, 2], (Kind::Float, Device::Cpu));
+        let y = x.matmul(&true_w)
+            + Tensor::from_slice(&[0.5f32, -2.0])
+            + Tensor::randn([n, 2], (Kind::Float, Device::Cpu)) * 0.05;
+        let validation = Tensor::arange(n, (Kind::Int64, Device::Cpu)).remainder(5).eq(0);
+        let (weight, bias) = ridge_fit(&x, &y, &validation, None);
+        let max_err = (&weight - &true_w).abs().max().double_value(&[]);
+        assert!(max_err < 0.01, "weight off by {max_err}");
+        let bias: Vec<f32> = Vec::try_from(bias.flatten(0, -1)).unwrap();
+        assert!((bias[0] - 0.5).abs() < 0.02 && (bias[1] + 2.0).abs() < 0.02, "{bias:?}");
+        let pred = x.matmul(&weight) + Tensor::from_slice(&bias);
+        assert!(r2(&pred.select(1, 0), &y.select(1, 0)) > 0.999);
+        // Pure noise targets: no map to find, and a held-out R² near 0 (not above it).
+        let noise = Tensor::randn([n, 2], (Kind::Float, Device::Cpu));
+        let (w, b) = ridge_fit(&x, &noise, &validation, None);
+        let fresh = Tensor::randn([n, f], (Kind::Float, Device::Cpu)) * 3.0 + 1.0;
+        let r = r2(&(fresh.matmul(&w) + b).select(1, 0), &Tensor::randn([n], (Kind::Float, Device::Cpu)));
+        assert!(r < 0.02, "R² {r} on noise");
+    }
+
     fn episode(seed: u64) -> EpisodeTensors {
         let row = FrameRow { rgb: vec![0u8; 3 * 4 * 4], env_state: vec![0.0f32; 4], ..FrameRow::default() };
         EpisodeTensors::from_rows(seed, 4, &[row.clone(), row])

@@ -880,7 +880,10 @@ fn demo(out: &std::path::Path, scale: &str, device: tch::Device) -> Result<()> {
     let run_dir = out.join("world_model");
     let summary = train_wm::run(&train_wm::TrainOptions {
         cfg,
-        data: train_wm::DataSource::DatasetsWithCounterfactuals { data: train.clone(), counterfactual: train_cf.clone() },
+        data: train_wm::DataSource::DatasetsWithCounterfactuals {
+            data: train.clone(),
+            counterfactual: train_cf.clone(),
+        },
         resume: true,
         out: run_dir.clone(),
         device,
