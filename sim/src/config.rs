@@ -60,7 +60,7 @@ pub enum CameraMount {
     Table,
     /// In the room, at the reference pose, whatever the table's height (scene versions 1 and 2).
     /// With the height drawn from 0.6–0.8 m, a cup's place in the frame leaves its depth on the
-    /// table uncertain by several cm: the best any map from its image position can do is R² ≈ 0.87
+    /// table uncertain by several cm: the best any map from its image position can do is R² ≈ 0.86
     /// (experiments/2026-12-01-table-camera).
     Room,
 }

@@ -389,7 +389,7 @@ impl WmConfig {
     }
 
     /// The encoder phase's length in the encoder-first recipe for a built-in preset, what the
-    /// main job runs: with `small` the probe reads the cup roughly after ~1,400 steps and the paw
+    /// main job runs: with `small` the probe reads the cup after ~1,400 steps and the paw
     /// after 7,500 (stride-1 encoder: paw x / z 0.83 / 0.77 after 5,000 steps, 0.91 / 0.90 after
     /// 7,500; experiments/2026-11-30-stride1); precisely (R² ≥ 0.95) only after more: cup
     /// 0.94 / 0.92 after 7,500 steps and 0.98 / 0.97 after 15,000 on the same data, 10 min on a
