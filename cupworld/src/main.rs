@@ -1,26 +1,16 @@
 //! `cupworld`: the command line. Every subcommand is a thin shell over the library crates.
 
 mod bench;
-mod bench_seq;
-mod bench_wm;
-mod eval_wm;
-mod generate;
-mod host;
-mod live;
-mod plot;
-mod sheet;
-mod train_wm;
 mod view;
-mod voe;
-mod voe_data;
-mod wm_data;
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
+use sim::voe;
 use sim::{Env, PolicyKind, RolloutSummary, Task, episode_seed, run_episode};
+use world_model::parse_device;
 
 #[derive(Parser)]
 #[command(name = "cupworld", version, about = "Push-the-cup world: simulate, render, generate datasets")]
@@ -318,10 +308,6 @@ struct TrainWmArgs {
     /// Non-finite steps in a row that stop the run.
     #[arg(long, default_value_t = 10)]
     max_nonfinite: u32,
-    #[arg(long, hide = true)]
-    stop_after: Option<u64>,
-    #[arg(long, hide = true, default_value_t = 0)]
-    poison_batches: u64,
     #[arg(long)]
     json: bool,
 }
@@ -352,7 +338,7 @@ struct EvalWmArgs {
     /// VoE is also scored with each frame predicted this many frames ahead, from the real frames
     /// up to that many before it, rounded up to whole model steps (`frameskip` frames each; one
     /// model step: scored once only).
-    #[arg(long, default_value_t = eval_wm::VOE_HORIZON)]
+    #[arg(long, default_value_t = eval::VOE_HORIZON)]
     voe_horizon: i64,
     /// Frames each VoE clip shows before the breaking point: the context the first predictions
     /// after it have (at frameskip 4, 16 frames are four model steps).
@@ -366,54 +352,6 @@ struct EvalWmArgs {
     device: String,
     #[arg(long)]
     threads: Option<i32>,
-}
-
-/// `cpu`, `cuda` or `cuda:N`, refusing CUDA where libtorch sees no GPU.
-fn parse_device(s: &str) -> Result<tch::Device> {
-    let d = match s {
-        "cpu" => tch::Device::Cpu,
-        "cuda" => tch::Device::Cuda(0),
-        _ => match s.strip_prefix("cuda:").and_then(|n| n.parse().ok()) {
-            Some(n) => tch::Device::Cuda(n),
-            None => bail!("--device {s:?}: expected cpu, cuda or cuda:N"),
-        },
-    };
-    if let tch::Device::Cuda(n) = d {
-        let loaded = load_libtorch_cuda();
-        if !tch::Cuda::is_available() || n as i64 >= tch::Cuda::device_count() {
-            let why = match loaded {
-                Ok(()) => String::new(),
-                Err(e) => format!(" ({e})"),
-            };
-            bail!("--device {s}: libtorch sees {} CUDA device(s) here{why}", tch::Cuda::device_count());
-        }
-    }
-    Ok(d)
-}
-
-/// Loads `libtorch_cuda.so` once, for the rest of the process. The binary links only
-/// libtorch's CPU half: nothing in tch names a symbol of the CUDA half, so the linker's
-/// `--as-needed` drops it and libtorch would see no CUDA device even on a GPU machine. Loading it
-/// registers its CUDA kernels and hooks (its static initialisers), as `import torch` does. It is
-/// looked up on the binary's run path (the venv's libtorch), then the usual places. Not loaded on
-/// the CPU path: it pulls in the CUDA runtime libraries (~2 GB) that a CPU run never uses.
-fn load_libtorch_cuda() -> Result<()> {
-    static LOADED: std::sync::OnceLock<std::result::Result<(), String>> = std::sync::OnceLock::new();
-    LOADED
-        .get_or_init(|| {
-            use libloading::os::unix::{Library, RTLD_GLOBAL, RTLD_NOW};
-            // SAFETY: libtorch_cuda's initialisers only register with the libtorch already loaded.
-            match unsafe { Library::open(Some("libtorch_cuda.so"), RTLD_NOW | RTLD_GLOBAL) } {
-                Ok(lib) => {
-                    // Kept loaded for the life of the process: its kernels are now registered.
-                    std::mem::forget(lib);
-                    Ok(())
-                }
-                Err(e) => Err(format!("could not load libtorch_cuda.so: {e}")),
-            }
-        })
-        .clone()
-        .map_err(anyhow::Error::msg)
 }
 
 fn wm_config(a: &TrainWmArgs) -> Result<world_model::WmConfig> {
@@ -452,7 +390,7 @@ fn train_wm_cmd(a: TrainWmArgs) -> Result<()> {
         tch::set_num_threads(n);
     }
     let data = if a.live {
-        train_wm::DataSource::Live {
+        train::DataSource::Live {
             tasks: a.live_tasks.clone(),
             replay_episodes: a.replay_episodes,
             seed: a.live_seed,
@@ -463,15 +401,15 @@ fn train_wm_cmd(a: TrainWmArgs) -> Result<()> {
             bail!("give --data DIR (one or more datasets) or --live");
         }
         if a.counterfactual_data.is_empty() {
-            train_wm::DataSource::Datasets(a.data.clone())
+            train::DataSource::Datasets(a.data.clone())
         } else {
-            train_wm::DataSource::DatasetsWithCounterfactuals {
+            train::DataSource::DatasetsWithCounterfactuals {
                 data: a.data.clone(),
                 counterfactual: a.counterfactual_data.clone(),
             }
         }
     };
-    let opts = train_wm::TrainOptions {
+    let opts = train::TrainOptions {
         cfg: wm_config(&a)?,
         data,
         out: a.out.clone(),
@@ -480,14 +418,13 @@ fn train_wm_cmd(a: TrainWmArgs) -> Result<()> {
         checkpoint_every: a.checkpoint_every.max(1),
         keep: a.keep,
         max_nonfinite: a.max_nonfinite.max(1),
-        stop_after: a.stop_after,
-        poison_batches: a.poison_batches,
+        hooks: train::Hooks::default(),
         progress: std::io::stderr().is_terminal(),
         init_encoder: a.init_encoder.clone(),
         validation: a.val_data.clone(),
         validate_every: a.val_every.max(1),
     };
-    let s = train_wm::run(&opts)?;
+    let s = train::run(&opts)?;
     if a.json {
         println!("{}", serde_json::to_string_pretty(&s)?);
     } else {
@@ -512,7 +449,7 @@ fn eval_wm_cmd(a: EvalWmArgs) -> Result<()> {
     if let Some(n) = a.threads {
         tch::set_num_threads(n);
     }
-    let report = eval_wm::run(&eval_wm::EvalOptions {
+    let report = eval::run(&eval::EvalOptions {
         checkpoint: a.checkpoint,
         data: a.data,
         probe_data: a.probe_data,
@@ -530,7 +467,7 @@ fn eval_wm_cmd(a: EvalWmArgs) -> Result<()> {
     Ok(())
 }
 
-fn print_eval_summary(r: &eval_wm::EvalReport) {
+fn print_eval_summary(r: &eval::EvalReport) {
     let p = &r.prediction;
     println!(
         "prediction L1 h=1: trained {:.4} / copy-last {:.4} / random {:.4}; h={}: {:.4} / {:.4} / {:.4}; below copy-last at every horizon: {}",
@@ -597,7 +534,7 @@ enum DatasetCommand {
 
 fn main() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("CUPWORLD_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,cupworld=info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,cupworld=info,datagen=info,train=info,eval=info,demo=info"));
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
     if let Err(e) = run(Cli::parse()) {
         eprintln!("error: {e:#}");
@@ -632,8 +569,8 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Dataset(DatasetCommand::Merge { shards, out }) => {
-            let shards = generate::find_shards(&shards)?;
-            let manifest = dataset::merge(&shards, &out, generate::tool_versions())?;
+            let shards = datagen::find_shards(&shards)?;
+            let manifest = dataset::merge(&shards, &out, datagen::tool_versions())?;
             println!(
                 "merged {} shards into {}: {} episodes",
                 shards.len(),
@@ -643,7 +580,7 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::ContactSheet { data, out, episodes, frames, scale } => {
-            sheet::write_contact_sheet(&data, &out, episodes, frames, scale)?;
+            datagen::write_contact_sheet(&data, &out, episodes, frames, scale)?;
             println!("wrote {}", out.display());
             Ok(())
         }
@@ -651,7 +588,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::TrainWm(a) => train_wm_cmd(a),
         Command::EvalWm(a) => eval_wm_cmd(a),
         Command::Surprise { checkpoint, data, out, plots, device } => {
-            let r = eval_wm::surprise_cmd(&checkpoint, &data, &out, plots, parse_device(&device)?)?;
+            let r = eval::surprise_cmd(&checkpoint, &data, &out, plots, parse_device(&device)?)?;
             let n = r["episodes"].as_array().map(|v| v.len()).unwrap_or(0);
             println!("scored {n} episodes: {}", out.join("surprise.json").display());
             Ok(())
@@ -665,7 +602,7 @@ fn run(cli: Cli) -> Result<()> {
                     .map(|c| c.parse::<voe::Category>().map_err(|e| anyhow::anyhow!("--category: {e}")))
                     .collect::<Result<Vec<_>>>()?
             };
-            let r = voe_data::run(&voe_data::VoeDataOptions {
+            let r = datagen::voe_datasets::run(&datagen::voe_datasets::VoeDataOptions {
                 out,
                 pairs_per_category: pairs,
                 seed,
@@ -686,7 +623,7 @@ fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
-        Command::Demo { out, scale, device } => demo(&out, &scale, parse_device(&device)?),
+        Command::Demo { out, scale, device } => demo_cmd(out, &scale, parse_device(&device)?),
         Command::Bench { which } => bench::run(which),
     }
 }
@@ -730,7 +667,7 @@ fn gen_cmd(a: GenArgs) -> Result<()> {
         Some(n) => n,
         None => env_number("SLURM_ARRAY_TASK_COUNT")?.unwrap_or(1),
     };
-    let cfg = generate::GenConfig {
+    let cfg = datagen::GenConfig {
         env: a.env.config(a.task)?,
         policy: a.policy,
         episodes: a.episodes,
@@ -745,7 +682,7 @@ fn gen_cmd(a: GenArgs) -> Result<()> {
             shadows: a.shadows,
             msaa: a.msaa,
         },
-        renderers: a.renderers.unwrap_or_else(host::default_renderers),
+        renderers: a.renderers.unwrap_or_else(datagen::host::default_renderers),
         sim_workers: a.sim_workers,
         counterfactual: match (a.counterfactual, a.counterfactual_range.as_slice()) {
             (false, _) => None,
@@ -768,7 +705,7 @@ fn gen_cmd(a: GenArgs) -> Result<()> {
     }
     cfg.env.validate()?;
     cfg.render.validate()?;
-    let summary = generate::run(&cfg)?;
+    let summary = datagen::generate::run(&cfg)?;
     if a.json {
         println!("{}", serde_json::to_string_pretty(&summary)?);
     } else if summary.skipped {
@@ -789,164 +726,14 @@ fn gen_cmd(a: GenArgs) -> Result<()> {
     Ok(())
 }
 
-/// Sizes of the main job.
-struct DemoScale {
-    train_episodes: u64,
-    heldout_episodes: u64,
-    preset: &'static str,
-    steps: Option<u64>,
-    voe_pairs: usize,
-}
-
-fn demo_scale(name: &str) -> Result<DemoScale> {
-    match name {
-        // The preset's encoder phase (`WmConfig::preset_encoder_steps`), then its 4,000 predictor
-        // steps: training takes most of the 30 minutes. 100 VoE pairs per category (one standard
-        // error of the overall accuracy ~2 points) leave the evaluation ~4–5 minutes.
-        "small" => {
-            Ok(DemoScale { train_episodes: 400, heldout_episodes: 40, preset: "small", steps: None, voe_pairs: 100 })
-        }
-        "tiny" => {
-            Ok(DemoScale { train_episodes: 6, heldout_episodes: 4, preset: "tiny", steps: Some(20), voe_pairs: 3 })
-        }
+fn demo_cmd(out: PathBuf, scale: &str, device: tch::Device) -> Result<()> {
+    let scale = match scale {
+        "small" => demo::Scale::Small,
+        "tiny" => demo::Scale::Tiny,
         other => bail!("--scale {other:?}: expected small or tiny"),
-    }
-}
-
-/// The whole loop at a small scale: generate (push-to-goal and knock-off, mixed policies, falls
-/// kept with linger steps; the training sets' counterfactual companions), verify, train the world
-/// model encoder first, evaluate it, write the report. Every
-/// stage resumes: complete datasets are kept, training continues from its newest checkpoint.
-fn demo(out: &std::path::Path, scale: &str, device: tch::Device) -> Result<()> {
-    let scale = demo_scale(scale)?;
-    let began = std::time::Instant::now();
-    let mut timing = serde_json::Map::new();
-    let progress = std::io::stderr().is_terminal();
-    let gen_one = |task: Task, episodes: u64, seed: u64, dir: PathBuf, counterfactual: bool| -> Result<PathBuf> {
-        let cfg = generate::GenConfig {
-            env: sim::EnvConfig { linger_steps: 6, ..sim::EnvConfig::for_task(task) },
-            policy: PolicyKind::Mixed,
-            episodes,
-            base_seed: seed,
-            out: dir.clone(),
-            shard_index: 0,
-            num_shards: 1,
-            render: render::RenderConfig::default(),
-            renderers: host::default_renderers(),
-            sim_workers: 1,
-            counterfactual: counterfactual.then(sim::counterfactual::Displacement::default),
-            progress,
-        };
-        let s = generate::run(&cfg)?;
-        if !s.skipped {
-            println!(
-                "generated {}: {} episodes, {} frames ({:.0} frames/s)",
-                dir.display(),
-                s.episodes,
-                s.frames,
-                s.frames_per_s
-            );
-        }
-        let report = dataset::verify(&dir);
-        if !report.ok() {
-            bail!("{}: verification failed: {}", dir.display(), report.problems.join("; "));
-        }
-        Ok(dir)
     };
-    let t = std::time::Instant::now();
-    let data = out.join("data");
-    let tasks = [(Task::PushToGoal, "push-to-goal"), (Task::KnockOff, "knock-off")];
-    let mut train = vec![];
-    let mut train_cf = vec![];
-    for (task, name) in tasks {
-        train.push(gen_one(task, scale.train_episodes, 0, data.join(format!("train-{name}")), false)?);
-        train_cf.push(gen_one(task, scale.train_episodes, 0, data.join(format!("train-{name}-cf")), true)?);
-    }
-    let mut heldout = vec![];
-    for (task, name) in tasks {
-        heldout.push(gen_one(task, scale.heldout_episodes, 1_000, data.join(format!("heldout-{name}")), false)?);
-    }
-    sheet::write_contact_sheet(&train[1], &out.join("contact_sheet.png"), 6, 8, 2)?;
-    timing.insert("generate_s".into(), t.elapsed().as_secs_f64().into());
-
-    let t = std::time::Instant::now();
-    let mut base = world_model::WmConfig::preset(scale.preset)?;
-    if let Some(s) = scale.steps {
-        base.steps = s;
-    }
-    // Encoder first, on the counterfactual terms; then the predictor on the frozen encoder
-    // (experiments/2026-11-29-encoder-first).
-    let cfg = world_model::WmConfig::encoder_first(&base, world_model::WmConfig::preset_encoder_steps(scale.preset)?);
-    let run_dir = out.join("world_model");
-    let summary = train_wm::run(&train_wm::TrainOptions {
-        cfg,
-        data: train_wm::DataSource::DatasetsWithCounterfactuals {
-            data: train.clone(),
-            counterfactual: train_cf.clone(),
-        },
-        resume: true,
-        out: run_dir.clone(),
-        device,
-        checkpoint_every: 100,
-        keep: 3,
-        max_nonfinite: 10,
-        stop_after: None,
-        poison_batches: 0,
-        progress,
-        init_encoder: None,
-        validation: heldout.clone(),
-        validate_every: 250,
-    })?;
-    println!(
-        "trained the world model to step {} ({:.0} frames/s), final loss {:.4}",
-        summary.steps, summary.frames_per_s, summary.final_loss
-    );
-    if let Some((l1, copy)) = summary.validation {
-        println!("held-out one-step L1 {l1:.4} (copy-last {copy:.4})");
-    }
-    timing.insert("train_s".into(), t.elapsed().as_secs_f64().into());
-
-    let t = std::time::Instant::now();
-    let eval_dir = out.join("eval");
-    let report = eval_wm::run(&eval_wm::EvalOptions {
-        checkpoint: run_dir,
-        data: heldout,
-        // The probes fit on the training episodes and their counterfactual companions: the same
-        // scenes with the cup (and the paw) elsewhere. Fit on the episodes alone, where a cup
-        // mostly stands still, a probe also learns each scene (table, cup size and colour) and
-        // reads held-out cups less well: 0.93 / 0.90 against 0.94 / 0.92 on one encoder, and 800
-        // more episodes instead of the companions gave no more (experiments/2026-12-01-table-camera).
-        probe_data: train.iter().chain(&train_cf).cloned().collect(),
-        out: eval_dir.clone(),
-        voe_pairs: scale.voe_pairs,
-        voe_seed: 7_000,
-        horizons: 8,
-        voe_horizon: eval_wm::VOE_HORIZON,
-        voe_context: voe::DEFAULT_CONTEXT,
-        online_predictor: false,
-        device,
-    })?;
-    timing.insert("evaluate_s".into(), t.elapsed().as_secs_f64().into());
-    timing.insert("total_s".into(), began.elapsed().as_secs_f64().into());
-    timing.insert("device".into(), format!("{device:?}").into());
-    timing.insert("cpu".into(), host::cpu().into());
-    std::fs::write(out.join("timing.json"), serde_json::to_string_pretty(&timing)?)?;
-    print_eval_summary(&report);
-    println!("report: {} (timing {})", eval_dir.join("report.md").display(), serde_json::Value::Object(timing));
+    let s = demo::run(&demo::DemoOptions { out, scale, device, progress: std::io::stderr().is_terminal() })?;
+    print_eval_summary(&s.report);
+    println!("report: {} (timing {})", s.report_md.display(), serde_json::Value::Object(s.timing));
     Ok(())
-}
-
-/// A progress bar on stderr, hidden when stderr is not a terminal.
-pub fn progress_bar(len: u64, unit: &str, visible: bool) -> indicatif::ProgressBar {
-    if !visible {
-        return indicatif::ProgressBar::hidden();
-    }
-    let bar = indicatif::ProgressBar::new(len);
-    bar.set_style(
-        indicatif::ProgressStyle::with_template(&format!(
-            "{{spinner}} [{{elapsed_precise}}] {{bar:40}} {{pos}}/{{len}} {unit} ({{per_sec}}, eta {{eta}})"
-        ))
-        .expect("valid template"),
-    );
-    bar
 }

@@ -3,11 +3,14 @@
 //! - [`renderer`]: the bevy app ([`Renderer`]): a batch of scenes in, one RGB frame per scene out.
 //! - [`stream`]: bounded crossbeam channels around a renderer thread ([`run_render_loop`]).
 //! - [`project`]: where a world point lands in a frame (for tests and overlays).
+//! - [`batch`]: clips of scenes to frames in one call ([`render_clips_rgb`]).
 
+pub mod batch;
 pub mod project;
 pub mod renderer;
 pub mod stream;
 
+pub use batch::render_clips_rgb;
 pub use renderer::{RenderConfig, Renderer};
 pub use stream::{FrameSource, RenderJob, StreamStats, run_render_loop, spawn_render_thread};
 

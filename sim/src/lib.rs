@@ -6,6 +6,7 @@
 //! - [`policy`]: scripted experts, a random policy and a mix ([`Actor`]).
 //! - [`rollout`]: run whole episodes and summarise them; per-episode seeds.
 //! - [`violation`]: impossible events (teleport, vanish, levitate, pass-through, recolor).
+//! - [`voe`]: matched violation-of-expectation pairs (a possible and an impossible twin).
 
 pub mod config;
 pub mod counterfactual;
@@ -13,6 +14,7 @@ pub mod env;
 pub mod policy;
 pub mod rollout;
 pub mod violation;
+pub mod voe;
 
 pub use config::{CameraMount, EnvConfig, Range, Task};
 pub use env::{Env, EnvSnapshot, Info, Observation, SCENE_VERSION, SceneParams, StepResult};
@@ -30,6 +32,8 @@ pub enum SimError {
     EpisodeOver,
     #[error("invalid environment config: {0}")]
     Config(String),
+    #[error("{0}")]
+    Voe(String),
 }
 
 pub type Result<T> = std::result::Result<T, SimError>;

@@ -17,6 +17,7 @@
 
 pub mod checkpoint;
 pub mod config;
+pub mod device;
 pub mod model;
 pub mod optim;
 
@@ -30,6 +31,7 @@ pub use model::{
     Clips, Collapse, Counterfactual, LatentHistory, LossParts, StepReport, WorldModel, collapse_stats, frame_curve,
     model_steps, per_frame, prediction_distance,
 };
+pub use device::parse_device;
 pub use optim::AdamW;
 
 use std::path::PathBuf;
@@ -40,6 +42,8 @@ pub enum WmError {
     Config(String),
     #[error("checkpoint {0}: {1}")]
     Checkpoint(PathBuf, String),
+    #[error("--device {0}")]
+    Device(String),
     #[error(transparent)]
     Torch(#[from] tch::TchError),
 }

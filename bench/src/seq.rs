@@ -345,7 +345,7 @@ pub fn run(max_length: i64, attention_max: i64, json: bool, plot: Option<&std::p
 
 /// Time and memory against length, log-log (a straight line of slope 1 is linear, 2 quadratic).
 fn write_plots(path: &std::path::Path, report: &SeqReport) -> Result<()> {
-    use crate::plot::{Plot, Series, line_plot};
+    use train::plot::{Plot, Series, line_plot};
     let rows = &report.lengths;
     let pick = |f: &dyn Fn(&LengthRow) -> Option<f64>| -> Vec<(f64, f64)> {
         rows.iter().filter_map(|r| f(r).map(|v| (r.length as f64, v))).collect()

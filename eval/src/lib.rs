@@ -1,4 +1,4 @@
-//! `cupworld eval-wm` and `cupworld surprise`: how well the world model predicts, what its latents
+//! `eval`: the world model's scorecard (`cupworld eval-wm`, `cupworld surprise`): how well the world model predicts, what its latents
 //! know (linear probes), and whether it is surprised by impossible events (VoE). Writes
 //! `report.json`, `report.md` and figures.
 
@@ -10,9 +10,9 @@ use tch::{Device, Kind, Tensor};
 use types::FrameTag;
 use world_model::{WorldModel, load_model, load_model_online};
 
-use crate::plot::{Plot, Series, line_plot};
-use crate::voe::{Category, VoePair, VoeScore, generate_pairs, score};
-use crate::wm_data::{EpisodeTensors, load_datasets};
+use train::plot::{Plot, Series, line_plot};
+use sim::voe::{Category, VoePair, VoeScore, generate_pairs, score};
+use train::data::{EpisodeTensors, load_datasets};
 
 pub struct EvalOptions {
     pub checkpoint: PathBuf,
@@ -32,6 +32,24 @@ pub struct EvalOptions {
     /// Predict with the predictor's weights as trained, not their average (`predictor.average`).
     pub online_predictor: bool,
     pub device: Device,
+}
+
+impl Default for EvalOptions {
+    fn default() -> Self {
+        EvalOptions {
+            checkpoint: PathBuf::new(),
+            data: vec![],
+            probe_data: vec![],
+            out: PathBuf::new(),
+            voe_pairs: 120,
+            voe_seed: 7_000,
+            horizons: 8,
+            voe_horizon: VOE_HORIZON,
+            voe_context: sim::voe::DEFAULT_CONTEXT,
+            online_predictor: false,
+            device: Device::Cpu,
+        }
+    }
 }
 
 /// How far ahead (in frames) the second VoE scoring predicts each frame: a cup pushed off falls to
@@ -515,7 +533,7 @@ pub struct CupErrorRow {
 /// Renders scenes in batches on one renderer; returns frames `[T, 3, H, W]` per clip.
 fn render_clips(clips: &[&[types::SceneSnapshot]], size: u32) -> Result<Vec<Tensor>> {
     let s = size as i64;
-    Ok(render_rgb(clips, size)?
+    Ok(render::render_clips_rgb(clips, size)?
         .0
         .into_iter()
         .map(|f| {
@@ -524,24 +542,6 @@ fn render_clips(clips: &[&[types::SceneSnapshot]], size: u32) -> Result<Vec<Tens
             Tensor::from_slice(&flat).reshape([t, s, s, 3]).permute([0, 3, 1, 2]).contiguous()
         })
         .collect())
-}
-
-/// Renders scenes in batches on one renderer: RGB8 frames (`size × size`, row-major) per clip, and
-/// the graphics adapter's name.
-pub(crate) fn render_rgb(clips: &[&[types::SceneSnapshot]], size: u32) -> Result<(Vec<Vec<Vec<u8>>>, String)> {
-    let mut renderer = render::Renderer::new(render::RenderConfig { width: size, height: size, ..Default::default() })?;
-    let jobs: Vec<(usize, usize)> =
-        clips.iter().enumerate().flat_map(|(c, s)| (0..s.len()).map(move |t| (c, t))).collect();
-    let mut frames: Vec<Vec<Vec<u8>>> = clips.iter().map(|s| vec![vec![]; s.len()]).collect();
-    let slots = renderer.config().slots;
-    for batch in jobs.chunks(slots) {
-        let scenes: Vec<(FrameTag, &types::SceneSnapshot)> =
-            batch.iter().map(|&(c, t)| (FrameTag { episode: c as u64, step: t as u32 }, &clips[c][t])).collect();
-        for (frame, &(c, t)) in renderer.render(&scenes)?.into_iter().zip(batch) {
-            frames[c][t] = frame.rgb;
-        }
-    }
-    Ok((frames, renderer.adapter().to_string()))
 }
 
 /// Surprise of the frames from the breaking point on: (max, mean).
@@ -662,10 +662,10 @@ pub fn run(opts: &EvalOptions) -> Result<EvalReport> {
     if !(1..=16).contains(&opts.voe_horizon) {
         bail!("--voe-horizon {}: expected 1 to 16 frames", opts.voe_horizon);
     }
-    if !(1..=crate::voe::MAX_CONTEXT).contains(&opts.voe_context) {
-        bail!("--voe-context {}: expected 1 to {} frames", opts.voe_context, crate::voe::MAX_CONTEXT);
+    if !(1..=sim::voe::MAX_CONTEXT).contains(&opts.voe_context) {
+        bail!("--voe-context {}: expected 1 to {} frames", opts.voe_context, sim::voe::MAX_CONTEXT);
     }
-    let ckpt = crate::train_wm::resolve_checkpoint(&opts.checkpoint)?;
+    let ckpt = train::resolve_checkpoint(&opts.checkpoint)?;
     let trained =
         if opts.online_predictor { load_model_online(&ckpt, opts.device)? } else { load_model(&ckpt, opts.device)? };
     let predictor_weights = match trained.cfg.predictor.average {
@@ -747,7 +747,7 @@ pub fn run(opts: &EvalOptions) -> Result<EvalReport> {
         pair_seeds: pairs.iter().map(|p| (p.category.name().to_string(), p.seed)).collect(),
         pairs_per_category: opts.voe_pairs,
         frames_before_break: b,
-        frames_after_break: crate::voe::POST,
+        frames_after_break: sim::voe::POST,
         trained: voe_report(&trained_curves, b),
         trained_patch_max: voe_report(&patch_max_curves, b),
         random_init: voe_report(&random_curves, b),
@@ -1048,7 +1048,7 @@ pub fn surprise_cmd(
     plots: usize,
     device: Device,
 ) -> Result<serde_json::Value> {
-    let ckpt = crate::train_wm::resolve_checkpoint(checkpoint)?;
+    let ckpt = train::resolve_checkpoint(checkpoint)?;
     let model = load_model(&ckpt, device)?;
     // Scoring is read-only, and edited clips are exactly what a user may want scored: files that
     // no longer match the manifest are reported, not refused.
@@ -1061,7 +1061,7 @@ pub fn surprise_cmd(
             report.problems.join("; ")
         );
     }
-    let episodes = crate::wm_data::read_episodes(data, model.cfg.image_size)?;
+    let episodes = train::data::read_episodes(data, model.cfg.image_size)?;
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
     let mut rows = vec![];
     for (i, ep) in episodes.iter().enumerate() {
@@ -1103,7 +1103,7 @@ pub fn surprise_cmd(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::wm_data::FrameRow;
+    use train::data::FrameRow;
 
     /// The breakdown sorts frames by the paw's distance, the tilt and the table half, and its RMSE
     /// and spread are in cm; the CSV has a line per frame.

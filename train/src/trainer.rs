@@ -1,4 +1,5 @@
-//! `cupworld train-wm`: trains the JEPA world model from datasets or live simulation.
+//! The world-model trainer (`cupworld train-wm`): the JEPA world model from datasets or live
+//! simulation.
 //!
 //! Run directory: `config.json` (the resolved model config and data sources), `metrics.jsonl` (one
 //! line per step), `plots/{loss,collapse}.png`, `checkpoints/step-<8-digit step>.safetensors` (the last
@@ -7,6 +8,7 @@
 
 use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
@@ -15,7 +17,7 @@ use tch::{Device, Kind, Tensor};
 use world_model::{AdamW, Clips, Phase, WmConfig, WorldModel, load_checkpoint, save_checkpoint};
 
 use crate::plot::{Plot, Series, line_plot};
-use crate::wm_data::{
+use crate::data::{
     ClipSampler, ClipSpec, EpisodeTensors, LatentCache, ReplayBuffer, SamplerState, load_datasets, load_paired,
 };
 
@@ -42,10 +44,8 @@ pub struct TrainOptions {
     pub keep: usize,
     /// Consecutive skipped (non-finite) steps that stop the run.
     pub max_nonfinite: u32,
-    /// Stop at this step as if killed: no final checkpoint (tests of --resume).
-    pub stop_after: Option<u64>,
-    /// Poison the first N batches with NaN (tests of the non-finite guard).
-    pub poison_batches: u64,
+    /// Callbacks into the run (a caller's stop request, a test's altered batches).
+    pub hooks: Hooks,
     pub progress: bool,
     /// Start a fresh run's encoder and target encoder from this run directory or checkpoint (its
     /// `encoder` settings must match): a predictor trained on a pre-trained encoder, as V-JEPA
@@ -57,6 +57,46 @@ pub struct TrainOptions {
     /// on unseen ones; the training loss does not show that.
     pub validation: Vec<PathBuf>,
     pub validate_every: u64,
+}
+
+impl Default for TrainOptions {
+    fn default() -> Self {
+        TrainOptions {
+            cfg: WmConfig::default(),
+            data: DataSource::Datasets(vec![]),
+            out: PathBuf::new(),
+            resume: false,
+            device: Device::Cpu,
+            checkpoint_every: 100,
+            keep: 3,
+            max_nonfinite: 10,
+            hooks: Hooks::default(),
+            progress: false,
+            init_encoder: None,
+            validation: vec![],
+            validate_every: 250,
+        }
+    }
+}
+
+/// Callbacks into a training run, for callers that drive it and for tests.
+#[derive(Clone, Default)]
+pub struct Hooks {
+    /// Asked before each step with its number; `true` ends the run there as a crash would: no
+    /// final checkpoint, only what was already written survives (`resume` continues it).
+    pub stop_before: Option<Arc<dyn Fn(u64) -> bool + Send + Sync>>,
+    /// Applied to each step's input clips (frames, or the online encoder's latents) before the
+    /// update, with the step's number.
+    pub transform_batch: Option<Arc<dyn Fn(u64, Tensor) -> Tensor + Send + Sync>>,
+}
+
+impl std::fmt::Debug for Hooks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hooks")
+            .field("stop_before", &self.stop_before.is_some())
+            .field("transform_batch", &self.transform_batch.is_some())
+            .finish()
+    }
 }
 
 /// Clips drawn once from the held-out datasets, as the predictor trains on them (no fall weight).
@@ -74,7 +114,7 @@ impl Validation {
             return Ok(None);
         }
         for dir in dirs {
-            crate::wm_data::refuse_counterfactual(dir)?;
+            crate::data::refuse_counterfactual(dir)?;
         }
         let episodes = load_datasets(dirs, cfg.image_size)?;
         let mut sampler = ClipSampler::new(0x7a11d);
@@ -326,7 +366,7 @@ pub fn run(opts: &TrainOptions) -> Result<TrainSummary> {
     let mut feed = match &opts.data {
         DataSource::Datasets(dirs) => {
             for dir in dirs {
-                crate::wm_data::refuse_counterfactual(dir)?;
+                crate::data::refuse_counterfactual(dir)?;
             }
             Feed::Static(load_datasets(dirs, cfg.image_size)?)
         }
@@ -354,21 +394,21 @@ pub fn run(opts: &TrainOptions) -> Result<TrainSummary> {
     let validation = Validation::load(&opts.validation, cfg)?;
     let mut last_validation = None;
     let mut sampler = ClipSampler::restore(&state.sampler)?;
-    let bar = crate::progress_bar(cfg.steps, "steps", opts.progress);
+    let bar = datagen::progress_bar(cfg.steps, "steps", opts.progress);
     bar.set_position(state.step);
     let began = Instant::now();
     let (start_step, mut last_loss) = (state.step, f64::NAN);
     let mut last_ckpt = existing.clone();
     let mut latent_cache: Option<LatentCache> = None;
     while state.step < cfg.steps {
-        if opts.stop_after.is_some_and(|n| state.step >= n) {
+        if opts.hooks.stop_before.as_ref().is_some_and(|stop| stop(state.step)) {
             // Behave like a crash: no final checkpoint, only what was already written survives.
             bar.finish_and_clear();
             metrics.flush()?;
             if let Feed::Live(live, _) = feed {
                 live.stop()?;
             }
-            bail!("interrupted at step {} (--stop-after); continue with --resume", state.step);
+            bail!("interrupted at step {}; continue with --resume", state.step);
         }
         // The encoder phase looks at single frames (pairs for inverse dynamics), each from its
         // own place in the data rather than six neighbours of one clip.
@@ -426,11 +466,10 @@ pub fn run(opts: &TrainOptions) -> Result<TrainSummary> {
                 (Batch::Frames(f), a, cf)
             }
         };
-        let poison =
-            |x: Tensor| if state.step < opts.poison_batches { x.to_kind(tch::Kind::Float) * f64::NAN } else { x };
-        let batch = match batch {
-            Batch::Frames(f) => Batch::Frames(poison(f)),
-            Batch::Latents(z, t) => Batch::Latents(poison(z), t),
+        let batch = match (&opts.hooks.transform_batch, batch) {
+            (None, batch) => batch,
+            (Some(f), Batch::Frames(x)) => Batch::Frames(f(state.step, x)),
+            (Some(f), Batch::Latents(z, t)) => Batch::Latents(f(state.step, z), t),
         };
         let clips_in = match &batch {
             Batch::Frames(f) => Clips::Frames(f),

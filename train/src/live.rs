@@ -14,7 +14,7 @@ use render::{RenderConfig, RenderJob};
 use sim::{Actor, Env, EnvConfig, PolicyKind, episode_seed};
 use types::FrameTag;
 
-use crate::wm_data::{EpisodeTensors, FrameRow};
+use crate::data::{EpisodeTensors, FrameRow};
 
 struct StepData {
     action: [f32; 2],

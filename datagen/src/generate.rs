@@ -149,6 +149,9 @@ fn differs_from(meta: &dataset::ManifestMeta, cfg: &GenConfig) -> Result<Option<
                     first_difference(&key, x.get(k).unwrap_or(&null), y.get(k).unwrap_or(&null))
                 })
             }
+            (serde_json::Value::Array(x), serde_json::Value::Array(y)) if x.len() == y.len() => {
+                x.iter().zip(y).enumerate().find_map(|(i, (a, b))| first_difference(&format!("{path}[{i}]"), a, b))
+            }
             (serde_json::Value::Number(x), serde_json::Value::Number(y)) if same_number(x, y) => None,
             _ if a == b => None,
             _ => Some(format!("{path}: {a} there, {b} here")),

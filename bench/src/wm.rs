@@ -7,7 +7,7 @@ use serde::Serialize;
 use tch::{Device, Kind, Tensor};
 use world_model::{AdamW, Clips, Counterfactual, LatentHistory, WmConfig, WorldModel};
 
-use crate::bench::median;
+use crate::median;
 
 #[derive(Serialize)]
 struct WmBench {
@@ -59,7 +59,7 @@ fn time_ms(device: Device, f: &mut dyn FnMut()) -> f64 {
 }
 
 pub fn run(preset: &str, steps: usize, device: &str, json: bool) -> Result<()> {
-    let device = crate::parse_device(device)?;
+    let device = world_model::parse_device(device)?;
     let cfg = WmConfig::preset(preset)?;
     let mut model = WorldModel::new(&cfg, device)?;
     let mut opt = AdamW::new(&model.vs);
@@ -171,7 +171,7 @@ pub fn run(preset: &str, steps: usize, device: &str, json: bool) -> Result<()> {
     let r = WmBench {
         preset: preset.to_string(),
         device: format!("{device:?}"),
-        cpu: crate::host::cpu(),
+        cpu: datagen::host::cpu(),
         threads: tch::get_num_threads(),
         parameters: model.parameters(),
         batch_clips: b,

@@ -16,7 +16,7 @@ use dataset::{DatasetInfo, DatasetWriter, EpisodeRecord, FrameRow, ManifestMeta}
 use serde::{Deserialize, Serialize};
 use types::{FrameTag, ObjectKind, SceneSnapshot, Transition};
 
-use crate::voe::{Category, POST, VoePair, generate_pairs};
+use sim::voe::{Category, POST, VoePair, generate_pairs};
 
 /// Control steps per second of the pairs' episodes (the simulator's default).
 const FPS: u32 = 10;
@@ -57,8 +57,8 @@ pub fn run(opts: &VoeDataOptions) -> Result<VoeDataSummary> {
     if opts.pairs_per_category == 0 {
         bail!("--pairs 0: at least one pair per category");
     }
-    if !(1..=crate::voe::MAX_CONTEXT).contains(&opts.context) {
-        bail!("--context {}: expected 1 to {} frames before the breaking point", opts.context, crate::voe::MAX_CONTEXT);
+    if !(1..=sim::voe::MAX_CONTEXT).contains(&opts.context) {
+        bail!("--context {}: expected 1 to {} frames before the breaking point", opts.context, sim::voe::MAX_CONTEXT);
     }
     let out = &opts.out;
     if out.join("pairs.json").exists() {
@@ -95,7 +95,7 @@ pub fn run(opts: &VoeDataOptions) -> Result<VoeDataSummary> {
     let pairs = generate_pairs(opts.pairs_per_category, opts.seed, &opts.categories, opts.context)?;
     let clips: Vec<&[SceneSnapshot]> =
         pairs.iter().flat_map(|p| [p.possible.as_slice(), p.impossible.as_slice()]).collect();
-    let (frames, adapter) = crate::eval_wm::render_rgb(&clips, opts.size)?;
+    let (frames, adapter) = render::render_clips_rgb(&clips, opts.size)?;
 
     for (twin, name) in ["possible", "impossible"].into_iter().enumerate() {
         let info = DatasetInfo {
@@ -130,7 +130,7 @@ pub fn run(opts: &VoeDataOptions) -> Result<VoeDataSummary> {
             total_episodes_planned: pairs.len() as u64,
             shard_index: 0,
             num_shards: 1,
-            tools: crate::generate::tool_versions(),
+            tools: crate::tool_versions(),
             render_adapter: adapter.clone(),
             env_config: serde_json::json!({
                 "voe": {

@@ -5,14 +5,13 @@
 //! point `b` on. Frames before `b` are identical in both, so any difference in surprise comes from
 //! the event alone.
 
-use anyhow::{Result, bail};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
-use sim::{Actor, Env, EnvConfig, Info, PolicyKind, Task, Violation, episode_seed};
+use crate::{Actor, Env, EnvConfig, Info, PolicyKind, Result, SimError, Task, Violation, episode_seed};
 use types::SceneSnapshot;
 
-pub use sim::Category;
+pub use crate::Category;
 
 /// A matched pair of episodes, as scenes to render.
 pub struct VoePair {
@@ -91,7 +90,7 @@ fn replay_impossible(
         match env.step(a) {
             Ok(r) if r.terminated || r.truncated => break,
             Ok(_) => {}
-            Err(sim::SimError::EpisodeOver) => break,
+            Err(SimError::EpisodeOver) => break,
             Err(e) => return Err(e.into()),
         }
         if let Some(v) = &violation {
@@ -142,7 +141,7 @@ pub fn generate_pairs(
     context: usize,
 ) -> Result<Vec<VoePair>> {
     if !(1..=MAX_CONTEXT).contains(&context) {
-        bail!("VoE context {context}: expected 1 to {MAX_CONTEXT} frames before the breaking point");
+        return Err(SimError::Voe(format!("VoE context {context}: expected 1 to {MAX_CONTEXT} frames before the breaking point")));
     }
     let mut pairs = vec![];
     for &category in categories {
@@ -152,7 +151,7 @@ pub fn generate_pairs(
         let mut index = 0u64;
         while found < per_category {
             if index > 200 + 50 * per_category as u64 {
-                bail!("only {found} usable {} episodes in {index} seeds", category.name());
+                return Err(SimError::Voe(format!("only {found} usable {} episodes in {index} seeds", category.name())));
             }
             let seed = episode_seed(base_seed.wrapping_add(category as u64 * 1_000_003), index);
             index += 1;

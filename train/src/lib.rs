@@ -1,0 +1,15 @@
+//! `train`: what a trainer needs, and the world-model trainer built on it.
+//!
+//! - [`trainer`]: the run directory (`config.json`, `metrics.jsonl`, `plots/`, rotated
+//!   checkpoints), exact resume, the non-finite guard, held-out validation; [`run`] trains.
+//! - [`data`]: episodes as tensors, the seeded clip sampler, the frozen encoder's latent cache,
+//!   the live replay buffer.
+//! - [`live`]: simulators → renderer → episodes over bounded crossbeam channels.
+//! - [`plot`]: line plots as PNG.
+
+pub mod data;
+pub mod live;
+pub mod plot;
+pub mod trainer;
+
+pub use trainer::{DataSource, Hooks, TrainOptions, TrainSummary, latest_checkpoint, resolve_checkpoint, run};
