@@ -148,7 +148,7 @@ fn selection_lets_mamba_learn_selective_copying() {
     let lti = selective_copy_accuracy(false, 400);
     eprintln!("selective copying token accuracy: selective {selective:.3}, time-invariant {lti:.3}");
     // Measured: selective 0.80–0.88 after 400–500 steps (chance 0.25), time-invariant 0.50–0.54.
-    // Not yet the ≥ 0.9 "overfit" the issue asks; the gap is the property this test holds.
+    // Not yet the ≥ 0.9 "overfit" the target asks; the gap is the property this test holds.
     assert!(selective >= 0.75, "selective Mamba reached only {selective:.2} token accuracy");
     assert!(lti < 0.6, "the time-invariant ablation reached {lti:.2}: the task does not need selection");
     assert!(selective - lti >= 0.2, "selection gives too small a gain: {selective:.2} vs {lti:.2}");

@@ -263,9 +263,14 @@ struct TrainWmArgs {
     /// Built-in size: tiny or small.
     #[arg(long, default_value = "small")]
     preset: String,
-    /// A JSON model/training config (keys as in the run's config.json "model"); overrides --preset.
+    /// A JSON model/training config (keys as in the run's config.json "model") laid over
+    /// --preset: the keys it names replace the preset's, the others stay.
     #[arg(long)]
     config: Option<PathBuf>,
+    /// Set one config key over the preset (and --config), e.g. `--set predictor.depth=2`;
+    /// repeatable.
+    #[arg(long, value_name = "KEY=VALUE")]
+    set: Vec<String>,
     /// Start the encoder and target encoder from this run directory or checkpoint (same encoder
     /// settings), e.g. to train a predictor on a pre-trained, frozen encoder (a --config with
     /// encoder_steps 0 and optim.encoder_lr_scale 0).
@@ -358,8 +363,10 @@ fn wm_config(a: &TrainWmArgs) -> Result<world_model::WmConfig> {
     let mut cfg = match &a.config {
         Some(path) => {
             let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-            serde_json::from_str(&text)
-                .with_context(|| format!("{}: not a valid world-model config", path.display()))?
+            let overrides: serde_json::Value =
+                serde_json::from_str(&text).with_context(|| format!("{}: not JSON", path.display()))?;
+            world_model::WmConfig::preset_with(&a.preset, &overrides)
+                .with_context(|| format!("--config {}", path.display()))?
         }
         None => world_model::WmConfig::preset(&a.preset)?,
     };
@@ -380,6 +387,10 @@ fn wm_config(a: &TrainWmArgs) -> Result<world_model::WmConfig> {
         cfg = world_model::WmConfig::encoder_first(&cfg, encoder_steps);
     } else if a.encoder_steps.is_some() {
         bail!("--encoder-steps sets the encoder-first recipe: it needs --counterfactual-data and no --config");
+    }
+    // Last, so a key set by hand wins over the recipe's.
+    for assignment in &a.set {
+        cfg = cfg.set(assignment).with_context(|| format!("--set {assignment}"))?;
     }
     cfg.validate()?;
     Ok(cfg)
@@ -533,8 +544,9 @@ enum DatasetCommand {
 }
 
 fn main() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("CUPWORLD_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,cupworld=info,datagen=info,train=info,eval=info,demo=info"));
+    let filter = tracing_subscriber::EnvFilter::try_from_env("CUPWORLD_LOG").unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new("warn,cupworld=info,datagen=info,train=info,eval=info,demo=info")
+    });
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
     if let Err(e) = run(Cli::parse()) {
         eprintln!("error: {e:#}");

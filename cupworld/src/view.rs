@@ -89,9 +89,7 @@ pub fn run(a: ViewArgs) -> Result<()> {
     }
     let world_model = match &a.world_model {
         Some(p) if !p.exists() => bail!("--world-model {}: no such file or directory", p.display()),
-        Some(p) => {
-            Some(train::resolve_checkpoint(p).with_context(|| format!("--world-model {}", p.display()))?)
-        }
+        Some(p) => Some(train::resolve_checkpoint(p).with_context(|| format!("--world-model {}", p.display()))?),
         None => None,
     };
     let options = viewer::ViewerOptions {

@@ -32,7 +32,9 @@ impl Scale {
             Scale::Small => {
                 Sizes { train_episodes: 400, heldout_episodes: 40, preset: "small", steps: None, voe_pairs: 100 }
             }
-            Scale::Tiny => Sizes { train_episodes: 6, heldout_episodes: 4, preset: "tiny", steps: Some(20), voe_pairs: 3 },
+            Scale::Tiny => {
+                Sizes { train_episodes: 6, heldout_episodes: 4, preset: "tiny", steps: Some(20), voe_pairs: 3 }
+            }
         }
     }
 }
@@ -60,7 +62,14 @@ pub struct DemoSummary {
     pub timing: serde_json::Map<String, serde_json::Value>,
 }
 
-fn gen_one(task: Task, episodes: u64, seed: u64, dir: PathBuf, counterfactual: bool, progress: bool) -> Result<PathBuf> {
+fn gen_one(
+    task: Task,
+    episodes: u64,
+    seed: u64,
+    dir: PathBuf,
+    counterfactual: bool,
+    progress: bool,
+) -> Result<PathBuf> {
     let cfg = datagen::GenConfig {
         env: sim::EnvConfig { linger_steps: 6, ..sim::EnvConfig::for_task(task) },
         policy: PolicyKind::Mixed,
@@ -77,7 +86,13 @@ fn gen_one(task: Task, episodes: u64, seed: u64, dir: PathBuf, counterfactual: b
     };
     let s = datagen::generate::run(&cfg)?;
     if !s.skipped {
-        println!("generated {}: {} episodes, {} frames ({:.0} frames/s)", dir.display(), s.episodes, s.frames, s.frames_per_s);
+        println!(
+            "generated {}: {} episodes, {} frames ({:.0} frames/s)",
+            dir.display(),
+            s.episodes,
+            s.frames,
+            s.frames_per_s
+        );
     }
     let report = dataset::verify(&dir);
     if !report.ok() {
@@ -103,7 +118,14 @@ pub fn run(opts: &DemoOptions) -> Result<DemoSummary> {
     }
     let mut heldout = vec![];
     for (task, name) in tasks {
-        heldout.push(gen_one(task, sizes.heldout_episodes, 1_000, data.join(format!("heldout-{name}")), false, progress)?);
+        heldout.push(gen_one(
+            task,
+            sizes.heldout_episodes,
+            1_000,
+            data.join(format!("heldout-{name}")),
+            false,
+            progress,
+        )?);
     }
     datagen::write_contact_sheet(&train[1], &out.join("contact_sheet.png"), 6, 8, 2)?;
     timing.insert("generate_s".into(), t.elapsed().as_secs_f64().into());

@@ -7,12 +7,11 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use serde::Serialize;
 use tch::{Device, Kind, Tensor};
-use types::FrameTag;
 use world_model::{WorldModel, load_model, load_model_online};
 
-use train::plot::{Plot, Series, line_plot};
 use sim::voe::{Category, VoePair, VoeScore, generate_pairs, score};
 use train::data::{EpisodeTensors, load_datasets};
+use train::plot::{Plot, Series, line_plot};
 
 pub struct EvalOptions {
     pub checkpoint: PathBuf,

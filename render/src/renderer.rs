@@ -109,7 +109,7 @@ pub struct Renderer {
 impl Renderer {
     pub fn new(config: RenderConfig) -> Result<Renderer> {
         config.validate()?;
-        // Without a GPU, wgpu's Vulkan backend on Mesa's lavapipe is the one that works (FACTS.md).
+        // Without a GPU, wgpu's Vulkan backend on Mesa's lavapipe is the one that works (Mesa's CPU Vulkan driver).
         // llvmpipe rasterising on the submitting thread beats handing 64×64 viewports to its
         // worker threads (1,066 vs 859 frames/s at 32 slots measured); ignored by real GPUs.
         for (key, value) in [("WGPU_BACKEND", "vulkan"), ("LP_NUM_THREADS", "0")] {

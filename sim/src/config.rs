@@ -89,7 +89,7 @@ impl Range {
     }
 }
 
-/// Environment settings. Defaults follow the issue: physics 240 Hz, control 10 Hz.
+/// Environment settings. Defaults: physics 240 Hz, control 10 Hz.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct EnvConfig {

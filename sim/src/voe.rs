@@ -5,10 +5,10 @@
 //! point `b` on. Frames before `b` are identical in both, so any difference in surprise comes from
 //! the event alone.
 
+use crate::{Actor, Env, EnvConfig, Info, PolicyKind, Result, SimError, Task, Violation, episode_seed};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
-use crate::{Actor, Env, EnvConfig, Info, PolicyKind, Result, SimError, Task, Violation, episode_seed};
 use types::SceneSnapshot;
 
 pub use crate::Category;
@@ -141,7 +141,9 @@ pub fn generate_pairs(
     context: usize,
 ) -> Result<Vec<VoePair>> {
     if !(1..=MAX_CONTEXT).contains(&context) {
-        return Err(SimError::Voe(format!("VoE context {context}: expected 1 to {MAX_CONTEXT} frames before the breaking point")));
+        return Err(SimError::Voe(format!(
+            "VoE context {context}: expected 1 to {MAX_CONTEXT} frames before the breaking point"
+        )));
     }
     let mut pairs = vec![];
     for &category in categories {
@@ -151,7 +153,10 @@ pub fn generate_pairs(
         let mut index = 0u64;
         while found < per_category {
             if index > 200 + 50 * per_category as u64 {
-                return Err(SimError::Voe(format!("only {found} usable {} episodes in {index} seeds", category.name())));
+                return Err(SimError::Voe(format!(
+                    "only {found} usable {} episodes in {index} seeds",
+                    category.name()
+                )));
             }
             let seed = episode_seed(base_seed.wrapping_add(category as u64 * 1_000_003), index);
             index += 1;

@@ -1,5 +1,5 @@
 //! Live data for the world model: simulators → renderer → episode assembler → trainer, over bounded
-//! crossbeam channels (the design card's shape). The trainer owns a replay buffer and drains the
+//! crossbeam channels. The trainer owns a replay buffer and drains the
 //! episode channel between steps; when it hangs up, every stage stops in turn.
 //!
 //! ```text

@@ -16,10 +16,10 @@ use serde::{Deserialize, Serialize};
 use tch::{Device, Kind, Tensor};
 use world_model::{AdamW, Clips, Phase, WmConfig, WorldModel, load_checkpoint, save_checkpoint};
 
-use crate::plot::{Plot, Series, line_plot};
 use crate::data::{
     ClipSampler, ClipSpec, EpisodeTensors, LatentCache, ReplayBuffer, SamplerState, load_datasets, load_paired,
 };
+use crate::plot::{Plot, Series, line_plot};
 
 /// Where the training data comes from.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]

@@ -32,7 +32,6 @@ pub struct EncoderConfig {
     /// fell in patches whose pixels had not changed); `position` keeps a change local, but the
     /// main job with it (and MSAA frames) read the cup no better and its predictor fell below
     /// copy-last (experiments/2026-11-30-predictability), so `group` stays the default.
-    #[serde(default = "EncoderNorm::legacy")]
     pub norm: EncoderNorm,
 }
 
@@ -42,13 +41,6 @@ pub struct EncoderConfig {
 pub enum EncoderNorm {
     Position,
     Group,
-}
-
-impl EncoderNorm {
-    /// What a config written before the key existed means (also the default).
-    fn legacy() -> EncoderNorm {
-        EncoderNorm::Group
-    }
 }
 
 impl Default for EncoderConfig {
@@ -94,7 +86,7 @@ pub struct PredictorConfig {
 
 impl Default for PredictorConfig {
     fn default() -> Self {
-        PredictorConfig { width: 128, depth: 4, heads: 4, mlp_ratio: 4, velocity: false, dropout: 0.0, average: 0.0 }
+        PredictorConfig { width: 128, depth: 4, heads: 4, mlp_ratio: 4, velocity: false, dropout: 0.0, average: 0.999 }
     }
 }
 
@@ -169,7 +161,7 @@ impl LossConfig {
 impl Default for LossConfig {
     fn default() -> Self {
         LossConfig {
-            distance: Distance::Huber,
+            distance: Distance::Mse,
             huber_beta: 0.05,
             teacher: 1.0,
             rollout: 1.0,
@@ -264,7 +256,6 @@ pub struct WmConfig {
     /// push or a fall is large enough to be foreseen (experiments/2026-11-30-frameskip).
     /// Horizons, rollouts and `clip_len` count model steps. 1 (and absent, in older configs):
     /// every frame.
-    #[serde(default = "one")]
     pub frameskip: i64,
     pub encoder: EncoderConfig,
     pub predictor: PredictorConfig,
@@ -281,8 +272,6 @@ pub struct WmConfig {
     /// Mirror each of the predictor's training clips left–right with probability ½ (frames
     /// flipped, the pusher's x velocity negated): the scene is symmetric about the camera's plane,
     /// so this doubles the distinct clips at no cost. The encoder phase's frames are not mirrored.
-    /// Off when absent (older configs).
-    #[serde(default)]
     pub mirror: bool,
     /// Steps, counted in `steps`, that train the encoder alone before the predictor starts: only
     /// the encoder's terms (variance, covariance, the counterfactual encoder terms) are taken and
@@ -300,8 +289,32 @@ pub struct WmConfig {
     pub seed: u64,
 }
 
-fn one() -> i64 {
-    1
+/// Lays `over` onto `base` key by key (objects merge, anything else replaces); a key that `base`
+/// does not have is refused with its dotted path.
+fn overlay(base: &mut serde_json::Value, over: &serde_json::Value, path: &str) -> Result<()> {
+    use serde_json::Value;
+    match (base, over) {
+        (Value::Object(b), Value::Object(o)) => {
+            for (k, v) in o {
+                let key = if path.is_empty() { k.clone() } else { format!("{path}.{k}") };
+                match b.get_mut(k) {
+                    Some(slot) => overlay(slot, v, &key)?,
+                    None => {
+                        let known: Vec<&str> = b.keys().map(String::as_str).collect();
+                        return Err(WmError::Config(format!("{key}: unknown key (known here: {})", known.join(", "))));
+                    }
+                }
+            }
+            Ok(())
+        }
+        (slot, v) => {
+            if slot.is_object() && !v.is_object() {
+                return Err(WmError::Config(format!("{path}: a section; give its keys, e.g. {path}.KEY")));
+            }
+            *slot = v.clone();
+            Ok(())
+        }
+    }
 }
 
 impl Default for WmConfig {
@@ -321,7 +334,7 @@ impl WmConfig {
             // Evaluation predicts with the weights averaged over ~1,000 steps: on one run, one-step
             // held-out L1 3% and 8-step 6% lower than the trained weights', VoE the same (72.9%
             // vs 73.4%; experiments/2026-11-30-average).
-            predictor: PredictorConfig { average: 0.999, ..PredictorConfig::default() },
+            predictor: PredictorConfig::default(),
             // Clips of 4 model steps (3 of context, 12 frames): 4,000 predictor steps take the time
             // of 2,500 with 6, and scored VoE 68% to 65% (experiments/2026-11-30-context). VoE
             // rose with steps on earlier encoders (79% at 8,000). On latents cached once a step
@@ -349,7 +362,7 @@ impl WmConfig {
             // move", which makes the cup that does move the surprising twin. On one frozen
             // encoder: VoE 78.1% vs 72.9% (levitate 40 vs 23%, pass-through 53 vs 45%), one-step
             // L1 7% worse (experiments/2026-11-30-mirror).
-            loss: LossConfig { distance: Distance::Mse, ..LossConfig::default() },
+            loss: LossConfig::default(),
             ema: EmaConfig::default(),
             optim: OptimConfig::default(),
             seed: 0,
@@ -386,6 +399,33 @@ impl WmConfig {
             }),
             other => Err(WmError::Config(format!("unknown preset {other:?} (known: tiny, small)"))),
         }
+    }
+
+    /// A named preset with `overrides` (a JSON object, as a config file holds) laid over it key
+    /// by key: a partial section changes only the keys it names, and an unknown key is refused
+    /// by its path. The caller validates once every override is in.
+    pub fn preset_with(name: &str, overrides: &serde_json::Value) -> Result<WmConfig> {
+        let mut merged = serde_json::to_value(WmConfig::preset(name)?)
+            .map_err(|e| WmError::Config(format!("preset {name}: {e}")))?;
+        overlay(&mut merged, overrides, "")?;
+        serde_json::from_value(merged).map_err(|e| WmError::Config(e.to_string()))
+    }
+
+    /// Sets one key from a `a.b=value` string (`value` as JSON, or else a string), as `--set`
+    /// gives it: an unknown key or a value of the wrong type is refused by name.
+    pub fn set(&self, assignment: &str) -> Result<WmConfig> {
+        let (path, value) = assignment
+            .split_once('=')
+            .ok_or_else(|| WmError::Config(format!("{assignment:?}: expected KEY=VALUE, e.g. predictor.depth=2")))?;
+        let value: serde_json::Value =
+            serde_json::from_str(value).unwrap_or_else(|_| serde_json::Value::String(value.to_string()));
+        let mut tree = value;
+        for key in path.rsplit('.') {
+            tree = serde_json::json!({ key: tree });
+        }
+        let mut merged = serde_json::to_value(self).map_err(|e| WmError::Config(e.to_string()))?;
+        overlay(&mut merged, &tree, "")?;
+        serde_json::from_value(merged).map_err(|e| WmError::Config(format!("{path}: {e}")))
     }
 
     /// The encoder phase's length in the encoder-first recipe for a built-in preset, what the
@@ -610,5 +650,53 @@ impl WmConfig {
     pub fn ema_at(&self, step: u64) -> f64 {
         let t = (step as f64 / self.steps.max(1) as f64).min(1.0);
         self.ema.start + (self.ema.end - self.ema.start) * t
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn an_empty_config_is_the_preset() {
+        for name in ["tiny", "small"] {
+            assert_eq!(WmConfig::preset_with(name, &json!({})).unwrap(), WmConfig::preset(name).unwrap(), "{name}");
+        }
+        let plain: WmConfig = serde_json::from_str("{}").unwrap();
+        assert_eq!(plain, WmConfig::preset("small").unwrap());
+    }
+
+    #[test]
+    fn a_one_key_override_changes_that_key_only() {
+        let small = WmConfig::preset("small").unwrap();
+        let cfg = WmConfig::preset_with("small", &json!({"predictor": {"depth": 2}})).unwrap();
+        assert_eq!(cfg.predictor.depth, 2);
+        assert_eq!(
+            WmConfig { predictor: PredictorConfig { depth: small.predictor.depth, ..cfg.predictor.clone() }, ..cfg },
+            small
+        );
+        let cfg = WmConfig::preset_with("small", &json!({"loss": {"rollout": 2.0}})).unwrap();
+        assert_eq!((cfg.loss.rollout, cfg.loss.distance), (2.0, Distance::Mse));
+        assert_eq!(WmConfig { loss: LossConfig { rollout: small.loss.rollout, ..cfg.loss.clone() }, ..cfg }, small);
+        // A partial section serde reads on its own keeps the preset's other keys too.
+        let cfg: WmConfig = serde_json::from_str(r#"{"predictor": {"depth": 2}}"#).unwrap();
+        assert_eq!(cfg.predictor.average, small.predictor.average);
+        let tiny = WmConfig::preset("tiny").unwrap();
+        let set = tiny.set("optim.lr=0.01").unwrap();
+        assert_eq!(WmConfig { optim: OptimConfig { lr: tiny.optim.lr, ..set.optim.clone() }, ..set }, tiny);
+        assert_eq!(tiny.set("loss.distance=l1").unwrap().loss.distance, Distance::L1);
+    }
+
+    #[test]
+    fn unknown_keys_and_wrong_types_are_refused_by_name() {
+        let e = WmConfig::preset_with("small", &json!({"predictor": {"dept": 2}})).unwrap_err().to_string();
+        assert!(e.contains("predictor.dept: unknown key"), "{e}");
+        let e = WmConfig::preset("tiny").unwrap().set("optim.lr=fast").unwrap_err().to_string();
+        assert!(e.contains("optim.lr"), "{e}");
+        let e = WmConfig::preset("tiny").unwrap().set("loss=1").unwrap_err().to_string();
+        assert!(e.contains("loss: a section"), "{e}");
+        let e = WmConfig::preset("tiny").unwrap().set("steps").unwrap_err().to_string();
+        assert!(e.contains("KEY=VALUE"), "{e}");
     }
 }

@@ -27,11 +27,11 @@ pub use checkpoint::{
 pub use config::{
     Distance, EmaConfig, EncoderConfig, EncoderNorm, LossConfig, OptimConfig, Phase, PredictorConfig, WmConfig,
 };
+pub use device::parse_device;
 pub use model::{
     Clips, Collapse, Counterfactual, LatentHistory, LossParts, StepReport, WorldModel, collapse_stats, frame_curve,
     model_steps, per_frame, prediction_distance,
 };
-pub use device::parse_device;
 pub use optim::AdamW;
 
 use std::path::PathBuf;
