@@ -221,14 +221,6 @@ struct GenArgs {
     /// With --counterfactual: how far the cup and the pusher are moved, "MIN,MAX" in metres.
     #[arg(long, value_delimiter = ',', default_values_t = sim::counterfactual::DISPLACEMENT, requires = "counterfactual")]
     counterfactual_range: Vec<f32>,
-    /// With --counterfactual: move only the cup, as companions made before 2026-11-30 did (the
-    /// encoder then learns the cup but not the paw).
-    #[arg(long, requires = "counterfactual")]
-    counterfactual_cup_only: bool,
-    /// With --counterfactual: each frame moves the cup alone, the pusher alone or both (a third
-    /// each) instead of both, so a code that mixes the two positions does not meet the graded term.
-    #[arg(long, requires = "counterfactual", conflicts_with = "counterfactual_cup_only")]
-    counterfactual_one_at_a_time: bool,
     /// Print the summary as JSON.
     #[arg(long)]
     json: bool,
@@ -340,11 +332,6 @@ struct EvalWmArgs {
     voe_seed: u64,
     #[arg(long, default_value_t = 8)]
     horizons: i64,
-    /// VoE is also scored with each frame predicted this many frames ahead, from the real frames
-    /// up to that many before it, rounded up to whole model steps (`frameskip` frames each; one
-    /// model step: scored once only).
-    #[arg(long, default_value_t = eval::VOE_HORIZON)]
-    voe_horizon: i64,
     /// Frames each VoE clip shows before the breaking point: the context the first predictions
     /// after it have (at frameskip 4, 16 frames are four model steps).
     #[arg(long, default_value_t = voe::DEFAULT_CONTEXT)]
@@ -468,7 +455,6 @@ fn eval_wm_cmd(a: EvalWmArgs) -> Result<()> {
         voe_pairs: a.voe_pairs,
         voe_seed: a.voe_seed,
         horizons: a.horizons,
-        voe_horizon: a.voe_horizon,
         voe_context: a.voe_context,
         online_predictor: a.online_predictor,
         device: parse_device(&a.device)?,
@@ -513,18 +499,6 @@ fn print_eval_summary(r: &eval::EvalReport) {
         100.0 * v.random_init.overall_by_max.pairwise_accuracy,
         100.0 * v.change_detector.overall_by_max.pairwise_accuracy
     );
-    if !r.scored_ahead() {
-        return; // one model step ahead: the line above
-    }
-    let ahead: Vec<String> =
-        v.trained_ahead.by_max.iter().map(|(n, s)| format!("{n} {:.0}%", 100.0 * s.pairwise_accuracy)).collect();
-    println!(
-        "VoE predicted {} frames ahead: overall {:.1}% [{}]; random init {:.1}%",
-        v.horizon_ahead,
-        100.0 * v.trained_ahead.overall_by_max.pairwise_accuracy,
-        ahead.join(", "),
-        100.0 * v.random_init_ahead.overall_by_max.pairwise_accuracy
-    );
 }
 
 #[derive(Subcommand)]
@@ -532,6 +506,11 @@ enum DatasetCommand {
     /// Check every file against the manifest and the dataset's structure.
     Verify {
         data: PathBuf,
+        /// Also compare every episode with this dataset's, column by column and image byte by
+        /// image byte (e.g. a rerun of the same seeds); names the first episode, frame and column
+        /// that differ, and fails if any does.
+        #[arg(long, value_name = "DIR")]
+        against: Option<PathBuf>,
         #[arg(long)]
         json: bool,
     },
@@ -558,7 +537,36 @@ fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Rollout(a) => rollout(a),
         Command::Gen(a) => gen_cmd(a),
-        Command::Dataset(DatasetCommand::Verify { data, json }) => {
+        Command::Dataset(DatasetCommand::Verify { data, against: Some(other), json }) => {
+            let c = dataset::compare(&data, &other)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&c)?);
+            }
+            match &c.first {
+                None => {
+                    if !json {
+                        println!(
+                            "{} and {}: identical ({} episodes, {} frames)",
+                            data.display(),
+                            other.display(),
+                            c.episodes,
+                            c.frames
+                        );
+                    }
+                    Ok(())
+                }
+                Some(d) => bail!(
+                    "{} and {} differ: first at {d}; {} of {} frames differ ({} images, by up to {} levels)",
+                    data.display(),
+                    other.display(),
+                    c.frames_differing,
+                    c.frames,
+                    c.images_differing,
+                    c.max_pixel_difference
+                ),
+            }
+        }
+        Command::Dataset(DatasetCommand::Verify { data, against: None, json }) => {
             let report = dataset::verify(&data);
             if json {
                 println!("{}", serde_json::to_string_pretty(&report)?);
@@ -698,11 +706,7 @@ fn gen_cmd(a: GenArgs) -> Result<()> {
         sim_workers: a.sim_workers,
         counterfactual: match (a.counterfactual, a.counterfactual_range.as_slice()) {
             (false, _) => None,
-            (true, &[lo, hi]) => Some(sim::counterfactual::Displacement {
-                range: [lo, hi],
-                move_pusher: !a.counterfactual_cup_only,
-                one_at_a_time: a.counterfactual_one_at_a_time,
-            }),
+            (true, &[lo, hi]) => Some(sim::counterfactual::Displacement { range: [lo, hi] }),
             (true, other) => bail!("--counterfactual-range {other:?}: expected two numbers, MIN,MAX"),
         },
         progress: std::io::stderr().is_terminal(),

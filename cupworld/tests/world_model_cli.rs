@@ -84,8 +84,6 @@ fn bad_inputs_are_refused_by_name() {
     assert!(e.contains("step-00000004.safetensors"), "{e}");
     let e = fails(&["eval-wm", "--checkpoint", ckpt.to_str().unwrap(), "--data", &data, "--out", run_s]);
     assert!(e.contains("step-00000004.safetensors"), "{e}");
-    let e = fails(&["eval-wm", "--checkpoint", run_s, "--data", &data, "--out", run_s, "--voe-horizon", "0"]);
-    assert!(e.contains("--voe-horizon 0"), "{e}");
     // A dataset that fails verification is refused.
     let parquet = Path::new(&data).join("data/chunk-000/file-000.parquet");
     let mut p = std::fs::read(&parquet).unwrap();
@@ -157,10 +155,9 @@ fn counterfactual_companions_are_paired_and_checked() {
         let v = lines[59][key].as_f64().unwrap();
         assert!(v > 0.0 && v < 5.0, "{key} = {v}");
     }
-    // On the frozen encoder none of the counterfactual terms can train anything (the contrast on
-    // the prediction has weight 0 in this recipe): they are not computed, which saves an encoder
-    // pass per predictor step.
-    for key in ["counterfactual", "counterfactual_encoder", "counterfactual_metric"] {
+    // On the frozen encoder the counterfactual terms cannot train anything: they are not
+    // computed, which saves an encoder pass per predictor step.
+    for key in ["counterfactual_encoder", "counterfactual_metric"] {
         assert_eq!(lines[63][key].as_f64(), Some(0.0), "{key} in the predictor phase");
     }
     let other = dir.path().join("other");
@@ -191,7 +188,7 @@ fn counterfactual_companions_are_paired_and_checked() {
     // Counterfactual weights in a config without counterfactual data.
     let cfg = dir.path().join("cf.json");
     let mut c = serde_json::to_value(world_model::WmConfig::preset("tiny").unwrap()).unwrap();
-    c["loss"]["counterfactual"] = 1.0.into();
+    c["loss"]["counterfactual_encoder"] = 1.0.into();
     std::fs::write(&cfg, c.to_string()).unwrap();
     let e = fails(&["train-wm", "--data", &data, "--out", o, "--config", cfg.to_str().unwrap()]);
     assert!(e.contains("loss.counterfactual") && e.contains("--counterfactual-data"), "{e}");
@@ -247,14 +244,8 @@ fn main_job_at_tiny_scale_writes_the_report_and_surprise_scores() {
     assert_eq!(fit.len(), 4, "{fit:?}");
     assert_eq!(fit.iter().filter(|d| d.ends_with("-cf")).count(), 2, "{fit:?}");
     assert!(fit.iter().all(|d| d.contains("/train-")), "{fit:?}");
-    // Also scored with each frame predicted four frames ahead, for the trained and untrained models.
-    assert_eq!(report["voe"]["horizon_ahead"].as_i64(), Some(4));
-    for m in ["trained_ahead", "random_init_ahead"] {
-        assert_eq!(report["voe"][m]["by_max"].as_array().unwrap().len(), 5, "{m}");
-    }
-    assert!(stdout.contains("VoE predicted 4 frames ahead"), "{stdout}");
     let md = std::fs::read_to_string(out.join("eval/report.md")).unwrap();
-    assert!(md.contains("trained, 4 ahead acc.") && md.contains("| pusher x, R²"), "{md}");
+    assert!(md.contains("| pusher x, R²"), "{md}");
     for f in ["report.md", "prediction.png", "voe_frames.png", "voe_levitate.png"] {
         assert!(out.join("eval").join(f).exists(), "{f} missing");
     }
@@ -364,16 +355,15 @@ fn voe_pairs_on_disk_verify_match_before_the_break_and_score() {
         for t in 0..15 {
             assert_eq!(a.rows[t].transition.action, b.rows[t].transition.action, "pair {k} frame {t}");
         }
-        // The twins are rendered apart, and llvmpipe's rounding is not bit-exact between two
-        // renders of one scene (on a Zen 1 host one byte of a frame came out one level off), so
-        // "the same" is no byte more than 2 levels apart; an event moves tens of bytes by 70 or more.
-        let far_apart = |x: &[u8], y: &[u8]| x.iter().zip(y).filter(|(p, q)| p.abs_diff(**q) > 2).count();
+        // The twins are rendered apart (other slots, other batches), and one scene renders to the
+        // same bytes wherever it lands: before the break the twins' frames are byte-identical.
+        let differing = |x: &[u8], y: &[u8]| x.iter().zip(y).filter(|(p, q)| p != q).count();
         for t in 0..brk {
-            let n = far_apart(&a.rows[t].rgb, &b.rows[t].rgb);
+            let n = differing(&a.rows[t].rgb, &b.rows[t].rgb);
             assert_eq!(n, 0, "{}: frame {t} differs before the break ({n} bytes)", names[k]);
         }
         assert!(
-            (brk..15).any(|t| far_apart(&a.rows[t].rgb, &b.rows[t].rgb) > 0),
+            (brk..15).any(|t| differing(&a.rows[t].rgb, &b.rows[t].rgb) > 0),
             "{}: the twins never differ",
             names[k]
         );
@@ -457,7 +447,7 @@ fn frameskip_model_trains_evaluates_and_scores() {
     #[rustfmt::skip]
     ok(&[
         "eval-wm", "--checkpoint", run.to_str().unwrap(), "--data", &data, "--data", &data2,
-        "--out", eval.to_str().unwrap(), "--horizons", "2", "--voe-pairs", "1", "--voe-horizon", "3",
+        "--out", eval.to_str().unwrap(), "--horizons", "2", "--voe-pairs", "1",
     ]);
     let report: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(eval.join("report.json")).unwrap()).unwrap();
@@ -466,23 +456,8 @@ fn frameskip_model_trains_evaluates_and_scores() {
     for h in report["prediction"]["trained"].as_array().unwrap() {
         assert!(h.as_f64().unwrap().is_finite() && h.as_f64().unwrap() > 0.0);
     }
-    // Three frames ahead round up to two model steps of two frames.
-    assert_eq!(report["voe"]["horizon_ahead"].as_i64(), Some(4));
-    let acc = report["voe"]["trained_ahead"]["overall_by_max"]["pairwise_accuracy"].as_f64().unwrap();
-    assert!((0.0..=1.0).contains(&acc));
     let md = std::fs::read_to_string(eval.join("report.md")).unwrap();
     assert!(md.contains("model steps of 2 frame(s)") && md.contains("steps 2 frames at a time"), "{md}");
-    assert!(md.contains("trained, 4 ahead acc."), "{md}");
-    // Two frames ahead are one model step: the trained columns already are that, none repeated.
-    let eval1 = dir.path().join("eval1");
-    #[rustfmt::skip]
-    let stdout = ok(&[
-        "eval-wm", "--checkpoint", run.to_str().unwrap(), "--data", &data, "--data", &data2,
-        "--out", eval1.to_str().unwrap(), "--horizons", "1", "--voe-pairs", "1", "--voe-horizon", "2",
-    ]);
-    let md = std::fs::read_to_string(eval1.join("report.md")).unwrap();
-    assert!(!md.contains("ahead acc.") && md.contains("no separate \"ahead\" scoring"), "{md}");
-    assert!(!stdout.contains("frames ahead:"), "{stdout}");
 
     let s = dir.path().join("surprise");
     ok(&["surprise", "--checkpoint", run.to_str().unwrap(), "--data", &data, "--out", s.to_str().unwrap()]);

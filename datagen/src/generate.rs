@@ -115,8 +115,7 @@ fn recorded_env_config(cfg: &GenConfig) -> Result<serde_json::Value> {
     if let Some(how) = cfg.counterfactual {
         v["counterfactual"] = serde_json::json!({
             "cup_displacement_m": how.range,
-            "pusher_displacement_m": how.move_pusher.then_some(how.range),
-            "one_at_a_time": how.one_at_a_time,
+            "pusher_displacement_m": how.range,
         });
     }
     Ok(v)

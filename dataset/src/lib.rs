@@ -5,7 +5,9 @@
 //! - [`stats`], `meta/stats.json`.
 //! - [`manifest`]: sha256 of every file, seeds, tool versions, render adapter.
 //! - [`reader`]: read episodes back, [`verify`], [`merge`].
+//! - [`compare`]: two datasets column by column (`dataset verify --against`).
 
+pub mod compare;
 pub mod manifest;
 pub mod reader;
 pub mod schema;
@@ -14,6 +16,7 @@ pub mod writer;
 
 use std::path::{Path, PathBuf};
 
+pub use compare::{Comparison, Difference, compare};
 pub use manifest::{Manifest, ManifestMeta};
 pub use reader::{VerifyReport, for_each_episode, merge, verify};
 pub use writer::{DatasetInfo, DatasetWriter, EpisodeRecord, FrameRow};

@@ -23,9 +23,6 @@ pub struct EvalOptions {
     pub voe_pairs: usize,
     pub voe_seed: u64,
     pub horizons: i64,
-    /// VoE is also scored with each frame predicted this many frames ahead, rounded up to whole
-    /// model steps (not again when that is one model step).
-    pub voe_horizon: i64,
     /// Frames before each VoE pair's breaking point (`voe::DEFAULT_CONTEXT`).
     pub voe_context: usize,
     /// Predict with the predictor's weights as trained, not their average (`predictor.average`).
@@ -43,21 +40,12 @@ impl Default for EvalOptions {
             voe_pairs: 120,
             voe_seed: 7_000,
             horizons: 8,
-            voe_horizon: VOE_HORIZON,
             voe_context: sim::voe::DEFAULT_CONTEXT,
             online_predictor: false,
             device: Device::Cpu,
         }
     }
 }
-
-/// How far ahead (in frames) the second VoE scoring predicts each frame: a cup pushed off falls to
-/// the floor in about four control steps (10 per second), a pushed cup moves 2–5 cm in four. At
-/// the small preset's `frameskip` 4 this is one model step, which the one-step scores already are,
-/// so the main job scores once. `--voe-horizon 8` adds two-model-step scores (80 s more in the
-/// main job): on the stride-1 encoder's main job they scored 87.9% by max and 91.7% by mean
-/// against one step's 89.2% and 87.2% (experiments/2026-11-30-stride1).
-pub const VOE_HORIZON: i64 = 4;
 
 #[derive(Debug, Serialize)]
 pub struct PredictionReport {
@@ -118,12 +106,6 @@ pub struct VoeReport {
     pub random_init: VoeModelReport,
     /// Surprise = frame-to-frame change of the trained target latents: a pure change detector.
     pub change_detector: VoeModelReport,
-    /// Frames ahead of `trained_ahead` and `random_init_ahead` (1: they repeat the one-step scores).
-    pub horizon_ahead: i64,
-    /// Each frame predicted `horizon_ahead` frames ahead, from real frames up to t − horizon_ahead
-    /// (`WorldModel::surprise_ahead`).
-    pub trained_ahead: VoeModelReport,
-    pub random_init_ahead: VoeModelReport,
 }
 
 #[derive(Debug, Serialize)]
@@ -139,14 +121,6 @@ pub struct EvalReport {
     pub probe: ProbeReport,
     pub voe: VoeReport,
     pub seconds: f64,
-}
-
-impl EvalReport {
-    /// Whether VoE was scored further ahead than one model step. At one model step the "ahead"
-    /// scores are the one-step scores (not computed again), and reports do not repeat them.
-    pub fn scored_ahead(&self) -> bool {
-        self.voe.horizon_ahead > self.frameskip.max(1)
-    }
 }
 
 fn l1_per_clip(a: &Tensor, b: &Tensor) -> Tensor {
@@ -658,9 +632,6 @@ fn voe_report(curves: &VoeCurves, break_at: usize) -> VoeModelReport {
 
 pub fn run(opts: &EvalOptions) -> Result<EvalReport> {
     let began = std::time::Instant::now();
-    if !(1..=16).contains(&opts.voe_horizon) {
-        bail!("--voe-horizon {}: expected 1 to 16 frames", opts.voe_horizon);
-    }
     if !(1..=sim::voe::MAX_CONTEXT).contains(&opts.voe_context) {
         bail!("--voe-context {}: expected 1 to {} frames", opts.voe_context, sim::voe::MAX_CONTEXT);
     }
@@ -727,19 +698,6 @@ pub fn run(opts: &EvalOptions) -> Result<EvalReport> {
     let patch_max_curves = curves_of(&maps, &|m| world_model::per_frame(&m.amax(-1, false)));
     drop(maps);
     let random_curves = curves_of(&pair_maps(&random, &pairs, &frames, 1), &world_model::frame_curve);
-    // `voe_horizon` frames (validated: 1..=16), rounded up to whole model steps.
-    let skip = trained.cfg.frameskip;
-    let ahead_steps = (opts.voe_horizon + skip - 1) / skip;
-    let ahead = ahead_steps * skip;
-    let (trained_ahead, random_ahead) = if ahead_steps > 1 {
-        tracing::info!("violation of expectation, predicted {ahead} frames ahead");
-        (
-            curves_of(&pair_maps(&trained, &pairs, &frames, ahead_steps), &world_model::frame_curve),
-            curves_of(&pair_maps(&random, &pairs, &frames, ahead_steps), &world_model::frame_curve),
-        )
-    } else {
-        (trained_curves.clone(), random_curves.clone())
-    };
     let change_curves = curves_for(&|f, _| change_curve(&trained, f));
     let b = opts.voe_context;
     let voe = VoeReport {
@@ -751,9 +709,6 @@ pub fn run(opts: &EvalOptions) -> Result<EvalReport> {
         trained_patch_max: voe_report(&patch_max_curves, b),
         random_init: voe_report(&random_curves, b),
         change_detector: voe_report(&change_curves, b),
-        horizon_ahead: ahead,
-        trained_ahead: voe_report(&trained_ahead, b),
-        random_init_ahead: voe_report(&random_ahead, b),
     };
     write_figures(&opts.out, &prediction, &trained_curves, &pairs, &frames, b)?;
     let report = EvalReport {
@@ -761,7 +716,7 @@ pub fn run(opts: &EvalOptions) -> Result<EvalReport> {
         predictor_weights,
         data: opts.data.clone(),
         episodes: episodes.len(),
-        frameskip: skip,
+        frameskip: trained.cfg.frameskip,
         prediction,
         probe,
         voe,
@@ -955,7 +910,6 @@ fn markdown(r: &EvalReport) -> String {
         v.frames_before_break,
         v.frames_after_break + 1
     );
-    let h = v.horizon_ahead;
     let skip = r.frameskip;
     if skip > 1 {
         s += &format!(
@@ -964,12 +918,8 @@ fn markdown(r: &EvalReport) -> String {
             2 * skip
         );
     }
-    let ahead = r.scored_ahead();
     s += "| category | trained acc. | trained AUROC | random init acc. | change detector acc. | trained, patch-max surprise |";
-    if ahead {
-        s += &format!(" trained, {h} ahead acc. | trained, {h} ahead AUROC | random init, {h} ahead |");
-    }
-    s += if ahead { "\n|---|---|---|---|---|---|---|---|---|\n" } else { "\n|---|---|---|---|---|---|\n" };
+    s += "\n|---|---|---|---|---|---|\n";
     let row = |name: &str, i: Option<usize>| {
         let pick = |m: &VoeModelReport, by_mean: bool| match (i, by_mean) {
             (Some(i), false) => m.by_max[i].1.clone(),
@@ -978,9 +928,8 @@ fn markdown(r: &EvalReport) -> String {
             (None, true) => m.overall_by_mean.clone(),
         };
         let t = pick(&v.trained, false);
-        let ta = pick(&v.trained_ahead, false);
         let bold = |x: String| if i.is_none() { format!("**{x}**") } else { x };
-        let mut line = format!(
+        let line = format!(
             "| {} | {} ({}) | {:.3} | {} ({}) | {} | {} |",
             bold(name.to_string()),
             bold(pct(t.pairwise_accuracy)),
@@ -991,16 +940,6 @@ fn markdown(r: &EvalReport) -> String {
             pct(pick(&v.change_detector, false).pairwise_accuracy),
             pct(pick(&v.trained_patch_max, false).pairwise_accuracy),
         );
-        if ahead {
-            line += &format!(
-                " {} ({}) | {:.3} | {} ({}) |",
-                bold(pct(ta.pairwise_accuracy)),
-                pct(pick(&v.trained_ahead, true).pairwise_accuracy),
-                ta.auroc,
-                pct(pick(&v.random_init_ahead, false).pairwise_accuracy),
-                pct(pick(&v.random_init_ahead, true).pairwise_accuracy),
-            );
-        }
         line + "\n"
     };
     for (i, (name, _)) in v.trained.by_max.iter().enumerate() {
@@ -1017,20 +956,6 @@ fn markdown(r: &EvalReport) -> String {
          the events here cover one or two patches).\n\n",
         skip.max(1)
     );
-    s += &if ahead {
-        format!(
-            "The \"{h} ahead\" columns predict each frame from the real frames up to {h} before it, rolled forward \
-             with the actions taken since (Garrido et al. score the predicted latents of the next frames given the \
-             context frames): for the first {h} frames after the breaking point the prediction is the same for both \
-             twins, made before the break, so a model that expects the pushed cup to move or the unsupported cup to \
-             fall is surprised when it does not.\n\n"
-        )
-    } else {
-        format!(
-            "`--voe-horizon` rounds up to one model step ({h} frames) here, which the trained columns already \
-             predict: no separate \"ahead\" scoring.\n\n"
-        )
-    };
     s += "![frames](voe_frames.png)\n\nRows in pairs, per category (teleport, vanish, levitate, pass-through, recolor): \
           possible above, impossible below; the red bar marks the breaking point.\n\n";
     for cat in Category::ALL {

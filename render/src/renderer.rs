@@ -1,15 +1,21 @@
 //! A headless bevy app driven in lock-step: one `update()` renders a whole batch of scenes.
 //!
-//! Throughput design: every environment slot has its own camera, but all cameras draw into
-//! viewports of one atlas texture, so one update renders the batch, one copy reads it back and one
-//! buffer map waits for it (bevy's example submits a copy and blocks per camera). Slots share the
-//! same world coordinates but each has its own render layer, so no camera sees another slot's
-//! objects and a scene renders to the same pixels whichever slot it lands in.
+//! Throughput design: every environment slot has its own camera and render target, and one
+//! update renders the batch; one command buffer copies every target into one readback buffer and
+//! one buffer map waits for it (bevy's example submits a copy and blocks per camera). Slots share
+//! the same world coordinates but each has its own render layer, so no camera sees another slot's
+//! objects.
+//!
+//! Bit-exact frames: a scene renders to the same bytes whichever slot it lands in and whatever
+//! else is in its batch. Each slot has a texture of its own (not a viewport of a shared atlas)
+//! because the rasteriser adds the viewport's offset to every vertex's window position in floating
+//! point: at another offset the sum rounds differently, and lavapipe drew 0.6–5% of frames one
+//! level off (once an edge pixel 75 levels off) depending on the slot (experiments/2026-12-07-bit-exact-frames).
 
 use bevy::{
     app::{AppLabel, SubApps},
     asset::RenderAssetUsages,
-    camera::{ClearColorConfig, RenderTarget, Viewport, visibility::RenderLayers},
+    camera::{ClearColorConfig, RenderTarget, visibility::RenderLayers},
     core_pipeline::tonemapping::{DebandDither, Tonemapping},
     light::NotShadowCaster,
     prelude::*,
@@ -39,7 +45,7 @@ const SKY: Color = Color::srgb(0.62, 0.72, 0.85);
 pub struct RenderConfig {
     pub width: u32,
     pub height: u32,
-    /// Environments drawn per bevy update (cameras in the atlas).
+    /// Environments drawn per bevy update (one camera and render target each).
     pub slots: usize,
     /// Directional-light shadow maps (2–3× slower on lavapipe).
     pub shadows: bool,
@@ -69,12 +75,6 @@ impl RenderConfig {
         }
         Ok(())
     }
-
-    fn grid(&self) -> (u32, u32) {
-        let cols = (self.slots as f64).sqrt().ceil() as u32;
-        let rows = (self.slots as u32).div_ceil(cols);
-        (cols, rows)
-    }
 }
 
 struct Slot {
@@ -86,13 +86,15 @@ struct Slot {
     camera_spec: Option<types::CameraSpec>,
 }
 
-/// The atlas texture and its CPU readback buffer, shared by the main and render worlds.
+/// The slots' render targets and the CPU readback buffer they are copied into (slot `i` at
+/// `i × slot_bytes`), shared by the main and render worlds.
 #[derive(Resource, Clone)]
 struct Readback {
-    image: Handle<Image>,
+    images: Vec<Handle<Image>>,
     buffer: Buffer,
     size: Extent3d,
     padded_bytes_per_row: u32,
+    slot_bytes: u64,
 }
 
 /// A headless renderer of [`SceneSnapshot`]s. Not `Send`: create it on the thread that uses it.
@@ -157,21 +159,26 @@ impl Renderer {
             None => return Err(RenderError::NoAdapter),
         };
 
-        let (cols, rows) = config.grid();
-        let size = Extent3d { width: cols * config.width, height: rows * config.height, depth_or_array_layers: 1 };
+        let size = Extent3d { width: config.width, height: config.height, depth_or_array_layers: 1 };
         let world = apps.main.world_mut();
-        let mut atlas = Image::new_target_texture(size.width, size.height, TextureFormat::Rgba8UnormSrgb, None);
-        atlas.texture_descriptor.usage |= TextureUsages::COPY_SRC;
-        atlas.asset_usage = RenderAssetUsages::RENDER_WORLD;
-        let image = world.resource_mut::<Assets<Image>>().add(atlas);
+        let images: Vec<Handle<Image>> = (0..config.slots)
+            .map(|_| {
+                let mut target =
+                    Image::new_target_texture(size.width, size.height, TextureFormat::Rgba8UnormSrgb, None);
+                target.texture_descriptor.usage |= TextureUsages::COPY_SRC;
+                target.asset_usage = RenderAssetUsages::RENDER_WORLD;
+                world.resource_mut::<Assets<Image>>().add(target)
+            })
+            .collect();
         let padded_bytes_per_row = RenderDevice::align_copy_bytes_per_row(size.width as usize * 4) as u32;
+        let slot_bytes = padded_bytes_per_row as u64 * size.height as u64;
         let buffer = world.resource::<RenderDevice>().create_buffer(&BufferDescriptor {
-            label: Some("cupworld atlas readback"),
-            size: padded_bytes_per_row as u64 * size.height as u64,
+            label: Some("cupworld readback"),
+            size: slot_bytes * config.slots as u64,
             usage: BufferUsages::MAP_READ | BufferUsages::COPY_DST,
             mapped_at_creation: false,
         });
-        let readback = Readback { image: image.clone(), buffer, size, padded_bytes_per_row };
+        let readback = Readback { images: images.clone(), buffer, size, padded_bytes_per_row, slot_bytes };
 
         let cube = world.resource_mut::<Assets<Mesh>>().add(Cuboid::new(1.0, 1.0, 1.0));
         let cylinder = world.resource_mut::<Assets<Mesh>>().add(Cylinder::new(1.0, 1.0).mesh().resolution(32));
@@ -183,26 +190,20 @@ impl Renderer {
         ));
 
         let mut slots = Vec::with_capacity(config.slots);
-        for i in 0..config.slots {
-            let (col, row) = (i as u32 % cols, i as u32 / cols);
+        for (i, image) in images.iter().enumerate() {
             let camera = world
                 .spawn((
                     Camera3d::default(),
                     Camera {
                         order: i as isize,
-                        viewport: Some(Viewport {
-                            physical_position: UVec2::new(col * config.width, row * config.height),
-                            physical_size: UVec2::new(config.width, config.height),
-                            ..default()
-                        }),
                         clear_color: ClearColorConfig::Custom(SKY),
                         is_active: false,
                         ..default()
                     },
                     RenderTarget::Image(image.clone().into()),
                     Tonemapping::None,
-                    // Dither noise depends on the pixel's place in the atlas: off, so a scene
-                    // renders the same in every slot.
+                    // Dither noise varies with the frame count: off, so a scene renders the same
+                    // in every update.
                     DebandDither::Disabled,
                     if config.msaa { Msaa::Sample4 } else { Msaa::Off },
                     Projection::Perspective(PerspectiveProjection { near: 0.05, far: 30.0, ..default() }),
@@ -237,7 +238,7 @@ impl Renderer {
 
         let render = apps.sub_apps.get_mut(&RenderApp.intern()).ok_or(RenderError::NoAdapter)?;
         render.insert_resource(readback.clone());
-        render.add_systems(Render, copy_atlas_to_buffer.after(RenderSystems::Render));
+        render.add_systems(Render, copy_targets_to_buffer.after(RenderSystems::Render));
 
         let mut renderer = Renderer { apps, config, slots, readback, cube, cylinder, adapter };
         renderer.warm_up()?;
@@ -277,7 +278,7 @@ impl Renderer {
             self.apps.update();
         }
         self.apps.update();
-        let pixels = self.read_atlas()?;
+        let pixels = self.read_back()?;
         Ok(jobs.iter().enumerate().map(|(i, (tag, _))| self.cut_frame(&pixels, i, *tag)).collect())
     }
 
@@ -377,8 +378,8 @@ impl Renderer {
         Ok(shown_changed)
     }
 
-    /// Maps the readback buffer (filled by this update's copy) and returns its bytes.
-    fn read_atlas(&mut self) -> Result<Vec<u8>> {
+    /// Maps the readback buffer (filled by this update's copies) and returns its bytes.
+    fn read_back(&mut self) -> Result<Vec<u8>> {
         let slice = self.readback.buffer.slice(..);
         let (tx, rx) = std::sync::mpsc::channel();
         slice.map_async(MapMode::Read, move |r| {
@@ -392,15 +393,14 @@ impl Renderer {
         Ok(bytes)
     }
 
-    fn cut_frame(&self, atlas: &[u8], i: usize, tag: FrameTag) -> Frame {
+    fn cut_frame(&self, pixels: &[u8], i: usize, tag: FrameTag) -> Frame {
         let (w, h) = (self.config.width as usize, self.config.height as usize);
-        let (cols, _) = self.config.grid();
-        let (col, row) = (i % cols as usize, i / cols as usize);
         let stride = self.readback.padded_bytes_per_row as usize;
+        let slot = &pixels[i * self.readback.slot_bytes as usize..];
         let mut rgb = Vec::with_capacity(w * h * 3);
         for y in 0..h {
-            let start = (row * h + y) * stride + col * w * 4;
-            for px in atlas[start..start + w * 4].chunks_exact(4) {
+            let start = y * stride;
+            for px in slot[start..start + w * 4].chunks_exact(4) {
                 rgb.extend_from_slice(&px[..3]);
             }
         }
@@ -413,29 +413,31 @@ fn slot_layer(i: usize) -> RenderLayers {
     RenderLayers::none().with(i + 1)
 }
 
-/// Render-world system: after the cameras are drawn and submitted, copy the atlas into the
-/// readback buffer (queue order guarantees the copy sees this frame).
-fn copy_atlas_to_buffer(
+/// Render-world system: after the cameras are drawn and submitted, copy every slot's target into
+/// the readback buffer, all in one command buffer (queue order guarantees the copies see this frame).
+fn copy_targets_to_buffer(
     readback: Res<Readback>,
     images: Res<RenderAssets<GpuImage>>,
     device: Res<RenderDevice>,
     queue: Res<RenderQueue>,
 ) {
-    let Some(image) = images.get(&readback.image) else {
-        return;
-    };
     let mut encoder = device.create_command_encoder(&CommandEncoderDescriptor { label: Some("cupworld readback") });
-    encoder.copy_texture_to_buffer(
-        image.texture.as_image_copy(),
-        TexelCopyBufferInfo {
-            buffer: &readback.buffer,
-            layout: TexelCopyBufferLayout {
-                offset: 0,
-                bytes_per_row: Some(readback.padded_bytes_per_row),
-                rows_per_image: None,
+    for (i, handle) in readback.images.iter().enumerate() {
+        let Some(image) = images.get(handle) else {
+            return;
+        };
+        encoder.copy_texture_to_buffer(
+            image.texture.as_image_copy(),
+            TexelCopyBufferInfo {
+                buffer: &readback.buffer,
+                layout: TexelCopyBufferLayout {
+                    offset: i as u64 * readback.slot_bytes,
+                    bytes_per_row: Some(readback.padded_bytes_per_row),
+                    rows_per_image: None,
+                },
             },
-        },
-        readback.size,
-    );
+            readback.size,
+        );
+    }
     queue.submit(std::iter::once(encoder.finish()));
 }

@@ -23,20 +23,11 @@ pub const DISPLACEMENT: [f32; 2] = [0.03, 0.25];
 pub struct Displacement {
     /// How far each object moves, `[min, max]` metres (uniform).
     pub range: [f32; 2],
-    /// Move the pusher as well as the cup (false: the cup only, as companions made before
-    /// 2026-11-30).
-    pub move_pusher: bool,
-    /// With `move_pusher`: each frame moves the cup alone, the pusher alone or both, a third each
-    /// (drawn first). Moving both every time, a code that mixes the two positions still grows with
-    /// the moves: the probe's cup error followed the paw's offset from the cup (correlation
-    /// 0.4–0.5; experiments/2026-12-01-camouflage). A frame whose companion moved only the
-    /// paw asks the cup's code to stay put.
-    pub one_at_a_time: bool,
 }
 
 impl Default for Displacement {
     fn default() -> Self {
-        Displacement { range: DISPLACEMENT, move_pusher: true, one_at_a_time: false }
+        Displacement { range: DISPLACEMENT }
     }
 }
 
@@ -48,11 +39,9 @@ pub fn rng_for(episode_seed: u64, step: u32) -> ChaCha8Rng {
 
 /// `scene` with its cup moved `how.range[0]`–`how.range[1]` metres along the table plane (height and tilt
 /// kept), clear of the pusher; a cup on the table stays on the table, a falling or fallen one stays
-/// within 15 cm of the table's footprint. Then (with `how.move_pusher`) the pusher is moved the same
-/// way (another draw), over the table and clear of the moved cup; where no spot is found in 64
-/// draws it stays. With `how.one_at_a_time` a first draw picks the cup alone, the pusher alone or
-/// both (the pusher alone with no free spot gives `None`). Otherwise the cup's draws come first, so its position is what a cup-only counterfactual
-/// of the same (seed, step) drew. Returns the edited scene, the cup's new position and the pusher's new
+/// within 15 cm of the table's footprint. Then the pusher is moved the same way (another draw),
+/// over the table and clear of the moved cup; where no spot is found in 64 draws it stays.
+/// Returns the edited scene, the cup's new position and the pusher's new
 /// table-plane (x, z), or `None` when no spot for the cup was found in 64 draws or the scene has
 /// no cup.
 ///
@@ -78,23 +67,9 @@ pub fn displaced_objects(
     }
     let plane = |p: [f32; 3]| [p[0], p[2]];
     let (cup, here) = (plane(info.cup.position), plane(info.pusher.position));
-    let (move_cup, move_pusher) = match (how.move_pusher, how.one_at_a_time) {
-        (false, _) => (true, false),
-        (true, false) => (true, true),
-        (true, true) => [(true, false), (false, true), (true, true)][rng.random_range(0..3usize)],
-    };
-    let [x, z] = if move_cup { draw_spot(cup, range, [limit_x, limit_z], here, clearance, rng)? } else { cup };
+    let [x, z] = draw_spot(cup, range, [limit_x, limit_z], here, clearance, rng)?;
     let p = [x, info.cup.position[1], z];
-    let q = if move_pusher {
-        let q = draw_spot(here, range, [hw, hd], [x, z], clearance, rng);
-        // The pusher alone with no free spot: nothing would move.
-        if !move_cup && q.is_none() {
-            return None;
-        }
-        q.unwrap_or(here)
-    } else {
-        here
-    };
+    let q = draw_spot(here, range, [hw, hd], [x, z], clearance, rng).unwrap_or(here);
     let mut edited = scene.clone();
     for o in edited.objects.iter_mut() {
         match o.kind {
@@ -180,49 +155,5 @@ mod tests {
         }
         assert!(found >= 18, "only {found} of 20 scenes had a spot for the cup");
         assert!(pusher_moved >= 18, "the pusher moved in only {pusher_moved} of {found} scenes");
-        // Cup only: the same cup position for the same (seed, step), the pusher in place.
-        for seed in 0..5 {
-            env.reset(seed);
-            let (scene, info) = (env.scene(), env.current_info());
-            let both = displaced_objects(&scene, &info, Displacement::default(), &mut rng_for(seed, 0)).unwrap();
-            let cup_only = Displacement { move_pusher: false, ..Displacement::default() };
-            let (edited, p, q) = displaced_objects(&scene, &info, cup_only, &mut rng_for(seed, 0)).unwrap();
-            assert_eq!(p, both.1);
-            assert_eq!(q, [info.pusher.position[0], info.pusher.position[2]]);
-            let pusher = |s: &SceneSnapshot| s.find(ObjectKind::Pusher).unwrap().pose.position;
-            assert_eq!(pusher(&edited), pusher(&scene));
-        }
-    }
-
-    /// One at a time: a third of the companions move the cup alone, a third the pusher alone, a
-    /// third both; what is not moved stays exactly in place, what is moves within range.
-    #[test]
-    fn one_at_a_time_moves_the_cup_the_pusher_or_both() {
-        let mut env = Env::new(EnvConfig::for_task(Task::KnockOff)).unwrap();
-        let how = Displacement { one_at_a_time: true, ..Displacement::default() };
-        let mut kinds = [0usize; 3]; // cup alone, pusher alone, both
-        for seed in 0..10 {
-            env.reset(seed);
-            let (scene, info) = (env.scene(), env.current_info());
-            let (c, h) = (info.cup.position, info.pusher.position);
-            for step in 0..30 {
-                let Some((_, p, q)) = displaced_objects(&scene, &info, how, &mut rng_for(seed, step)) else { continue };
-                let cup = ((p[0] - c[0]).powi(2) + (p[2] - c[2]).powi(2)).sqrt();
-                let pusher = ((q[0] - h[0]).powi(2) + (q[1] - h[2]).powi(2)).sqrt();
-                for d in [cup, pusher].into_iter().filter(|&d| d > 0.0) {
-                    assert!((DISPLACEMENT[0]..=DISPLACEMENT[1]).contains(&d), "moved {d} m");
-                }
-                match (cup > 0.0, pusher > 0.0) {
-                    (true, false) => kinds[0] += 1,
-                    (false, true) => kinds[1] += 1,
-                    (true, true) => kinds[2] += 1,
-                    (false, false) => panic!("seed {seed} step {step}: a companion that moves nothing"),
-                }
-            }
-        }
-        let n: usize = kinds.iter().sum();
-        assert!(n >= 280, "{n} companions of 300");
-        // A pusher with no free spot stays, so "both" can land in "cup alone" now and then.
-        assert!(kinds.iter().all(|&k| k * 5 > n), "{kinds:?}");
     }
 }

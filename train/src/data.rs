@@ -470,9 +470,8 @@ mod tests {
         first.iter().filter(|&&t| t >= 29).count() as f64 / first.len() as f64
     }
 
-    /// The graded term's shift: the cup's table-plane move plus the pusher's; a companion with the
-    /// pusher in place (made before it moved too, or with --counterfactual-cup-only) counts the
-    /// cup alone.
+    /// The graded term's shift: the cup's table-plane move plus the pusher's (a companion whose
+    /// pusher found no free spot kept it in place: the cup's move alone).
     #[test]
     fn a_companion_shift_adds_the_cup_and_the_pusher_moves() {
         let row = |cup: [f32; 3], pusher: [f32; 2]| FrameRow {

@@ -166,17 +166,9 @@ pub struct MetricsLine {
     pub rollout: f64,
     pub variance: f64,
     pub covariance: f64,
-    /// The variance hinge over time (absent from runs before it existed).
-    #[serde(default)]
-    pub temporal: f64,
-    /// The counterfactual contrasts (absent from runs before they existed).
-    #[serde(default)]
-    pub counterfactual: f64,
-    #[serde(default)]
+    /// The counterfactual contrast and graded term on the encoder, and inverse dynamics.
     pub counterfactual_encoder: f64,
-    #[serde(default)]
     pub counterfactual_metric: f64,
-    #[serde(default)]
     pub inverse_dynamics: f64,
     pub grad_norm: f64,
     pub lr: f64,
@@ -303,18 +295,14 @@ pub fn run(opts: &TrainOptions) -> Result<TrainSummary> {
     let paired = matches!(opts.data, DataSource::DatasetsWithCounterfactuals { .. });
     if cfg.loss.uses_counterfactuals() && !paired {
         bail!(
-            "loss.counterfactual ({}) / loss.counterfactual_encoder ({}) / loss.counterfactual_metric ({}) need \
-             counterfactual frames: give --counterfactual-data (datasets made with gen --counterfactual), or set them to 0",
-            cfg.loss.counterfactual,
+            "loss.counterfactual_encoder ({}) / loss.counterfactual_metric ({}) need counterfactual frames: \
+             give --counterfactual-data (datasets made with gen --counterfactual), or set them to 0",
             cfg.loss.counterfactual_encoder,
             cfg.loss.counterfactual_metric
         );
     }
     if paired && !cfg.loss.uses_counterfactuals() {
-        bail!(
-            "--counterfactual-data given but loss.counterfactual, loss.counterfactual_encoder and \
-             loss.counterfactual_metric are all 0"
-        );
+        bail!("--counterfactual-data given but loss.counterfactual_encoder and loss.counterfactual_metric are both 0");
     }
     let out = &opts.out;
     let existing = latest_checkpoint(out)?;
@@ -417,13 +405,13 @@ pub fn run(opts: &TrainOptions) -> Result<TrainSummary> {
                 let len = if cfg.loss.inverse_dynamics > 0.0 { 2 } else { 1 };
                 ((cfg.encoder_batch_frames() / len).max(1), len)
             }
-            Phase::Joint => (cfg.batch_size, cfg.clip_len),
+            Phase::Predictor => (cfg.batch_size, cfg.clip_len),
         };
         // The encoder phase's frames are always consecutive; the predictor's clips step by
         // `frameskip`.
-        let skip = if cfg.phase_at(state.step) == Phase::Joint { cfg.frameskip } else { 1 };
+        let skip = if cfg.phase_at(state.step) == Phase::Predictor { cfg.frameskip } else { 1 };
         // Only the predictor's clips are mirrored (measured there; the encoder phase was not).
-        let mirror = cfg.mirror && cfg.phase_at(state.step) == Phase::Joint;
+        let mirror = cfg.mirror && cfg.phase_at(state.step) == Phase::Predictor;
         // On a frozen encoder, from data on disk: the latents of every frame once, then clips of
         // latents (the same draws, the same update, without encoding each batch again).
         if let (Feed::Static(eps), None) = (&feed, &latent_cache)
@@ -497,7 +485,7 @@ pub fn run(opts: &TrainOptions) -> Result<TrainSummary> {
         let done = state.step + 1;
         let val = validation
             .as_ref()
-            .filter(|_| cfg.phase_at(state.step) == Phase::Joint)
+            .filter(|_| cfg.phase_at(state.step) == Phase::Predictor)
             .filter(|_| done.is_multiple_of(opts.validate_every.max(1)) || done == cfg.steps)
             // Score what evaluation will predict with: the predictor's average, when kept.
             .map(|v| model.with_predictor_average(|m| v.score(m)));
@@ -513,8 +501,6 @@ pub fn run(opts: &TrainOptions) -> Result<TrainSummary> {
             rollout: report.rollout,
             variance: report.variance,
             covariance: report.covariance,
-            temporal: report.temporal,
-            counterfactual: report.counterfactual,
             counterfactual_encoder: report.counterfactual_encoder,
             counterfactual_metric: report.counterfactual_metric,
             inverse_dynamics: report.inverse_dynamics,
@@ -660,8 +646,7 @@ fn write_plots(out: &Path, history: &[MetricsLine], cfg: &WmConfig) -> Result<()
                 Series::new(format!("rollout ({distance})"), smooth(&nonzero_pts(&|m| m.rollout), w)),
                 Series::new("variance hinge", smooth(&pts(&|m| m.variance), w)),
             ];
-            if ok.iter().any(|m| m.counterfactual > 0.0 || m.counterfactual_encoder > 0.0) {
-                series.push(Series::new("counterfactual (prediction)", smooth(&nonzero_pts(&|m| m.counterfactual), w)));
+            if ok.iter().any(|m| m.counterfactual_encoder > 0.0) {
                 series.push(Series::new(
                     "counterfactual (encoder)",
                     smooth(&nonzero_pts(&|m| m.counterfactual_encoder), w),

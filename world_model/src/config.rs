@@ -17,30 +17,6 @@ pub struct EncoderConfig {
     /// Append two coordinate channels (x, y in [-1, 1]) to the image (CoordConv), so features can
     /// say where inside a patch something is, not only which patch.
     pub coords: bool,
-    /// Append one keypoint token per frame: `latent_dim / 2` spatial-softmax keypoints (each the
-    /// expected (x, y) in [-1, 1] of a feature map over the stem's grid, as deep spatial
-    /// autoencoders pool). A position then is a linear feature, whichever patch it falls in and
-    /// however small the object; patch latents alone quantise it to the patch grid. Off by
-    /// default: under the JEPA loss the keypoints settled on the static scene and the probe was
-    /// no better at 2,500 steps (experiments/2026-11-29-probe-gap); under the counterfactual
-    /// terms the main job's encoder phase read the cup no better (x / z 0.78 / 0.81, mean 0.80;
-    /// 0.77–0.81 in four runs without) and the paw about as well (experiments/2026-12-01-keypoints).
-    pub keypoints: bool,
-    /// Normalisation after each convolution: `group` (GroupNorm, whose statistics span the whole
-    /// image) or `position` (a layer norm over the channels at each position, as ConvNeXt). With
-    /// `group` a few changed pixels move every patch's latent (85% of the frame-to-frame change
-    /// fell in patches whose pixels had not changed); `position` keeps a change local, but the
-    /// main job with it (and MSAA frames) read the cup no better and its predictor fell below
-    /// copy-last (experiments/2026-11-30-predictability), so `group` stays the default.
-    pub norm: EncoderNorm,
-}
-
-/// The encoder's normalisation after each convolution (`encoder.norm`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum EncoderNorm {
-    Position,
-    Group,
 }
 
 impl Default for EncoderConfig {
@@ -50,14 +26,7 @@ impl Default for EncoderConfig {
         // linear probes read cup 0.84 / 0.78 and paw 0.91 / 0.90 where 32/64/128 at strides
         // 4/2/2 read 0.71 / 0.71 and 0.76 / 0.76, one encoder phase each
         // (experiments/2026-11-30-stride1).
-        EncoderConfig {
-            channels: vec![32, 32, 64, 128],
-            strides: vec![4, 1, 2, 2],
-            latent_dim: 64,
-            coords: true,
-            keypoints: false,
-            norm: EncoderNorm::Group,
-        }
+        EncoderConfig { channels: vec![32, 32, 64, 128], strides: vec![4, 1, 2, 2], latent_dim: 64, coords: true }
     }
 }
 
@@ -68,10 +37,6 @@ pub struct PredictorConfig {
     pub depth: i64,
     pub heads: i64,
     pub mlp_ratio: i64,
-    /// Each frame's patch tokens also read the change of their latents since the previous frame of
-    /// the window (zero for its first), so velocity is an input rather than something attention
-    /// across frames must learn to compute first. Off (and absent) in older configs.
-    pub velocity: bool,
     /// Dropout on each block's two residual branches (attention, MLP) while training, as GPT-2
     /// and nanoGPT place it. The predictor on the frozen encoder overfits its 800 training
     /// episodes: 8% below copy-last on them and 5% above on unseen ones after 5,000 steps
@@ -86,7 +51,7 @@ pub struct PredictorConfig {
 
 impl Default for PredictorConfig {
     fn default() -> Self {
-        PredictorConfig { width: 128, depth: 4, heads: 4, mlp_ratio: 4, velocity: false, dropout: 0.0, average: 0.999 }
+        PredictorConfig { width: 128, depth: 4, heads: 4, mlp_ratio: 4, dropout: 0.0, average: 0.999 }
     }
 }
 
@@ -107,34 +72,16 @@ pub struct LossConfig {
     /// collapse: every latent dimension keeps a standard deviation of at least `std_target`).
     pub variance: f64,
     pub std_target: f64,
-    /// Take the variance hinge per patch position (across clips and frames) instead of across
-    /// all tokens. Across all tokens, patch identity alone (sky, table top, floor) meets the
-    /// target and the objects need not be encoded at all; per position, only what differs
-    /// between scenes at that place (cup, paw, goal) can meet it (as VICRegL regularises local
-    /// features). Off by default: it moved the probe by a few hundredths in an 800-step trial.
-    pub variance_per_patch: bool,
     /// Weight of the off-diagonal covariance penalty (decorrelates latent dimensions).
     pub covariance: f64,
-    /// Weight of a variance hinge over *time*: every latent dimension's frame-to-frame change
-    /// (across the batch's clips and patches) keeps a standard deviation of at least
-    /// `temporal_std_target`. Only what moves (cup, paw) can satisfy it, so the encoder cannot
-    /// spend all its variance on what differs between episodes and stays still within them.
-    /// 0 = off.
-    pub temporal_variance: f64,
-    pub temporal_std_target: f64,
-    /// Weight of the counterfactual term on the *prediction*: the predicted latents of frame
-    /// t + 1 must lie closer to the target latents of that frame than to those of its
-    /// counterfactual, the same moment drawn by the simulator with the cup moved 3–25 cm
-    /// (`gen --counterfactual`): `softplus((d(pred, target) − d(pred, target_cf)) / tau)` with
-    /// `d` the mean L1 over the frame's tokens. The latent-prediction terms let the encoder drop
-    /// a 3–4-pixel cup (what is not encoded need not be predicted); this one cannot be met
-    /// without seeing the cup and where it will be. Needs training data with counterfactual
-    /// companions. 0 = off.
-    pub counterfactual: f64,
-    /// Weight of the same contrast on the *encoder*: each frame's online latents closer to its
-    /// own target latents than to its counterfactual's. 0 = off.
+    /// Weight of the counterfactual contrast on the encoder: each frame's online latents closer
+    /// to its own target latents than to those of its counterfactual, the same moment drawn by
+    /// the simulator with the cup and the paw moved 3–25 cm (`gen --counterfactual`):
+    /// `softplus((d(z, own) − d(z, counterfactual)) / tau)`, `d` the mean L1 over the frame's
+    /// tokens. A latent-prediction loss alone lets the encoder drop a 3–4-pixel cup (what is not
+    /// encoded need not be predicted); this term cannot be met without seeing it. 0 = off.
     pub counterfactual_encoder: f64,
-    /// Temperature of both counterfactual terms, in units of mean L1 between latents.
+    /// Temperature of the contrast, in units of mean L1 between latents.
     pub counterfactual_tau: f64,
     /// Weight of the graded counterfactual term on the encoder: each frame's latent distance to
     /// its counterfactual (mean L1 to its target latents), relative to the batch mean, should equal
@@ -154,7 +101,7 @@ pub struct LossConfig {
 impl LossConfig {
     /// True when a counterfactual term is on (the data must then carry counterfactual frames).
     pub fn uses_counterfactuals(&self) -> bool {
-        self.counterfactual > 0.0 || self.counterfactual_encoder > 0.0 || self.counterfactual_metric > 0.0
+        self.counterfactual_encoder > 0.0 || self.counterfactual_metric > 0.0
     }
 }
 
@@ -167,11 +114,7 @@ impl Default for LossConfig {
             rollout: 1.0,
             variance: 1.0,
             std_target: 0.5,
-            variance_per_patch: false,
             covariance: 0.04,
-            temporal_variance: 0.0,
-            temporal_std_target: 0.2,
-            counterfactual: 0.0,
             counterfactual_encoder: 0.0,
             counterfactual_tau: 0.02,
             counterfactual_metric: 0.0,
@@ -180,11 +123,12 @@ impl Default for LossConfig {
     }
 }
 
-/// What a training step trains: the encoder alone (`encoder_steps`), or encoder and predictor.
+/// What a training step trains: the encoder alone (the first `encoder_steps`), or the predictor
+/// (with the encoder frozen in the shipped recipe, or training along when `optim.encoder_lr_scale` > 0).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Phase {
     Encoder,
-    Joint,
+    Predictor,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -375,15 +319,12 @@ impl WmConfig {
                     strides: vec![4, 2, 2],
                     latent_dim: 16,
                     coords: true,
-                    keypoints: false,
-                    norm: EncoderNorm::Group,
                 },
                 predictor: PredictorConfig {
                     width: 32,
                     depth: 1,
                     heads: 2,
                     mlp_ratio: 2,
-                    velocity: false,
                     // On in CI's preset so the resume test covers dropout's draws and the average.
                     dropout: 0.1,
                     average: 0.9,
@@ -453,7 +394,6 @@ impl WmConfig {
         cfg.encoder_steps = encoder_steps;
         cfg.encoder_batch = 64;
         cfg.steps = cfg.encoder_steps + base.steps;
-        cfg.loss.counterfactual = 0.0;
         cfg.loss.counterfactual_encoder = 1.0;
         cfg.loss.counterfactual_metric = 1.0;
         cfg.loss.counterfactual_tau = 0.005;
@@ -482,9 +422,9 @@ impl WmConfig {
         self.image_size / self.encoder.strides.iter().product::<i64>().max(1)
     }
 
-    /// Tokens per frame: the patch grid, plus the keypoint token when `encoder.keypoints` is on.
+    /// Tokens per frame: the patch grid.
     pub fn patches(&self) -> i64 {
-        self.grid() * self.grid() + i64::from(self.encoder.keypoints)
+        self.grid() * self.grid()
     }
 
     /// The longest history the predictor is trained on (its positional table's length).
@@ -507,12 +447,6 @@ impl WmConfig {
         }
         if e.strides.iter().any(|&s| s < 1) || e.strides[1..].iter().any(|&s| s > 2) {
             return bad("encoder.strides", format!("{:?}: the stem's must be ≥ 1, the stages' 1 or 2", e.strides));
-        }
-        if e.keypoints && e.latent_dim % 2 != 0 {
-            return bad(
-                "encoder.latent_dim",
-                format!("{} must be even with encoder.keypoints (one x and one y per keypoint)", e.latent_dim),
-            );
         }
         let total: i64 = e.strides.iter().product();
         if self.image_size <= 0 || self.image_size % total != 0 {
@@ -580,9 +514,6 @@ impl WmConfig {
             ("loss.variance", self.loss.variance),
             ("loss.std_target", self.loss.std_target),
             ("loss.covariance", self.loss.covariance),
-            ("loss.temporal_variance", self.loss.temporal_variance),
-            ("loss.temporal_std_target", self.loss.temporal_std_target),
-            ("loss.counterfactual", self.loss.counterfactual),
             ("loss.counterfactual_encoder", self.loss.counterfactual_encoder),
             ("loss.counterfactual_metric", self.loss.counterfactual_metric),
             ("loss.inverse_dynamics", self.loss.inverse_dynamics),
@@ -609,13 +540,13 @@ impl WmConfig {
 
     /// Which phase `step` is in.
     pub fn phase_at(&self, step: u64) -> Phase {
-        if step < self.encoder_steps { Phase::Encoder } else { Phase::Joint }
+        if step < self.encoder_steps { Phase::Encoder } else { Phase::Predictor }
     }
 
     /// Whether the encoder is frozen in `phase`: the predictor trains on it (`optim.encoder_lr_scale`
     /// 0). Its EMA target is frozen with it, so both encoders' latents of a frame never change.
     pub fn encoder_frozen_in(&self, phase: Phase) -> bool {
-        phase == Phase::Joint && self.optim.encoder_lr_scale == 0.0
+        phase == Phase::Predictor && self.optim.encoder_lr_scale == 0.0
     }
 
     /// [`WmConfig::encoder_frozen_in`] the phase of `step`.
@@ -624,10 +555,9 @@ impl WmConfig {
     }
 
     /// Whether a training step at `step` can take its clips as latents computed once (see
-    /// `WorldModel::train_step_on`): the encoder frozen, and no term that needs the
-    /// counterfactual frames (`loss.counterfactual`, the contrast on the prediction).
+    /// `WorldModel::train_step_on`): the encoder is frozen.
     pub fn latents_cacheable_at(&self, step: u64) -> bool {
-        self.encoder_frozen_at(step) && self.loss.counterfactual == 0.0
+        self.encoder_frozen_at(step)
     }
 
     /// Learning rate at `step`: linear warm-up, then cosine decay to `min_lr`, once over the
@@ -636,7 +566,7 @@ impl WmConfig {
         let o = &self.optim;
         let (step, steps) = match self.phase_at(step) {
             Phase::Encoder => (step, self.encoder_steps),
-            Phase::Joint => (step - self.encoder_steps, self.steps - self.encoder_steps),
+            Phase::Predictor => (step - self.encoder_steps, self.steps - self.encoder_steps),
         };
         if step < o.warmup_steps {
             return o.lr * (step + 1) as f64 / o.warmup_steps as f64;

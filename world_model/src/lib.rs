@@ -2,17 +2,20 @@
 //!
 //! Frames are encoded into a grid of patch latents; a frame-causal transformer predicts the next
 //! model step's latents from past latents and actions (a model step is `frameskip` frames, with
-//! their actions side by side, as DINO-WM steps 5). Targets come from an EMA copy of the encoder
-//! (stop-gradient, layer-normed), so the model never predicts pixels. Surprise, the L1 distance
-//! between predicted and observed latents, is what the violation-of-expectation tests read.
+//! their actions side by side, as DINO-WM steps). Targets come from an EMA copy of the encoder
+//! (stop-gradient, layer-normed), so the model never predicts pixels. The prediction loss is the
+//! distance `loss.distance` (squared error in the presets) between predicted and target latents;
+//! surprise, the mean L1 distance between predicted and observed latents, is what the
+//! violation-of-expectation tests read.
 //!
 //! ```text
 //! frames [b,t,3,64,64] ──encoder──► z [b,t,P,D] ──predictor(z_≤t, a_≤t)──► ẑ_{t+1}
-//!                      └─target encoder (EMA, no grad)──► z̄ [b,t,P,D]   loss = |ẑ_{t+1} − z̄_{t+1}|
+//!                      └─target encoder (EMA, no grad)──► z̄ [b,t,P,D]   loss = d(ẑ_{t+1}, z̄_{t+1})
 //! ```
-//! With counterfactual frames (the same moment drawn by the simulator with the cup moved), two
-//! optional contrast terms make the prediction and the encoder tell a frame from its
-//! counterfactual, which a latent-prediction loss alone lets the encoder skip (`loss.counterfactual`).
+//! The shipped recipe trains the encoder first, alone, on counterfactual frames (the same moment
+//! drawn by the simulator with the cup and the paw moved): a contrast term and a graded term make
+//! it tell a frame from its counterfactual, which a latent-prediction loss alone lets it skip.
+//! The predictor then trains on the frozen encoder.
 //! This crate knows tensors only: data loading, the simulator and the renderer live elsewhere.
 
 pub mod checkpoint;
@@ -24,9 +27,7 @@ pub mod optim;
 pub use checkpoint::{
     Checkpoint, load_checkpoint, load_model, load_model_online, read_checkpoint_config, save_checkpoint,
 };
-pub use config::{
-    Distance, EmaConfig, EncoderConfig, EncoderNorm, LossConfig, OptimConfig, Phase, PredictorConfig, WmConfig,
-};
+pub use config::{Distance, EmaConfig, EncoderConfig, LossConfig, OptimConfig, Phase, PredictorConfig, WmConfig};
 pub use device::parse_device;
 pub use model::{
     Clips, Collapse, Counterfactual, LatentHistory, LossParts, StepReport, WorldModel, collapse_stats, frame_curve,

@@ -4,39 +4,13 @@ use std::collections::VecDeque;
 
 use tch::{Device, Kind, Tensor, nn};
 
-use crate::config::{EncoderNorm, Phase};
+use crate::config::Phase;
 use crate::{Result, WmConfig, WmError};
 
-/// The encoder's normalisation after a convolution (`encoder.norm`).
-#[derive(Debug)]
-enum Norm {
-    /// Layer norm over the channels at each position: no statistic crosses positions, so a
-    /// patch's latent changes only when pixels in its receptive field do.
-    Position(nn::LayerNorm),
-    /// GroupNorm: statistics over the whole image (the default).
-    Group(nn::GroupNorm),
-}
-
-impl Norm {
-    fn new(p: nn::Path, c: i64, kind: EncoderNorm) -> Norm {
-        match kind {
-            EncoderNorm::Position => Norm::Position(nn::layer_norm(p, vec![c], Default::default())),
-            EncoderNorm::Group => {
-                let groups = if c % 8 == 0 { 8 } else { 1 };
-                Norm::Group(nn::group_norm(p, groups, c, Default::default()))
-            }
-        }
-    }
-}
-
-impl nn::Module for Norm {
-    /// `x [n, C, H, W]` → the same shape.
-    fn forward(&self, x: &Tensor) -> Tensor {
-        match self {
-            Norm::Position(ln) => x.permute([0, 2, 3, 1]).apply(ln).permute([0, 3, 1, 2]),
-            Norm::Group(gn) => x.apply(gn),
-        }
-    }
+/// GroupNorm after a convolution (8 groups where the channels allow).
+fn group_norm(p: nn::Path, c: i64) -> nn::GroupNorm {
+    let groups = if c % 8 == 0 { 8 } else { 1 };
+    nn::group_norm(p, groups, c, Default::default())
 }
 
 /// Convolutional patch encoder: a patchify stem (as a ViT's patch embedding), 3×3 stages, then a
@@ -45,12 +19,10 @@ impl nn::Module for Norm {
 #[derive(Debug)]
 struct Encoder {
     stem: nn::Conv2D,
-    stem_norm: Norm,
-    stages: Vec<(nn::Conv2D, Norm)>,
+    stem_norm: nn::GroupNorm,
+    stages: Vec<(nn::Conv2D, nn::GroupNorm)>,
     head: nn::Conv2D,
     coords: bool,
-    /// 3×3 conv then 1×1 conv to `latent_dim / 2` keypoint maps over the stem's grid.
-    keypoints: Option<(nn::Conv2D, nn::Conv2D)>,
 }
 
 impl Encoder {
@@ -59,8 +31,7 @@ impl Encoder {
         let inputs = if cfg.encoder.coords { 5 } else { 3 };
         let stem =
             nn::conv2d(&p / "stem", inputs, ch[0], st[0], nn::ConvConfig { stride: st[0], ..Default::default() });
-        let norm = cfg.encoder.norm;
-        let stem_norm = Norm::new(&p / "stem_norm", ch[0], norm);
+        let stem_norm = group_norm(&p / "stem_norm", ch[0]);
         let stages = ch
             .windows(2)
             .enumerate()
@@ -72,17 +43,12 @@ impl Encoder {
                     3,
                     nn::ConvConfig { stride: st[i + 1], padding: 1, ..Default::default() },
                 );
-                (conv, Norm::new(&p / format!("norm{i}"), w[1], norm))
+                (conv, group_norm(&p / format!("norm{i}"), w[1]))
             })
             .collect();
         let head =
             nn::conv2d(&p / "head", *ch.last().expect("validated"), cfg.encoder.latent_dim, 1, Default::default());
-        let keypoints = cfg.encoder.keypoints.then(|| {
-            let conv = nn::conv2d(&p / "kp_conv", ch[0], ch[0], 3, nn::ConvConfig { padding: 1, ..Default::default() });
-            let maps = nn::conv2d(&p / "kp_maps", ch[0], cfg.encoder.latent_dim / 2, 1, Default::default());
-            (conv, maps)
-        });
-        Encoder { stem, stem_norm, stages, head, coords: cfg.encoder.coords, keypoints }
+        Encoder { stem, stem_norm, stages, head, coords: cfg.encoder.coords }
     }
 
     /// `frames [n, 3, H, W]` as u8 or float in `[0, 255]` → raw patch latents `[n, P, D]`.
@@ -96,43 +62,13 @@ impl Encoder {
             let ys = Tensor::linspace(-1.0, 1.0, hgt, opts).view([1, 1, hgt, 1]).expand([n, 1, hgt, w], false);
             x = Tensor::cat(&[x, xs, ys], 1);
         }
-        let stem = x.apply(&self.stem).apply(&self.stem_norm).gelu("none");
-        let mut h = stem.shallow_clone();
+        let mut h = x.apply(&self.stem).apply(&self.stem_norm).gelu("none");
         for (conv, norm) in &self.stages {
             h = h.apply(conv).apply(norm).gelu("none");
         }
         let h = h.apply(&self.head); // [n, D, g, g]
-        let patches = h.flatten(2, 3).transpose(1, 2); // [n, g², D]
-        match &self.keypoints {
-            None => patches,
-            Some((conv, maps)) => {
-                Tensor::cat(&[patches, spatial_softmax(&stem.apply(conv).gelu("none").apply(maps))], 1)
-            }
-        }
+        h.flatten(2, 3).transpose(1, 2) // [n, g², D]
     }
-}
-
-/// Keypoints of feature maps `[n, K, h, w]`: per map the softmax over its positions, then the
-/// expected (x, y) in [-1, 1]. Returns one token `[n, 1, 2K]` (all x, then all y).
-fn spatial_softmax(maps: &Tensor) -> Tensor {
-    let (n, k, hgt, w) = maps.size4().expect("[n, K, h, w]");
-    let opts = (Kind::Float, maps.device());
-    let weights = maps.flatten(2, 3).softmax(-1, Kind::Float).view([n, k, hgt, w]);
-    let xs = Tensor::linspace(-1.0, 1.0, w, opts).view([1, 1, 1, w]);
-    let ys = Tensor::linspace(-1.0, 1.0, hgt, opts).view([1, 1, hgt, 1]);
-    let x = (&weights * xs).sum_dim_intlist([2i64, 3].as_slice(), false, Kind::Float);
-    let y = (&weights * ys).sum_dim_intlist([2i64, 3].as_slice(), false, Kind::Float);
-    Tensor::cat(&[x, y], 1).unsqueeze(1)
-}
-
-/// Layer-norms the patch tokens of `z [.., P, D]`; the keypoint token (the last, when present)
-/// is left as coordinates, which a layer norm would shift and rescale together.
-fn normalize_tokens(z: &Tensor, keypoint_token: bool) -> Tensor {
-    if !keypoint_token {
-        return layer_norm(z);
-    }
-    let p = z.size()[z.dim() - 2];
-    Tensor::cat(&[layer_norm(&z.narrow(-2, 0, p - 1)), z.narrow(-2, p - 1, 1)], -2)
 }
 
 #[derive(Debug)]
@@ -206,8 +142,6 @@ struct Predictor {
     ln: nn::LayerNorm,
     output: nn::Linear,
     max_frames: i64,
-    keypoint_token: bool,
-    velocity: bool,
 }
 
 impl Predictor {
@@ -215,7 +149,7 @@ impl Predictor {
         let (w, d, pc) = (cfg.predictor.width, cfg.encoder.latent_dim, &cfg.predictor);
         let init = nn::Init::Randn { mean: 0.0, stdev: 0.02 };
         Predictor {
-            input: nn::linear(&p / "input", if pc.velocity { 2 * d } else { d }, w, Default::default()),
+            input: nn::linear(&p / "input", d, w, Default::default()),
             action: nn::linear(&p / "action", cfg.step_action_dim(), w, Default::default()),
             patch_pos: p.var("patch_pos", &[cfg.patches(), w], init),
             action_pos: p.var("action_pos", &[1, w], init),
@@ -233,8 +167,6 @@ impl Predictor {
                 nn::LinearConfig { ws_init: nn::Init::Const(0.0), bs_init: Some(nn::Init::Const(0.0)), bias: true },
             ),
             max_frames: cfg.max_frames(),
-            keypoint_token: cfg.encoder.keypoints,
-            velocity: pc.velocity,
         }
     }
 
@@ -244,8 +176,7 @@ impl Predictor {
         self.forward_cached(z, base, a, None, train).0
     }
 
-    /// [`Predictor::forward`] on frames that follow the ones in `past` (their cache, and the online
-    /// latents of the last of them `[b, 1, P, D]`, which the velocity input needs): the new frames
+    /// [`Predictor::forward`] on frames that follow the ones in `past` (their cache): the new frames
     /// take the next time positions and see every cached token. Returns the predictions and the
     /// cache extended by the new frames. Exactly the predictions of a pass over all the frames:
     /// under the block-causal mask earlier frames' keys and values do not depend on later frames.
@@ -255,11 +186,11 @@ impl Predictor {
         z: &Tensor,
         base: &Tensor,
         a: &Tensor,
-        past: Option<(&KvCache, &Tensor)>,
+        past: Option<&KvCache>,
         train: bool,
     ) -> (Tensor, KvCache) {
         let (b, t, p, d) = z.size4().expect("[b, t, P, D]");
-        let start = past.map_or(0, |(cache, _)| cache[0].0.size()[2] / (p + 1));
+        let start = past.map_or(0, |cache| cache[0].0.size()[2] / (p + 1));
         assert!(
             start + t <= self.max_frames,
             "history of {} frames exceeds the trained {}",
@@ -270,14 +201,7 @@ impl Predictor {
         let act = a.apply(&self.action).unsqueeze(2); // [b, t, 1, w]
         // The action reaches every patch token directly (DINO-WM concatenates it to every patch)
         // as well as through its own token, so no attention has to be learned before it matters.
-        let input = if self.velocity {
-            let before = past.map_or_else(|| z.narrow(1, 0, 1), |(_, last)| last.shallow_clone());
-            let prev = Tensor::cat(&[&before, &z.narrow(1, 0, t - 1)], 1);
-            Tensor::cat(&[z, &(z - prev)], 3)
-        } else {
-            z.shallow_clone()
-        };
-        let patches = input.apply(&self.input) + &self.patch_pos + &time + &act;
+        let patches = z.apply(&self.input) + &self.patch_pos + &time + &act;
         let action = act + &self.action_pos + &time;
         let w = patches.size()[3];
         let mut x = Tensor::cat(&[patches, action], 2).reshape([b, t * (p + 1), w]);
@@ -288,12 +212,12 @@ impl Predictor {
         };
         let mut cache = Vec::with_capacity(self.blocks.len());
         for (i, block) in self.blocks.iter().enumerate() {
-            let (out, kv) = block.forward(&x, &mask, past.map(|(c, _)| &c[i]), train);
+            let (out, kv) = block.forward(&x, &mask, past.map(|c| &c[i]), train);
             cache.push(kv);
             x = out;
         }
         let delta = x.apply(&self.ln).apply(&self.output).reshape([b, t, p + 1, d]).narrow(2, 0, p);
-        (normalize_tokens(&(base + delta), self.keypoint_token), cache)
+        (layer_norm(&(base + delta)), cache)
     }
 }
 
@@ -367,11 +291,8 @@ pub struct LossParts {
     pub rollout: f64,
     pub variance: f64,
     pub covariance: f64,
-    /// The variance hinge over time (unweighted; 0 when its weight is 0).
-    pub temporal: f64,
-    /// The counterfactual contrast on the prediction and on the encoder (unweighted; 0 without
-    /// counterfactual frames). ln 2 ≈ 0.693 means "cannot tell a frame from its counterfactual".
-    pub counterfactual: f64,
+    /// The counterfactual contrast on the encoder (unweighted; 0 without counterfactual frames).
+    /// ln 2 ≈ 0.693 means "cannot tell a frame from its counterfactual".
     pub counterfactual_encoder: f64,
     /// The graded counterfactual term (unweighted; 0 = distances exactly proportional to shifts).
     pub counterfactual_metric: f64,
@@ -481,14 +402,12 @@ impl WorldModel {
 
     /// Online latents, layer-normed: `frames [n, 3, H, W]` → `[n, P, D]`.
     pub fn encode(&self, frames: &Tensor) -> Tensor {
-        normalize_tokens(&self.encoder.forward(&frames.to_device(self.device())), self.cfg.encoder.keypoints)
+        layer_norm(&self.encoder.forward(&frames.to_device(self.device())))
     }
 
     /// Target latents (EMA encoder, no gradient), layer-normed.
     pub fn encode_target(&self, frames: &Tensor) -> Tensor {
-        tch::no_grad(|| {
-            normalize_tokens(&self.target.forward(&frames.to_device(self.device())), self.cfg.encoder.keypoints)
-        })
+        tch::no_grad(|| layer_norm(&self.target.forward(&frames.to_device(self.device()))))
     }
 
     /// Online and target latents of clips `frames [b, T, 3, H, W]`: two `[b, T, P, D]`, without
@@ -569,13 +488,13 @@ impl WorldModel {
     /// (`c + k − 1 ≤ clip_len − 1`); actions `a [b, ≥ c + k − 1, A]`. `train`: dropout on.
     fn rollout_cached(&self, z: &Tensor, a: &Tensor, k: i64, first: Tensor, cache: KvCache, train: bool) -> Tensor {
         let c = z.size()[1];
-        let (mut cache, mut last) = (cache, z.narrow(1, c - 1, 1));
+        let mut cache = cache;
         let mut out = vec![first];
         for i in 1..k {
             let frame = out[out.len() - 1].shallow_clone(); // frame c + i − 1, fed back as latents and base
             let (next, extended) =
-                self.predictor.forward_cached(&frame, &frame, &a.narrow(1, c + i - 1, 1), Some((&cache, &last)), train);
-            (cache, last) = (extended, frame);
+                self.predictor.forward_cached(&frame, &frame, &a.narrow(1, c + i - 1, 1), Some(&cache), train);
+            cache = extended;
             out.push(next);
         }
         Tensor::cat(&out, 1)
@@ -683,58 +602,38 @@ impl WorldModel {
         let a = actions.to_device(self.device()).to_kind(Kind::Float);
         let zero = || Tensor::zeros([], (Kind::Float, self.device()));
 
-        let (pred, teacher, rollout) = match phase {
-            Phase::Joint => {
-                let grad = l.teacher > 0.0 || l.counterfactual > 0.0;
-                let terms = self.prediction_terms(&z, &targets, &a, grad);
-                (Some(terms.0), terms.1, terms.2)
+        let (teacher, rollout) = match phase {
+            Phase::Predictor => {
+                let terms = self.prediction_terms(&z, &targets, &a, l.teacher > 0.0);
+                (terms.1, terms.2)
             }
-            Phase::Encoder => (None, zero(), zero()),
+            Phase::Encoder => (zero(), zero()),
         };
-        // Variance hinge on the online latents' dimensions (across tokens, or per patch position),
-        // covariance penalty across tokens.
+        // Variance hinge on the online latents' dimensions and covariance penalty, across tokens.
         let tokens = z.reshape([-1, d]);
-        let std = if cfg.loss.variance_per_patch {
-            (z.transpose(0, 2).reshape([p, -1, d]).var_dim(1, true, false) + 1e-4).sqrt() // [P, D]
-        } else {
-            (tokens.var_dim(0, true, false) + 1e-4).sqrt()
-        };
+        let std = (tokens.var_dim(0, true, false) + 1e-4).sqrt();
         let variance = (-&std + cfg.loss.std_target).relu().mean(Kind::Float);
         let centred = &tokens - tokens.mean_dim(0, true, Kind::Float);
         let n = tokens.size()[0].max(2);
         let cov = centred.transpose(0, 1).matmul(&centred) / (n - 1) as f64;
         let off = &cov - cov.diagonal(0, 0, 1).diag_embed(0, 0, 1);
         let covariance = off.square().sum(Kind::Float) / d as f64;
-        let temporal = if l.temporal_variance > 0.0 && t > 1 {
-            let change = (z.narrow(1, 1, t - 1) - z.narrow(1, 0, t - 1)).reshape([-1, d]);
-            let std = (change.var_dim(0, true, false) + 1e-4).sqrt();
-            (-std + l.temporal_std_target).relu().mean(Kind::Float)
-        } else {
-            zero()
-        };
         // Counterfactual terms. Contrast: softplus((d(x, own) − d(x, counterfactual)) / tau) per
         // frame, d the mean L1 over the frame's tokens; ln 2 when the two targets are the same.
         // Metric: the distance to the counterfactual, over its batch mean, against the cup's
         // shift over its batch mean.
         let frame_l1 = |x: &Tensor, y: &Tensor| (x - y).abs().mean_dim(&[-2i64, -1][..], false, Kind::Float);
-        // With the encoder frozen only the contrast on the prediction can back-propagate; the
-        // encoder terms would cost a third encoder pass per step for constants.
-        let needed = if frozen { l.counterfactual > 0.0 } else { l.uses_counterfactuals() };
-        let (cf_pred, cf_enc, cf_metric) = match counterfactual.filter(|_| needed) {
+        // With the encoder frozen the encoder terms would cost a third encoder pass per step for
+        // constants.
+        let needed = !frozen && l.uses_counterfactuals();
+        let (cf_enc, cf_metric) = match counterfactual.filter(|_| needed) {
             Some(cf) => {
                 let cf_targets = self.encode_target(&cf.frames.flatten(0, 1)).reshape([b, t, p, d]);
                 let contrast = |x: &Tensor, own: &Tensor, other: &Tensor| {
                     ((frame_l1(x, own) - frame_l1(x, other)) / l.counterfactual_tau).softplus().mean(Kind::Float)
                 };
-                let on_pred = pred.as_ref().map_or_else(zero, |pred| {
-                    contrast(pred, &targets.narrow(1, 1, t - 1), &cf_targets.narrow(1, 1, t - 1))
-                });
-                let on_enc = if l.counterfactual_encoder > 0.0 && !frozen {
-                    contrast(&z, &targets, &cf_targets)
-                } else {
-                    zero()
-                };
-                let metric = if l.counterfactual_metric > 0.0 && !frozen {
+                let on_enc = if l.counterfactual_encoder > 0.0 { contrast(&z, &targets, &cf_targets) } else { zero() };
+                let metric = if l.counterfactual_metric > 0.0 {
                     let dist = frame_l1(&z, &cf_targets); // [b, t]
                     let shift = cf.shift.to_device(self.device()).to_kind(Kind::Float);
                     let rel_dist = &dist / (dist.mean(Kind::Float).detach() + 1e-6);
@@ -743,9 +642,9 @@ impl WorldModel {
                 } else {
                     zero()
                 };
-                (on_pred, on_enc, metric)
+                (on_enc, metric)
             }
-            None => (zero(), zero(), zero()),
+            None => (zero(), zero()),
         };
         // Inverse dynamics: the action between frames t and t + 1 from their latents.
         let inverse = match &self.inverse {
@@ -761,8 +660,6 @@ impl WorldModel {
             + &rollout * l.rollout
             + &variance * l.variance
             + &covariance * l.covariance
-            + &temporal * l.temporal_variance
-            + &cf_pred * l.counterfactual
             + &cf_enc * l.counterfactual_encoder
             + &cf_metric * l.counterfactual_metric
             + &inverse * l.inverse_dynamics;
@@ -772,8 +669,6 @@ impl WorldModel {
             rollout: rollout.double_value(&[]),
             variance: variance.double_value(&[]),
             covariance: covariance.double_value(&[]),
-            temporal: temporal.double_value(&[]),
-            counterfactual: cf_pred.double_value(&[]),
             counterfactual_encoder: cf_enc.double_value(&[]),
             counterfactual_metric: cf_metric.double_value(&[]),
             inverse_dynamics: inverse.double_value(&[]),
@@ -1098,8 +993,6 @@ pub struct StepReport {
     pub rollout: f64,
     pub variance: f64,
     pub covariance: f64,
-    pub temporal: f64,
-    pub counterfactual: f64,
     pub counterfactual_encoder: f64,
     pub counterfactual_metric: f64,
     pub inverse_dynamics: f64,
@@ -1159,8 +1052,6 @@ impl WorldModel {
             rollout: parts.rollout,
             variance: parts.variance,
             covariance: parts.covariance,
-            temporal: parts.temporal,
-            counterfactual: parts.counterfactual,
             counterfactual_encoder: parts.counterfactual_encoder,
             counterfactual_metric: parts.counterfactual_metric,
             inverse_dynamics: parts.inverse_dynamics,
@@ -1192,7 +1083,7 @@ impl WorldModel {
         if momentum < 1.0 {
             self.ema_update(momentum);
         }
-        if self.cfg.phase_at(step) == Phase::Joint {
+        if self.cfg.phase_at(step) == Phase::Predictor {
             self.average_update(step - self.cfg.encoder_steps);
         }
         report.skipped = false;
@@ -1205,37 +1096,33 @@ mod tests {
     use super::*;
 
     /// The training rollout that runs the predictor on one new frame per step against the teacher
-    /// pass's keys and values predicts what the full rollout (every frame again) does, with and
-    /// without the velocity input, and both differ from copy-last (so the check has teeth).
+    /// pass's keys and values predicts what the full rollout (every frame again) does, and both
+    /// differ from copy-last (so the check has teeth).
     #[test]
     fn cached_rollout_matches_the_full_rollout() {
-        for velocity in [false, true] {
-            let mut cfg = WmConfig::preset("tiny").unwrap();
-            cfg.predictor.velocity = velocity;
-            cfg.clip_len = 5;
-            let model = WorldModel::new(&cfg, Device::Cpu).unwrap();
-            // The output layer starts at zero (every prediction copy-last): give it weights.
-            tch::no_grad(|| {
-                for (name, mut v) in model.vs.variables() {
-                    if name.contains("predictor.output") {
-                        v.copy_(&(v.randn_like() * 0.5));
-                    }
+        let mut cfg = WmConfig::preset("tiny").unwrap();
+        cfg.clip_len = 5;
+        let model = WorldModel::new(&cfg, Device::Cpu).unwrap();
+        // The output layer starts at zero (every prediction copy-last): give it weights.
+        tch::no_grad(|| {
+            for (name, mut v) in model.vs.variables() {
+                if name.contains("predictor.output") {
+                    v.copy_(&(v.randn_like() * 0.5));
                 }
-            });
-            let (b, c, k, p, d) = (3, 2, 3, cfg.patches(), cfg.encoder.latent_dim);
-            let z = layer_norm(&Tensor::randn([b, c, p, d], (Kind::Float, Device::Cpu)));
-            let base = layer_norm(&Tensor::randn([b, c, p, d], (Kind::Float, Device::Cpu)));
-            let a = Tensor::randn([b, c + k - 1, cfg.step_action_dim()], (Kind::Float, Device::Cpu));
-            let full = model.rollout(&z, &base, &a, k);
-            let (pred, cache) = model.predictor.forward_cached(&z, &base, &a.narrow(1, 0, c), None, false);
-            let cached = model.rollout_cached(&z, &a, k, pred.narrow(1, c - 1, 1), cache, false);
-            assert_eq!(cached.size(), [b, k, p, d]);
-            let gap = (&cached - &full).abs().max().double_value(&[]);
-            assert!(gap < 1e-5, "velocity {velocity}: cached rollout differs by {gap}");
-            let moved =
-                (&full.narrow(1, 1, k - 1) - full.narrow(1, 0, k - 1)).abs().mean(Kind::Float).double_value(&[]);
-            assert!(moved > 1e-2, "velocity {velocity}: the rollout barely moves ({moved}), the check is void");
-        }
+            }
+        });
+        let (b, c, k, p, d) = (3, 2, 3, cfg.patches(), cfg.encoder.latent_dim);
+        let z = layer_norm(&Tensor::randn([b, c, p, d], (Kind::Float, Device::Cpu)));
+        let base = layer_norm(&Tensor::randn([b, c, p, d], (Kind::Float, Device::Cpu)));
+        let a = Tensor::randn([b, c + k - 1, cfg.step_action_dim()], (Kind::Float, Device::Cpu));
+        let full = model.rollout(&z, &base, &a, k);
+        let (pred, cache) = model.predictor.forward_cached(&z, &base, &a.narrow(1, 0, c), None, false);
+        let cached = model.rollout_cached(&z, &a, k, pred.narrow(1, c - 1, 1), cache, false);
+        assert_eq!(cached.size(), [b, k, p, d]);
+        let gap = (&cached - &full).abs().max().double_value(&[]);
+        assert!(gap < 1e-5, "cached rollout differs by {gap}");
+        let moved = (&full.narrow(1, 1, k - 1) - full.narrow(1, 0, k - 1)).abs().mean(Kind::Float).double_value(&[]);
+        assert!(moved > 1e-2, "the rollout barely moves ({moved}), the check is void");
     }
 
     /// The predictor's average moves by the decay of its step, swapping it in twice restores both
@@ -1282,28 +1169,5 @@ mod tests {
             assert!(online[name].equal(t), "{name}: load_model_online does not hold the trained weights");
             assert!(averaged[name].equal(&swapped[name]), "{name}: load_model does not hold the average");
         }
-    }
-
-    /// A map peaked at (row 1, column 3) of a 4×4 grid puts its keypoint at that cell's
-    /// coordinates (x = 1, y = −1/3); a flat map puts it at the centre.
-    #[test]
-    fn spatial_softmax_finds_the_peak() {
-        let maps = Tensor::zeros([1, 2, 4, 4], (Kind::Float, Device::Cpu));
-        let _ = maps.get(0).get(0).get(1).get(3).fill_(50.0);
-        let token = Vec::<f32>::try_from(spatial_softmax(&maps).flatten(0, -1)).unwrap();
-        let expected = [1.0, 0.0, -1.0 / 3.0, 0.0]; // x of maps 0 and 1, then their y
-        for (got, want) in token.iter().zip(expected) {
-            assert!((got - want).abs() < 1e-4, "keypoint token {token:?}, expected {expected:?}");
-        }
-    }
-
-    /// Patch tokens are layer-normed; the keypoint token keeps its coordinates.
-    #[test]
-    fn keypoint_token_is_not_layer_normed() {
-        let z = Tensor::randn([2, 5, 8], (Kind::Float, Device::Cpu)) * 3.0 + 1.0;
-        let n = normalize_tokens(&z, true);
-        assert!(n.narrow(1, 4, 1).equal(&z.narrow(1, 4, 1)));
-        assert!(n.narrow(1, 0, 4).allclose(&layer_norm(&z.narrow(1, 0, 4)), 1e-6, 1e-6, false));
-        assert!(!n.narrow(1, 0, 4).allclose(&z.narrow(1, 0, 4), 1e-3, 1e-3, false));
     }
 }
