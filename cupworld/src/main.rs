@@ -35,13 +35,13 @@ enum Command {
         #[arg(long)]
         out: PathBuf,
         /// Episodes shown (rows).
-        #[arg(long, default_value_t = 6)]
-        episodes: usize,
+        #[arg(long, default_value_t = 6, value_parser = clap::value_parser!(u64).range(1..=1000))]
+        episodes: u64,
         /// Frames per episode (columns), evenly spaced.
-        #[arg(long, default_value_t = 8)]
-        frames: usize,
+        #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u64).range(1..=1000))]
+        frames: u64,
         /// Pixel scale factor.
-        #[arg(long, default_value_t = 2)]
+        #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=16))]
         scale: u32,
     },
     /// Train the JEPA world model from datasets (--data) or live simulation (--live).
@@ -60,8 +60,8 @@ enum Command {
         #[arg(long)]
         out: PathBuf,
         /// Episodes to plot as PNG.
-        #[arg(long, default_value_t = 20)]
-        plots: usize,
+        #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(0..=10_000))]
+        plots: u64,
         #[arg(long, default_value = "cpu")]
         device: String,
     },
@@ -72,8 +72,8 @@ enum Command {
         #[arg(long)]
         out: PathBuf,
         /// Pairs per category.
-        #[arg(long, default_value_t = 120)]
-        pairs: usize,
+        #[arg(long, default_value_t = 120, value_parser = clap::value_parser!(u64).range(1..=100_000))]
+        pairs: u64,
         /// The pairs' seed (`eval-wm --voe-seed`: the same seed gives the same pairs).
         #[arg(long, default_value_t = 7_000)]
         seed: u64,
@@ -81,19 +81,19 @@ enum Command {
         #[arg(long)]
         category: Vec<String>,
         /// Frame side in pixels (the world model's 64).
-        #[arg(long, default_value_t = 64)]
+        #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(8..=2048))]
         size: u32,
         /// Frames before the breaking point (`eval-wm --voe-context`).
-        #[arg(long, default_value_t = voe::DEFAULT_CONTEXT)]
-        context: usize,
+        #[arg(long, default_value_t = voe::DEFAULT_CONTEXT as u64, value_parser = clap::value_parser!(u64).range(1..=voe::MAX_CONTEXT as u64))]
+        context: u64,
     },
     /// The README's main job: generate data, train the world model, evaluate it, write the report.
     Demo {
         #[arg(long, default_value = "out/demo")]
         out: PathBuf,
-        /// small (the full default run, ~28 min on a recent 2-core CPU after the build) or tiny (a smoke test in seconds).
-        #[arg(long, default_value = "small")]
-        scale: String,
+        /// How big a run: the full default one, or a smoke test of the same path in seconds.
+        #[arg(long, value_enum, default_value_t = ScaleArg::Small)]
+        scale: ScaleArg,
         /// Where the world model trains and is evaluated: cpu, cuda or cuda:N.
         #[arg(long, default_value = "cpu")]
         device: String,
@@ -109,13 +109,13 @@ enum Command {
 #[derive(Args, Clone, Copy)]
 struct EnvArgs {
     /// Override the step limit per episode (default 150 control steps).
-    #[arg(long)]
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     max_steps: Option<u32>,
     /// Physics steps per second (default 240).
-    #[arg(long)]
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     physics_hz: Option<u32>,
     /// Control steps (actions, frames) per second; must divide --physics-hz (default 10).
-    #[arg(long)]
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1_000))]
     control_hz: Option<u32>,
     /// Control steps an episode goes on after the cup falls or reaches the goal (default 0), so
     /// the frames show the fall and the landing.
@@ -158,7 +158,7 @@ struct RolloutArgs {
     /// expert, random, or mixed.
     #[arg(long, default_value = "expert")]
     policy: PolicyKind,
-    #[arg(long, default_value_t = 200)]
+    #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u64).range(1..=1_000_000_000))]
     episodes: u64,
     /// Base seed; episode i uses a seed derived from (seed, i).
     #[arg(long, default_value_t = 0)]
@@ -176,7 +176,7 @@ struct GenArgs {
     #[arg(long, default_value = "push-to-goal")]
     task: Task,
     /// Episodes in the whole dataset (all shards together).
-    #[arg(long, default_value_t = 100)]
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..=1_000_000_000))]
     episodes: u64,
     /// expert, random, or mixed (per episode: expert 1/2, noisy expert 1/4, random 1/4).
     #[arg(long, default_value = "mixed")]
@@ -198,14 +198,14 @@ struct GenArgs {
     #[arg(long, default_value_t = 64)]
     height: u32,
     /// Environments rendered per bevy update.
-    #[arg(long, default_value_t = 32)]
-    slots: usize,
+    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u64).range(1..=256))]
+    slots: u64,
     /// Render threads, each with its own bevy renderer (default: one per core, at most 4).
-    #[arg(long)]
-    renderers: Option<usize>,
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=16))]
+    renderers: Option<u64>,
     /// Simulator threads (at least one per renderer; physics is cheap next to rendering).
-    #[arg(long, default_value_t = 1)]
-    sim_workers: usize,
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=64))]
+    sim_workers: u64,
     #[command(flatten)]
     env: EnvArgs,
     /// Directional-light shadows (slower on CPU).
@@ -245,16 +245,16 @@ struct TrainWmArgs {
     #[arg(long, default_value = "push-to-goal,knock-off", value_delimiter = ',')]
     live_tasks: Vec<String>,
     /// Episodes kept in the live replay buffer.
-    #[arg(long, default_value_t = 200)]
-    replay_episodes: usize,
+    #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u64).range(1..=1_000_000_000))]
+    replay_episodes: u64,
     #[arg(long, default_value_t = 0)]
     live_seed: u64,
     /// Steps live episodes go on after the cup falls (so falls and landings are seen).
     #[arg(long, default_value_t = 6)]
     linger_steps: u32,
-    /// Built-in size: tiny or small.
-    #[arg(long, default_value = "small")]
-    preset: String,
+    /// Built-in size.
+    #[arg(long, value_enum, default_value_t = PresetArg::Small)]
+    preset: PresetArg,
     /// A JSON model/training config (keys as in the run's config.json "model") laid over
     /// --preset: the keys it names replace the preset's, the others stay.
     #[arg(long)]
@@ -268,13 +268,13 @@ struct TrainWmArgs {
     /// encoder_steps 0 and optim.encoder_lr_scale 0).
     #[arg(long)]
     init_encoder: Option<PathBuf>,
-    #[arg(long)]
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1_000_000_000))]
     steps: Option<u64>,
     /// Encoder-phase steps of the encoder-first recipe (with --counterfactual-data and a
     /// --preset); default the preset's, as the main job runs it (15,000 for small).
     #[arg(long)]
     encoder_steps: Option<u64>,
-    #[arg(long)]
+    #[arg(long, value_parser = clap::value_parser!(i64).range(1..=65_536))]
     batch_size: Option<i64>,
     #[arg(long)]
     seed: Option<u64>,
@@ -287,23 +287,23 @@ struct TrainWmArgs {
     /// cpu, cuda or cuda:N.
     #[arg(long, default_value = "cpu")]
     device: String,
-    #[arg(long, default_value_t = 100)]
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..=1_000_000_000))]
     checkpoint_every: u64,
     /// Held-out dataset directories: the one-step prediction is scored on a fixed draw of 256
     /// of their clips against copy-last every --val-every predictor steps (metrics.jsonl
     /// `val_l1`, `val_copy_last`; plots/validation.png).
     #[arg(long)]
     val_data: Vec<PathBuf>,
-    #[arg(long, default_value_t = 250)]
+    #[arg(long, default_value_t = 250, value_parser = clap::value_parser!(u64).range(1..=1_000_000_000))]
     val_every: u64,
     /// Checkpoints kept (the newest).
-    #[arg(long, default_value_t = 3)]
-    keep: usize,
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=1000))]
+    keep: u64,
     /// libtorch intra-op threads (default: libtorch's choice).
-    #[arg(long)]
+    #[arg(long, value_parser = clap::value_parser!(i32).range(1..=1024))]
     threads: Option<i32>,
     /// Non-finite steps in a row that stop the run.
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=1_000_000_000))]
     max_nonfinite: u32,
     #[arg(long)]
     json: bool,
@@ -326,24 +326,44 @@ struct EvalWmArgs {
     out: PathBuf,
     /// Matched VoE pairs per category (the main job draws 100, to fit its 30 minutes: with 40, one
     /// pair moved a category's accuracy by 2.5 points and reruns differed by ~5).
-    #[arg(long, default_value_t = 120)]
-    voe_pairs: usize,
+    #[arg(long, default_value_t = 120, value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    voe_pairs: u64,
     #[arg(long, default_value_t = 7_000)]
     voe_seed: u64,
-    #[arg(long, default_value_t = 8)]
+    /// Prediction horizons scored, 1 to this many model steps.
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(i64).range(1..=64))]
     horizons: i64,
     /// Frames each VoE clip shows before the breaking point: the context the first predictions
     /// after it have (at frameskip 4, 16 frames are four model steps).
-    #[arg(long, default_value_t = voe::DEFAULT_CONTEXT)]
-    voe_context: usize,
+    #[arg(long, default_value_t = voe::DEFAULT_CONTEXT as u64, value_parser = clap::value_parser!(u64).range(1..=voe::MAX_CONTEXT as u64))]
+    voe_context: u64,
     /// Predict with the predictor's weights as trained, not their average (configs with
     /// `predictor.average` > 0 keep one; evaluation uses it by default).
     #[arg(long)]
     online_predictor: bool,
     #[arg(long, default_value = "cpu")]
     device: String,
-    #[arg(long)]
+    /// libtorch intra-op threads (default: libtorch's choice).
+    #[arg(long, value_parser = clap::value_parser!(i32).range(1..=1024))]
     threads: Option<i32>,
+}
+
+/// `train-wm --preset`: the world model's built-in sizes.
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum PresetArg {
+    /// The shipped model, what the main job trains.
+    Small,
+    /// A shrink of it for tests and smoke runs.
+    Tiny,
+}
+
+impl PresetArg {
+    fn name(self) -> &'static str {
+        match self {
+            PresetArg::Small => "small",
+            PresetArg::Tiny => "tiny",
+        }
+    }
 }
 
 fn wm_config(a: &TrainWmArgs) -> Result<world_model::WmConfig> {
@@ -352,10 +372,10 @@ fn wm_config(a: &TrainWmArgs) -> Result<world_model::WmConfig> {
             let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
             let overrides: serde_json::Value =
                 serde_json::from_str(&text).with_context(|| format!("{}: not JSON", path.display()))?;
-            world_model::WmConfig::preset_with(&a.preset, &overrides)
+            world_model::WmConfig::preset_with(a.preset.name(), &overrides)
                 .with_context(|| format!("--config {}", path.display()))?
         }
-        None => world_model::WmConfig::preset(&a.preset)?,
+        None => world_model::WmConfig::preset(a.preset.name())?,
     };
     if let Some(v) = a.steps {
         cfg.steps = v;
@@ -369,7 +389,7 @@ fn wm_config(a: &TrainWmArgs) -> Result<world_model::WmConfig> {
     if !a.counterfactual_data.is_empty() && a.config.is_none() {
         let encoder_steps = match a.encoder_steps {
             Some(n) => n,
-            None => world_model::WmConfig::preset_encoder_steps(&a.preset)?,
+            None => world_model::WmConfig::preset_encoder_steps(a.preset.name())?,
         };
         cfg = world_model::WmConfig::encoder_first(&cfg, encoder_steps);
     } else if a.encoder_steps.is_some() {
@@ -379,7 +399,10 @@ fn wm_config(a: &TrainWmArgs) -> Result<world_model::WmConfig> {
     for assignment in &a.set {
         cfg = cfg.set(assignment).with_context(|| format!("--set {assignment}"))?;
     }
-    cfg.validate()?;
+    match &a.config {
+        Some(path) => cfg.validate().with_context(|| format!("--config {} (over --preset)", path.display()))?,
+        None => cfg.validate()?,
+    }
     Ok(cfg)
 }
 
@@ -390,7 +413,7 @@ fn train_wm_cmd(a: TrainWmArgs) -> Result<()> {
     let data = if a.live {
         train::DataSource::Live {
             tasks: a.live_tasks.clone(),
-            replay_episodes: a.replay_episodes,
+            replay_episodes: a.replay_episodes as usize,
             seed: a.live_seed,
             linger_steps: a.linger_steps,
         }
@@ -407,6 +430,14 @@ fn train_wm_cmd(a: TrainWmArgs) -> Result<()> {
             }
         }
     };
+    // The library resumes when there is something to resume (the main job reruns that way); a
+    // user who asks for --resume means a run that exists.
+    if a.resume && train::latest_checkpoint(&a.out)?.is_none() {
+        bail!(
+            "--resume: {} holds no run (no checkpoints/step-*.safetensors); leave out --resume to start one",
+            a.out.display()
+        );
+    }
     let opts = train::TrainOptions {
         cfg: wm_config(&a)?,
         data,
@@ -414,7 +445,7 @@ fn train_wm_cmd(a: TrainWmArgs) -> Result<()> {
         resume: a.resume,
         device: parse_device(&a.device)?,
         checkpoint_every: a.checkpoint_every.max(1),
-        keep: a.keep,
+        keep: a.keep as usize,
         max_nonfinite: a.max_nonfinite.max(1),
         hooks: train::Hooks::default(),
         progress: std::io::stderr().is_terminal(),
@@ -452,10 +483,10 @@ fn eval_wm_cmd(a: EvalWmArgs) -> Result<()> {
         data: a.data,
         probe_data: a.probe_data,
         out: a.out.clone(),
-        voe_pairs: a.voe_pairs,
+        voe_pairs: a.voe_pairs as usize,
         voe_seed: a.voe_seed,
         horizons: a.horizons,
-        voe_context: a.voe_context,
+        voe_context: a.voe_context as usize,
         online_predictor: a.online_predictor,
         device: parse_device(&a.device)?,
     })?;
@@ -600,7 +631,7 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::ContactSheet { data, out, episodes, frames, scale } => {
-            datagen::write_contact_sheet(&data, &out, episodes, frames, scale)?;
+            datagen::write_contact_sheet(&data, &out, episodes as usize, frames as usize, scale)?;
             println!("wrote {}", out.display());
             Ok(())
         }
@@ -608,7 +639,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::TrainWm(a) => train_wm_cmd(a),
         Command::EvalWm(a) => eval_wm_cmd(a),
         Command::Surprise { checkpoint, data, out, plots, device } => {
-            let r = eval::surprise_cmd(&checkpoint, &data, &out, plots, parse_device(&device)?)?;
+            let r = eval::surprise_cmd(&checkpoint, &data, &out, plots as usize, parse_device(&device)?)?;
             let n = r["episodes"].as_array().map(|v| v.len()).unwrap_or(0);
             println!("scored {n} episodes: {}", out.join("surprise.json").display());
             Ok(())
@@ -624,11 +655,11 @@ fn run(cli: Cli) -> Result<()> {
             };
             let r = datagen::voe_datasets::run(&datagen::voe_datasets::VoeDataOptions {
                 out,
-                pairs_per_category: pairs,
+                pairs_per_category: pairs as usize,
                 seed,
                 categories,
                 size,
-                context,
+                context: context as usize,
             })?;
             if r.skipped {
                 println!("{}: already holds {} pairs (pairs.json); nothing written", r.out.display(), r.pairs);
@@ -643,7 +674,7 @@ fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
-        Command::Demo { out, scale, device } => demo_cmd(out, &scale, parse_device(&device)?),
+        Command::Demo { out, scale, device } => demo_cmd(out, scale, parse_device(&device)?),
         Command::Bench { which } => bench::run(which),
     }
 }
@@ -698,12 +729,12 @@ fn gen_cmd(a: GenArgs) -> Result<()> {
         render: render::RenderConfig {
             width: a.width,
             height: a.height,
-            slots: a.slots,
+            slots: a.slots as usize,
             shadows: a.shadows,
             msaa: a.msaa,
         },
-        renderers: a.renderers.unwrap_or_else(datagen::host::default_renderers),
-        sim_workers: a.sim_workers,
+        renderers: a.renderers.map_or_else(datagen::host::default_renderers, |n| n as usize),
+        sim_workers: a.sim_workers as usize,
         counterfactual: match (a.counterfactual, a.counterfactual_range.as_slice()) {
             (false, _) => None,
             (true, &[lo, hi]) => Some(sim::counterfactual::Displacement { range: [lo, hi] }),
@@ -742,11 +773,19 @@ fn gen_cmd(a: GenArgs) -> Result<()> {
     Ok(())
 }
 
-fn demo_cmd(out: PathBuf, scale: &str, device: tch::Device) -> Result<()> {
+/// `demo --scale`.
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum ScaleArg {
+    /// The full default run (~28 min on a 2-core Xeon after the build).
+    Small,
+    /// A smoke test of the same path in seconds.
+    Tiny,
+}
+
+fn demo_cmd(out: PathBuf, scale: ScaleArg, device: tch::Device) -> Result<()> {
     let scale = match scale {
-        "small" => demo::Scale::Small,
-        "tiny" => demo::Scale::Tiny,
-        other => bail!("--scale {other:?}: expected small or tiny"),
+        ScaleArg::Small => demo::Scale::Small,
+        ScaleArg::Tiny => demo::Scale::Tiny,
     };
     let s = demo::run(&demo::DemoOptions { out, scale, device, progress: std::io::stderr().is_terminal() })?;
     print_eval_summary(&s.report);

@@ -113,6 +113,15 @@ fn gen_verify_shard_merge_and_pyarrow() {
     let shard1 = sharded.join("shard-00001-of-00003");
     let before = data_bytes(&shard1);
     assert!(ok(&gen_args(s, &["--shard-index", "1", "--num-shards", "3"])).contains("already complete"));
+    // Shards made with other settings do not merge: the first setting that differs is named
+    // with both values (here the linger steps; every recorded setting is compared).
+    let mixed = tmp.path().join("mixed");
+    let m = mixed.to_str().unwrap();
+    ok(&gen_args(m, &["--shard-index", "0", "--num-shards", "2"]));
+    ok(&gen_args(m, &["--shard-index", "1", "--num-shards", "2", "--linger-steps", "4"]));
+    let err = fails(&["dataset", "merge", m, "--out", tmp.path().join("m").to_str().unwrap()]);
+    assert!(err.contains("meta.env_config.linger_steps is 4 there but 0"), "{err}");
+    assert!(!tmp.path().join("m").exists());
     // A complete shard made with other options is refused, naming what differs.
     let err = fails(&gen_args(s, &["--shard-index", "1", "--num-shards", "3", "--linger-steps", "4"]));
     assert!(err.contains("made with other options") && err.contains("env_config.linger_steps"), "{err}");

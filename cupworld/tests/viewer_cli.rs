@@ -145,6 +145,15 @@ fn without_a_display_the_viewer_says_so() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("no display") && err.contains("xvfb-run"), "{err}");
+    assert!(!err.contains("panicked"), "{err}"); // A Wayland session without XWayland: this build opens X11 windows only.
+    let out = Command::new(env!("CARGO_BIN_EXE_cupworld"))
+        .args(["view", "--frames", "1"])
+        .env_remove("DISPLAY")
+        .env("WAYLAND_DISPLAY", "wayland-0")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("X11 windows only"), "{err}");
     assert!(!err.contains("panicked"), "{err}");
 }
 

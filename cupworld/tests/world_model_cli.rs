@@ -377,7 +377,7 @@ fn voe_pairs_on_disk_verify_match_before_the_break_and_score() {
     let e = fails(&["voe", "--pairs", "1", "--seed", "11", "--out", out_s]);
     assert!(e.contains("6 frames before the break") && e.contains("--context 16"), "{e}");
     let e = fails(&["voe", "--pairs", "1", "--context", "0", "--out", dir.path().join("ctx0").to_str().unwrap()]);
-    assert!(e.contains("--context 0"), "{e}");
+    assert!(e.contains("invalid value '0' for '--context") && e.contains("1..=40"), "{e}");
     let e = fails(&["voe", "--pairs", "1", "--out", out.join("possible").to_str().unwrap()]);
     assert!(e.contains("possible") && e.contains("not a complete `cupworld voe` output"), "{e}");
     let e = fails(&[
@@ -517,4 +517,103 @@ fn init_encoder_copies_a_trained_encoder_and_refuses_another_shape() {
     ]);
     let e = fails(&refs(&args));
     assert!(e.contains("step-00000004.safetensors") && e.contains("needs the same encoder"), "{e}");
+}
+
+/// What a hostile new user tries: ranges refused by the parser naming the flag, a resumed run
+/// whose newest checkpoint is damaged falls back to the one before, `--resume` on nothing, a
+/// relative path for the data an absolute path trained on, refused inputs leave no folder behind,
+/// `surprise` into its own dataset, and scores of edited data marked as such.
+#[test]
+fn hostile_inputs_are_refused_by_name_and_nothing_is_lost() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dataset(dir.path(), "knock-off", "12");
+    let run = dir.path().join("run");
+    let run_s = run.to_str().unwrap();
+    // Numbers that mean nothing: refused before any work, naming the flag and the range.
+    for (args, flag) in [
+        (vec!["train-wm", "--data", &data, "--out", run_s, "--threads", "0"], "--threads"),
+        (vec!["train-wm", "--data", &data, "--out", run_s, "--steps", "0"], "--steps"),
+        (vec!["eval-wm", "--checkpoint", run_s, "--data", &data, "--out", run_s, "--threads", "0"], "--threads"),
+        (vec!["eval-wm", "--checkpoint", run_s, "--data", &data, "--out", run_s, "--horizons", "0"], "--horizons"),
+        (
+            vec!["eval-wm", "--checkpoint", run_s, "--data", &data, "--out", run_s, "--voe-context", "0"],
+            "--voe-context",
+        ),
+        (vec!["eval-wm", "--checkpoint", run_s, "--data", &data, "--out", run_s, "--voe-pairs", "0"], "--voe-pairs"),
+        (vec!["gen", "--episodes", "0", "--out", run_s], "--episodes"),
+        (vec!["rollout", "--episodes", "0"], "--episodes"),
+    ] {
+        let e = fails(&args);
+        assert!(e.contains(&format!("invalid value '0' for '{flag}")) && e.contains("is not in"), "{args:?}: {e}");
+        assert!(!e.contains("panicked"), "{e}");
+    }
+    assert!(!run.exists(), "a refused command made its --out");
+    // A config value out of range names the key and the file.
+    let cfg = dir.path().join("zero.json");
+    std::fs::write(&cfg, r#"{"image_size": 0}"#).unwrap();
+    let e =
+        fails(&["train-wm", "--data", &data, "--out", run_s, "--preset", "tiny", "--config", cfg.to_str().unwrap()]);
+    assert!(e.contains("zero.json") && e.contains("image_size: 0 must be positive"), "{e}");
+    // --resume on a folder without a run.
+    let e = fails(&refs(&train(&data, run_s, &["--steps", "8", "--resume"])));
+    assert!(e.contains("holds no run"), "{e}");
+    assert!(!run.exists(), "a refused --resume made the run folder");
+    // A verified dataset but a broken probe set: refused before the prediction stage makes --out.
+    let broken = dir.path().join("broken");
+    std::fs::create_dir_all(&broken).unwrap();
+    ok(&refs(&train(&data, run_s, &["--steps", "8"])));
+    let eval = dir.path().join("eval");
+    #[rustfmt::skip]
+    let e = fails(&["eval-wm", "--checkpoint", run_s, "--data", &data, "--probe-data", broken.to_str().unwrap(),
+        "--out", eval.to_str().unwrap()]);
+    assert!(e.contains("broken") && e.contains("fails verification"), "{e}");
+    assert!(!eval.exists(), "eval-wm made --out before refusing its input");
+    // The newest checkpoint damaged: the run resumes from the one before, saying so, and ends
+    // with the weights of an uninterrupted run.
+    let newest = run.join("checkpoints/step-00000008.safetensors");
+    let bytes = std::fs::read(&newest).unwrap();
+    std::fs::write(&newest, &bytes[..bytes.len() / 2]).unwrap();
+    let out = cupworld(&refs(&train(&data, run_s, &["--steps", "8", "--resume"])));
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{log}");
+    assert!(log.contains("step-00000008.safetensors") && log.contains("step-00000004.safetensors"), "{log}");
+    assert!(log.contains("resuming from the newest good checkpoint"), "{log}");
+    let whole = dir.path().join("whole");
+    ok(&refs(&train(&data, whole.to_str().unwrap(), &["--steps", "8"])));
+    let (a, b) = (
+        weights(&whole.join("checkpoints/step-00000008.safetensors")),
+        weights(&run.join("checkpoints/step-00000008.safetensors")),
+    );
+    for ((name, x), (_, y)) in a.iter().zip(&b) {
+        assert!(x.equal(y), "{name} differs from the uninterrupted run");
+    }
+    // The same data by a relative path resumes; other data is refused with both paths printed.
+    let parent = Path::new(&data).parent().unwrap();
+    #[rustfmt::skip]
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_cupworld"))
+        .args(["train-wm", "--data", "knock-off", "--out", run_s, "--preset", "tiny", "--threads", "1",
+            "--checkpoint-every", "4", "--steps", "8", "--resume"])
+        .current_dir(parent)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let other = dataset(&dir.path().join("o"), "knock-off", "13");
+    let e = fails(&refs(&train(&other, run_s, &["--steps", "8", "--resume"])));
+    assert!(e.contains(&format!("this command gives --data {other}")) && !e.contains("Datasets(["), "{e}");
+
+    // surprise: never into its own dataset; edited data is scored and marked unverified.
+    let e = fails(&["surprise", "--checkpoint", run_s, "--data", &data, "--out", &format!("{data}/scores")]);
+    assert!(e.contains("inside the dataset"), "{e}");
+    // Edited clips (here the same episodes drawn with shadows put in place of the frames): scored,
+    // and marked as not matching their manifest.
+    let shadowed = gen_into(dir.path().join("shadowed"), "knock-off", "12", &["--shadows"]);
+    let file = "data/chunk-000/file-000.parquet";
+    std::fs::copy(Path::new(&shadowed).join(file), Path::new(&data).join(file)).unwrap();
+    let s = dir.path().join("s");
+    ok(&["surprise", "--checkpoint", run_s, "--data", &data, "--out", s.to_str().unwrap()]);
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(s.join("surprise.json")).unwrap()).unwrap();
+    assert_eq!(v["verified"], false, "{v}");
+    assert!(v["verify_problems"].as_array().unwrap().iter().any(|p| p.as_str().unwrap().contains("file-000")), "{v}");
+    assert_eq!(v["episodes"].as_array().unwrap().len(), 4, "{v}");
 }

@@ -353,10 +353,20 @@ pub fn merge(shards: &[PathBuf], out: &Path, tools: std::collections::BTreeMap<S
     manifests.sort_by_key(|(m, _)| m.meta.episode_offset);
     let first = manifests[0].0.clone();
     let mut expected_offset = 0u64;
+    let settings = |m: &Manifest| {
+        let mut meta = serde_json::to_value(&m.meta).unwrap_or_default();
+        if let Some(meta) = meta.as_object_mut() {
+            // What differs between shards by design.
+            meta.remove("episode_offset");
+            meta.remove("shard_index");
+        }
+        serde_json::json!({ "meta": meta, "info": serde_json::to_value(&m.info).unwrap_or_default() })
+    };
+    let reference = settings(&first);
     for (m, path) in &manifests {
-        if m.info != first.info || m.meta.task != first.meta.task || m.meta.base_seed != first.meta.base_seed {
+        if let Some((key, theirs, ours)) = first_difference("", &settings(m), &reference) {
             return Err(DatasetError::Invalid(format!(
-                "{}: its task, seed or frame settings differ from {}",
+                "{}: {key} is {theirs} there but {ours} in {}; shards of one dataset must be made with the same settings",
                 path.display(),
                 manifests[0].1.display()
             )));
@@ -377,18 +387,25 @@ pub fn merge(shards: &[PathBuf], out: &Path, tools: std::collections::BTreeMap<S
         )));
     }
     let mut writer = DatasetWriter::create(out, first.info.clone())?;
-    let adapters: std::collections::BTreeSet<String> =
-        manifests.iter().map(|(m, _)| m.meta.render_adapter.clone()).collect();
     for (_, path) in &manifests {
         for_each_episode(path, |ep| writer.write_episode(&ep))?;
     }
-    let meta = ManifestMeta {
-        episode_offset: 0,
-        shard_index: 0,
-        num_shards: 1,
-        tools,
-        render_adapter: adapters.into_iter().collect::<Vec<_>>().join(" + "),
-        ..first.meta
-    };
+    let meta = ManifestMeta { episode_offset: 0, shard_index: 0, num_shards: 1, tools, ..first.meta };
     writer.finish(meta)
+}
+
+/// The first key (dotted path) where `a` and `b` differ, with both values as JSON text.
+fn first_difference(path: &str, a: &serde_json::Value, b: &serde_json::Value) -> Option<(String, String, String)> {
+    use serde_json::Value;
+    match (a, b) {
+        (Value::Object(x), Value::Object(y)) => {
+            let keys: std::collections::BTreeSet<&String> = x.keys().chain(y.keys()).collect();
+            keys.into_iter().find_map(|k| {
+                let key = if path.is_empty() { k.clone() } else { format!("{path}.{k}") };
+                first_difference(&key, x.get(k).unwrap_or(&Value::Null), y.get(k).unwrap_or(&Value::Null))
+            })
+        }
+        _ if a == b => None,
+        _ => Some((path.to_string(), a.to_string(), b.to_string())),
+    }
 }

@@ -635,6 +635,20 @@ pub fn run(opts: &EvalOptions) -> Result<EvalReport> {
     if !(1..=sim::voe::MAX_CONTEXT).contains(&opts.voe_context) {
         bail!("--voe-context {}: expected 1 to {} frames", opts.voe_context, sim::voe::MAX_CONTEXT);
     }
+    if opts.voe_pairs == 0 {
+        bail!("--voe-pairs 0: score at least one pair per category");
+    }
+    if opts.horizons < 1 {
+        bail!("--horizons {}: score at least one model step ahead", opts.horizons);
+    }
+    // Every dataset is checked before any work starts or --out is made; the probe's are loaded
+    // only when the probes run.
+    for dir in opts.data.iter().chain(&opts.probe_data) {
+        let report = dataset::verify(dir);
+        if !report.ok() {
+            bail!("{}: fails verification: {}", dir.display(), report.problems.join("; "));
+        }
+    }
     let ckpt = train::resolve_checkpoint(&opts.checkpoint)?;
     let trained =
         if opts.online_predictor { load_model_online(&ckpt, opts.device)? } else { load_model(&ckpt, opts.device)? };
@@ -643,11 +657,11 @@ pub fn run(opts: &EvalOptions) -> Result<EvalReport> {
         _ => "trained".to_string(),
     };
     let random = WorldModel::new(&trained.cfg, opts.device)?;
-    std::fs::create_dir_all(&opts.out).with_context(|| format!("creating {}", opts.out.display()))?;
     let episodes = load_datasets(&opts.data, trained.cfg.image_size)?;
     if episodes.len() < 6 {
         bail!("evaluation needs at least 6 held-out episodes, the data holds {}", episodes.len());
     }
+    std::fs::create_dir_all(&opts.out).with_context(|| format!("creating {}", opts.out.display()))?;
     tracing::info!("prediction at horizons 1..={}", opts.horizons);
     let (t_err, copy, clips) = prediction_errors(&trained, &episodes, opts.horizons);
     let (r_err, _, _) = prediction_errors(&random, &episodes, opts.horizons);
@@ -965,6 +979,29 @@ fn markdown(r: &EvalReport) -> String {
 }
 
 /// `cupworld surprise`: per-episode surprise of any dataset's episodes.
+/// `path` made absolute against the current directory without touching the disk (it may not exist
+/// yet), with `.` and `..` resolved; symbolic links in the existing part are resolved.
+fn absolute_lexical(path: &Path) -> std::io::Result<PathBuf> {
+    let abs = std::path::absolute(path)?;
+    // Resolve the longest existing ancestor, so a link to the dataset is seen through.
+    let mut existing = abs.as_path();
+    let mut rest = vec![];
+    while !existing.exists() {
+        match (existing.parent(), existing.file_name()) {
+            (Some(parent), Some(name)) => {
+                rest.push(name.to_os_string());
+                existing = parent;
+            }
+            _ => return Ok(abs),
+        }
+    }
+    let mut resolved = std::fs::canonicalize(existing)?;
+    for name in rest.into_iter().rev() {
+        resolved.push(name);
+    }
+    Ok(resolved)
+}
+
 pub fn surprise_cmd(
     checkpoint: &Path,
     data: &Path,
@@ -972,10 +1009,17 @@ pub fn surprise_cmd(
     plots: usize,
     device: Device,
 ) -> Result<serde_json::Value> {
+    // Writing into the dataset would make it fail verification.
+    if let (Ok(d), Ok(o)) = (std::fs::canonicalize(data), absolute_lexical(out))
+        && o.starts_with(&d)
+    {
+        bail!("--out {} lies inside the dataset {}; write the scores elsewhere", out.display(), data.display());
+    }
     let ckpt = train::resolve_checkpoint(checkpoint)?;
     let model = load_model(&ckpt, device)?;
     // Scoring is read-only, and edited clips are exactly what a user may want scored: files that
-    // no longer match the manifest are reported, not refused.
+    // no longer match the manifest are scored and reported (`verified: false` and the problems
+    // in surprise.json), not refused.
     let report = dataset::verify(data);
     if !report.ok() {
         eprintln!(
@@ -986,6 +1030,9 @@ pub fn surprise_cmd(
         );
     }
     let episodes = train::data::read_episodes(data, model.cfg.image_size)?;
+    if !episodes.iter().any(|e| e.len() >= 2) {
+        bail!("{}: no episode of two frames or more to score", data.display());
+    }
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
     let mut rows = vec![];
     for (i, ep) in episodes.iter().enumerate() {
@@ -1019,7 +1066,9 @@ pub fn surprise_cmd(
             "curve": curve.iter().map(|v| if v.is_finite() { serde_json::json!(v) } else { serde_json::Value::Null }).collect::<Vec<_>>(),
         }));
     }
-    let result = serde_json::json!({"checkpoint": ckpt, "data": data, "episodes": rows});
+    let result = serde_json::json!({
+        "checkpoint": ckpt, "data": data, "verified": report.ok(), "verify_problems": report.problems, "episodes": rows,
+    });
     std::fs::write(out.join("surprise.json"), serde_json::to_string_pretty(&result)?)?;
     Ok(result)
 }

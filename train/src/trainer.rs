@@ -208,9 +208,14 @@ pub fn checkpoint_dir(run: &Path) -> PathBuf {
 
 /// The newest checkpoint of a run directory, if any.
 pub fn latest_checkpoint(run: &Path) -> Result<Option<PathBuf>> {
+    Ok(all_checkpoints(run)?.pop())
+}
+
+/// A run's checkpoints, oldest first (none when it has no checkpoint folder).
+pub fn all_checkpoints(run: &Path) -> Result<Vec<PathBuf>> {
     let dir = checkpoint_dir(run);
     if !dir.exists() {
-        return Ok(None);
+        return Ok(vec![]);
     }
     let mut found: Vec<PathBuf> = std::fs::read_dir(&dir)
         .with_context(|| format!("reading {}", dir.display()))?
@@ -221,7 +226,66 @@ pub fn latest_checkpoint(run: &Path) -> Result<Option<PathBuf>> {
         })
         .collect();
     found.sort();
-    Ok(found.pop())
+    Ok(found)
+}
+
+/// Loads the newest of `checkpoints` (oldest first) that loads; a damaged newer one is passed
+/// over with a warning that names it, so a run interrupted while a disk filled resumes from the
+/// last good state. When none loads, the error names the newest and why.
+fn newest_loadable(
+    checkpoints: &[PathBuf],
+    model: &mut WorldModel,
+    opt: &mut AdamW,
+) -> Result<(PathBuf, world_model::Checkpoint)> {
+    let mut first_error = None;
+    for path in checkpoints.iter().rev() {
+        match load_checkpoint(path, model, Some(opt)) {
+            Ok(ck) => {
+                if let Some(e) = &first_error {
+                    tracing::warn!("{e}; resuming from the newest good checkpoint instead, {}", path.display());
+                }
+                return Ok((path.clone(), ck));
+            }
+            Err(e) => {
+                tracing::warn!("cannot resume from {}: {e}", path.display());
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    let e = first_error.expect("called with at least one checkpoint");
+    bail!("no checkpoint of the run can be resumed (the newest: {e}); start a new run with another --out")
+}
+
+/// Whether two data sources name the same data, paths compared once resolved (a relative path
+/// and the absolute one of the same folder are the same data).
+fn same_data(a: &DataSource, b: &DataSource) -> bool {
+    let resolve = |d: &DataSource| -> DataSource {
+        let canon =
+            |v: &Vec<PathBuf>| v.iter().map(|p| std::fs::canonicalize(p).unwrap_or_else(|_| p.clone())).collect();
+        match d {
+            DataSource::Datasets(v) => DataSource::Datasets(canon(v)),
+            DataSource::DatasetsWithCounterfactuals { data, counterfactual } => {
+                DataSource::DatasetsWithCounterfactuals { data: canon(data), counterfactual: canon(counterfactual) }
+            }
+            live => live.clone(),
+        }
+    };
+    resolve(a) == resolve(b)
+}
+
+/// A data source as a user would write it on the command line.
+fn describe_data(d: &DataSource) -> String {
+    let list = |v: &[PathBuf]| v.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(" ");
+    match d {
+        DataSource::Datasets(v) => format!("--data {}", list(v)),
+        DataSource::DatasetsWithCounterfactuals { data, counterfactual } => {
+            format!("--data {} --counterfactual-data {}", list(data), list(counterfactual))
+        }
+        DataSource::Live { tasks, replay_episodes, seed, linger_steps } => format!(
+            "--live (tasks {}, {replay_episodes} replay episodes, seed {seed}, linger {linger_steps})",
+            tasks.join(",")
+        ),
+    }
 }
 
 /// A checkpoint path given as a file, or a run directory (its newest checkpoint).
@@ -305,52 +369,12 @@ pub fn run(opts: &TrainOptions) -> Result<TrainSummary> {
         bail!("--counterfactual-data given but loss.counterfactual_encoder and loss.counterfactual_metric are both 0");
     }
     let out = &opts.out;
-    let existing = latest_checkpoint(out)?;
+    let checkpoints = all_checkpoints(out)?;
+    let existing = checkpoints.last().cloned();
     if existing.is_some() && !opts.resume {
         bail!("{} already holds checkpoints; pass --resume to continue it, or choose another --out", out.display());
     }
-    std::fs::create_dir_all(checkpoint_dir(out)).with_context(|| format!("creating {}", out.display()))?;
-    std::fs::create_dir_all(out.join("plots"))?;
-
-    let mut model = WorldModel::new(cfg, opts.device)?;
-    let mut opt = AdamW::new(&model.vs);
-    let mut state = TrainerState {
-        step: 0,
-        sampler: ClipSampler::new(cfg.seed ^ 0x5eed_c11b).state(),
-        frames_seen: 0,
-        nonfinite_total: 0,
-        nonfinite_streak: 0,
-        data: opts.data.clone(),
-    };
-    let mut resumed_from = None;
-    if let (Some(src), None) = (&opts.init_encoder, existing.as_ref().filter(|_| opts.resume)) {
-        init_encoder(&mut model, src)?;
-    }
-    if let Some(path) = existing.as_ref().filter(|_| opts.resume) {
-        let ck = load_checkpoint(path, &mut model, Some(&mut opt))?;
-        state =
-            serde_json::from_value(ck.trainer_state).with_context(|| format!("{}: trainer state", path.display()))?;
-        if state.data != opts.data {
-            bail!(
-                "{}: the run was trained on {:?}, this command gives {:?}; resume with the same data",
-                path.display(),
-                state.data,
-                opts.data
-            );
-        }
-        resumed_from = Some(state.step);
-        tracing::info!("resuming {} at step {}", out.display(), state.step);
-    }
-    let config_json = serde_json::json!({
-        "model": cfg, "data": opts.data, "device": format!("{:?}", opts.device), "init_encoder": opts.init_encoder,
-    });
-    std::fs::write(out.join("config.json"), serde_json::to_string_pretty(&config_json)?)?;
-    let metrics_path = out.join("metrics.jsonl");
-    let mut history = read_metrics(&metrics_path)?;
-    history.retain(|m| m.step < state.step); // lines past the checkpoint belong to the lost tail
-    rewrite_metrics(&metrics_path, &history)?;
-    let mut metrics = std::fs::OpenOptions::new().append(true).create(true).open(&metrics_path)?;
-
+    // Every input is read and checked before the run directory is made.
     let mut feed = match &opts.data {
         DataSource::Datasets(dirs) => {
             for dir in dirs {
@@ -380,6 +404,50 @@ pub fn run(opts: &TrainOptions) -> Result<TrainSummary> {
         }
     };
     let validation = Validation::load(&opts.validation, cfg)?;
+    std::fs::create_dir_all(checkpoint_dir(out)).with_context(|| format!("creating {}", out.display()))?;
+    std::fs::create_dir_all(out.join("plots"))?;
+
+    let mut model = WorldModel::new(cfg, opts.device)?;
+    let mut opt = AdamW::new(&model.vs);
+    let mut state = TrainerState {
+        step: 0,
+        sampler: ClipSampler::new(cfg.seed ^ 0x5eed_c11b).state(),
+        frames_seen: 0,
+        nonfinite_total: 0,
+        nonfinite_streak: 0,
+        data: opts.data.clone(),
+    };
+    let mut resumed_from = None;
+    if let (Some(src), false) = (&opts.init_encoder, opts.resume && existing.is_some()) {
+        init_encoder(&mut model, src)?;
+    }
+    let mut existing = existing;
+    if opts.resume && !checkpoints.is_empty() {
+        let (path, ck) = newest_loadable(&checkpoints, &mut model, &mut opt)?;
+        state =
+            serde_json::from_value(ck.trainer_state).with_context(|| format!("{}: trainer state", path.display()))?;
+        if !same_data(&state.data, &opts.data) {
+            bail!(
+                "{}: the run was trained on {}, this command gives {}; resume with the same data",
+                path.display(),
+                describe_data(&state.data),
+                describe_data(&opts.data)
+            );
+        }
+        resumed_from = Some(state.step);
+        tracing::info!("resuming {} at step {}", out.display(), state.step);
+        existing = Some(path);
+    }
+    let config_json = serde_json::json!({
+        "model": cfg, "data": opts.data, "device": format!("{:?}", opts.device), "init_encoder": opts.init_encoder,
+    });
+    std::fs::write(out.join("config.json"), serde_json::to_string_pretty(&config_json)?)?;
+    let metrics_path = out.join("metrics.jsonl");
+    let mut history = read_metrics(&metrics_path)?;
+    history.retain(|m| m.step < state.step); // lines past the checkpoint belong to the lost tail
+    rewrite_metrics(&metrics_path, &history)?;
+    let mut metrics = std::fs::OpenOptions::new().append(true).create(true).open(&metrics_path)?;
+
     let mut last_validation = None;
     let mut sampler = ClipSampler::restore(&state.sampler)?;
     let bar = datagen::progress_bar(cfg.steps, "steps", opts.progress);

@@ -435,6 +435,12 @@ impl WmConfig {
     /// Checks every key; the error names it and its value.
     pub fn validate(&self) -> Result<()> {
         let bad = |key: &str, why: String| Err(WmError::Config(format!("{key}: {why}")));
+        if self.steps == 0 {
+            return bad("steps", "0 must be positive".into());
+        }
+        if self.image_size <= 0 {
+            return bad("image_size", format!("{} must be positive", self.image_size));
+        }
         if !(self.fall_weight.is_finite() && (1.0..=1000.0).contains(&self.fall_weight)) {
             return bad("fall_weight", format!("{} must be within 1..=1000", self.fall_weight));
         }
