@@ -241,3 +241,33 @@ fn the_world_model_overlay_scores_every_step_and_places_the_ghost() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("bad_probe.safetensors") && err.contains("[256, 2]"), "{err}");
 }
+
+/// A screenshot of the third frame shows the scene: the first frames of a window can be captured
+/// before anything is drawn (an all-black or sky-only picture), and those are retaken.
+#[test]
+fn an_early_screenshot_shows_the_scene() {
+    let dir = tempfile::tempdir().unwrap();
+    let png = dir.path().join("early.png");
+    #[rustfmt::skip]
+    let out = run_viewer(&["--seed", "3", "--camera", "model", "--frames", "3", "--screenshot", png.to_str().unwrap(),
+        "--out", dir.path().to_str().unwrap()]);
+    common::succeeded(out, "cupworld view --frames 3");
+    let image = image::open(&png).unwrap().to_rgb8();
+    let shot: Shot = serde_json::from_str(&std::fs::read_to_string(png.with_extension("json")).unwrap()).unwrap();
+    let [w, h] = shot.window;
+    let (cup, table) = (*shot.scene.find(ObjectKind::Cup).unwrap(), *shot.scene.find(ObjectKind::Table).unwrap());
+    let palette =
+        [("cup", cup.color), ("table", table.color), ("floor", [0.32, 0.33, 0.36]), ("sky", [0.34, 0.48, 0.70])];
+    let at = |p: [f32; 3]| {
+        let (x, y) = render::project::project(&shot.scene.camera, p, w, h).expect("in front of the camera");
+        nearest(image.get_pixel(x.round() as u32, y.round() as u32).0, &palette)
+    };
+    assert_eq!(at(cup.pose.position), "cup", "no cup in the third frame's screenshot");
+    let types::Shape::Cuboid { half_extents: [hw, hy, hd] } = table.shape else { panic!("table top is a box") };
+    let y = table.pose.position[1] + hy;
+    let hits = [[-0.8 * hw, y, 0.8 * hd], [0.8 * hw, y, 0.8 * hd], [0.0, y, 0.85 * hd], [-0.8 * hw, y, -0.7 * hd]]
+        .iter()
+        .filter(|p| at(**p) == "table")
+        .count();
+    assert!(hits >= 3, "only {hits} of 4 table-top points show the table");
+}

@@ -208,6 +208,36 @@ impl EnvConfig {
         if self.table_width.min < 0.4 || self.table_depth.min < 0.4 {
             return bad("table_width/table_depth", "tables under 0.4 m leave no room to push".into());
         }
+        // Physical upper bounds, well beyond a table-top scene, so a mistyped exponent is
+        // refused here rather than met by the collision code.
+        if self.physics_hz > 10_000 {
+            return bad("physics_hz", format!("{} must be at most 10000", self.physics_hz));
+        }
+        let limits = [
+            ("table_width", self.table_width.max, 5.0),
+            ("table_depth", self.table_depth.max, 5.0),
+            ("table_height", self.table_height.max, 3.0),
+            ("cup_radius", self.cup_radius.max, 0.5),
+            ("cup_height", self.cup_height.max, 1.0),
+            ("cup_mass", self.cup_mass.max, 100.0),
+            ("cup_friction", self.cup_friction.max, 10.0),
+            ("table_friction", self.table_friction, 10.0),
+            ("pusher_max_speed", self.pusher_max_speed, 10.0),
+            ("goal_tolerance", self.goal_tolerance, 1.0),
+            ("pusher_half_extents", self.pusher_half_extents.iter().copied().fold(0.0, f32::max), 0.5),
+            ("pusher_clearance", self.pusher_clearance, 0.1),
+            ("pusher_overhang", self.pusher_overhang, 1.0),
+        ];
+        for (key, v, max) in limits {
+            if !(v <= max) {
+                return bad(key, format!("{v} must be at most {max}"));
+            }
+        }
+        for (key, v) in [("pusher_clearance", self.pusher_clearance), ("pusher_overhang", self.pusher_overhang)] {
+            if !(v.is_finite() && v >= 0.0) {
+                return bad(key, format!("{v} must be a number >= 0"));
+            }
+        }
         Ok(())
     }
 }

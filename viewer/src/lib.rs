@@ -167,15 +167,21 @@ pub fn run(options: ViewerOptions) -> Result<ViewerSummary> {
 
     let summary = Arc::new(Mutex::new(ViewerSummary { window: [options.width, options.height], ..default() }));
     let mut app = App::new();
-    app.add_plugins(DefaultPlugins.set(WindowPlugin {
-        primary_window: Some(Window {
-            title: format!("cupworld · {} · seed {}", options.task.name(), options.seed),
-            resolution: WindowResolution::new(options.width, options.height),
-            present_mode: PresentMode::AutoVsync,
-            ..default()
-        }),
-        ..default()
-    }))
+    app.add_plugins(
+        DefaultPlugins
+            .set(WindowPlugin {
+                primary_window: Some(Window {
+                    title: format!("cupworld · {} · seed {}", options.task.name(), options.seed),
+                    resolution: WindowResolution::new(options.width, options.height),
+                    present_mode: PresentMode::AutoVsync,
+                    ..default()
+                }),
+                ..default()
+            })
+            // Pipelines compiled before the first frame that needs them, so no frame (and no
+            // `--frames 3 --screenshot`) shows the sky where the scene is still compiling.
+            .set(bevy::render::RenderPlugin { synchronous_pipeline_compilation: true, ..default() }),
+    )
     .add_plugins(FrameTimeDiagnosticsPlugin::default())
     .add_plugins(bevy_egui::EguiPlugin::default())
     .add_plugins(bevy_panorbit_camera::PanOrbitCameraPlugin)
@@ -215,19 +221,23 @@ pub fn run(options: ViewerOptions) -> Result<ViewerSummary> {
     Ok(summary)
 }
 
+/// What a capture of a window that shows one flat colour reports (it is retaken).
+const BLANK: &str = "blank capture";
+
 fn spawn_screenshot(
     commands: &mut Commands,
     path: PathBuf,
     captured: Arc<Mutex<Vec<std::result::Result<PathBuf, String>>>>,
 ) {
     commands.spawn(Screenshot::primary_window()).observe(move |shot: On<ScreenshotCaptured>| {
-        let result = shot
-            .image
-            .clone()
-            .try_into_dynamic()
-            .map_err(|e| e.to_string())
-            .and_then(|img| img.to_rgb8().save(&path).map_err(|e| format!("{}: {e}", path.display())))
-            .map(|_| path.clone());
+        let result = shot.image.clone().try_into_dynamic().map_err(|e| e.to_string()).and_then(|img| {
+            let rgb = img.to_rgb8();
+            // The first frames of a window can be captured before anything was drawn into them.
+            if rgb.pixels().all(|p| p == rgb.get_pixel(0, 0)) {
+                return Err(format!("{BLANK}: {}", path.display()));
+            }
+            rgb.save(&path).map_err(|e| format!("{}: {e}", path.display())).map(|_| path.clone())
+        });
         captured.lock().expect("screenshot list").push(result);
     });
 }
@@ -300,6 +310,19 @@ fn count_frames(
             }
         }
     } else if let Some(at) = run.final_requested_at {
+        // A blank capture (the window not yet drawn) is taken again on a later frame.
+        let retake = {
+            let mut captured = run.captured.lock().expect("screenshot list");
+            let before = captured.len();
+            captured.retain(|r| !matches!(r, Err(e) if e.starts_with(BLANK)));
+            captured.len() < before
+        };
+        if retake && run.frame <= at + 300 {
+            if let Some(path) = run.options.screenshot.clone() {
+                request_screenshot(&mut commands, path, &run, &view, &displayed);
+            }
+            return;
+        }
         // Exit once the final screenshot is saved (or failed: the summary then lacks it and
         // `cupworld view` reports the error).
         let finished = run.captured.lock().expect("screenshot list").iter().any(|r| match r {

@@ -458,25 +458,36 @@ impl WmConfig {
         if self.image_size <= 0 || self.image_size % total != 0 {
             return bad(
                 "image_size",
-                format!("{} is not divisible by the encoder's total stride {total}", self.image_size),
+                format!(
+                    "{} is not divisible by {total}, the product of encoder.strides {:?}",
+                    self.image_size, e.strides
+                ),
             );
         }
-        let positive = [
-            ("action_dim", self.action_dim),
-            ("encoder.latent_dim", self.encoder.latent_dim),
-            ("predictor.width", self.predictor.width),
-            ("predictor.depth", self.predictor.depth),
-            ("predictor.heads", self.predictor.heads),
-            ("predictor.mlp_ratio", self.predictor.mlp_ratio),
-            ("batch_size", self.batch_size),
+        // Upper bounds far above any model this project trains, so a mistyped digit is refused
+        // here instead of failing an allocation inside libtorch.
+        let sizes = [
+            ("action_dim", self.action_dim, 64),
+            ("encoder.latent_dim", self.encoder.latent_dim, 4096),
+            ("predictor.width", self.predictor.width, 4096),
+            ("predictor.depth", self.predictor.depth, 64),
+            ("predictor.heads", self.predictor.heads, 64),
+            ("predictor.mlp_ratio", self.predictor.mlp_ratio, 16),
+            ("batch_size", self.batch_size, 4096),
+            ("image_size", self.image_size, 1024),
+            ("clip_len", self.clip_len, 256),
+            ("encoder_batch", self.encoder_batch.max(1), 65_536),
         ];
-        for (key, v) in positive {
-            if v <= 0 {
-                return bad(key, format!("{v} must be positive"));
+        for (key, v, max) in sizes {
+            if !(1..=max).contains(&v) {
+                return bad(key, format!("{v} must be within 1..={max}"));
             }
         }
-        if self.encoder.channels.iter().any(|&c| c <= 0) {
-            return bad("encoder.channels", format!("{:?} must all be positive", self.encoder.channels));
+        if self.encoder.channels.iter().any(|&c| !(1..=4096).contains(&c)) {
+            return bad("encoder.channels", format!("{:?} must each be within 1..=4096", self.encoder.channels));
+        }
+        if e.strides[0] > 64 {
+            return bad("encoder.strides", format!("{:?}: the stem's must be at most 64", e.strides));
         }
         if self.predictor.width % self.predictor.heads != 0 {
             return bad(
@@ -534,6 +545,15 @@ impl WmConfig {
         }
         if !(self.loss.counterfactual_tau.is_finite() && self.loss.counterfactual_tau > 0.0) {
             return bad("loss.counterfactual_tau", format!("{} must be positive", self.loss.counterfactual_tau));
+        }
+        if !(self.loss.huber_beta.is_finite() && self.loss.huber_beta > 0.0) {
+            return bad("loss.huber_beta", format!("{} must be positive", self.loss.huber_beta));
+        }
+        if !(self.optim.eps.is_finite() && self.optim.eps > 0.0) {
+            return bad("optim.eps", format!("{} must be positive", self.optim.eps));
+        }
+        if !(self.optim.min_lr.is_finite() && self.optim.min_lr <= self.optim.lr) {
+            return bad("optim.min_lr", format!("{} must be within 0..=optim.lr {}", self.optim.min_lr, self.optim.lr));
         }
         if !(self.optim.lr.is_finite() && self.optim.lr > 0.0 && self.optim.min_lr >= 0.0) {
             return bad("optim.lr", format!("{} (min_lr {}) must be positive", self.optim.lr, self.optim.min_lr));
