@@ -132,7 +132,7 @@ pub fn run(preset: &str, steps: usize, device: &str, json: bool) -> Result<()> {
             })
         })
         .collect();
-    let z = model.encode_target(&flat).reshape([b, t, cfg.patches(), -1]);
+    let z = model.encode_target(&flat).reshape([b, t, cfg.tokens_per_frame(), -1]);
     let pred: Vec<f64> = (0..reps)
         .map(|_| {
             time_ms(device, &mut || {

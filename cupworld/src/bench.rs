@@ -8,26 +8,26 @@ pub enum BenchCommand {
     /// Physics steps/s of the push-the-cup scene: one core, then all cores.
     Sim {
         /// Seconds per measurement.
-        #[arg(long, default_value_t = 2.0)]
+        #[arg(long, default_value_t = 2.0, value_parser = crate::positive_seconds)]
         seconds: f64,
-        #[arg(long, default_value_t = 3)]
-        repeats: usize,
+        #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=1000))]
+        repeats: u64,
         #[arg(long)]
         json: bool,
     },
     /// Rendered frames/s at 64×64 and 128×128 for several batch sizes.
     Render {
         /// Frames rendered per measurement.
-        #[arg(long, default_value_t = 1024)]
-        frames: usize,
+        #[arg(long, default_value_t = 1024, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
+        frames: u64,
         /// Batch sizes (environments per bevy update) to try.
-        #[arg(long, value_delimiter = ',', default_value = "1,8,32,64")]
-        slots: Vec<usize>,
-        #[arg(long, value_delimiter = ',', default_value = "64,128")]
+        #[arg(long, value_delimiter = ',', default_value = "1,8,32,64", value_parser = clap::value_parser!(u64).range(1..=256))]
+        slots: Vec<u64>,
+        #[arg(long, value_delimiter = ',', default_value = "64,128", value_parser = clap::value_parser!(u32).range(8..=2048))]
         sizes: Vec<u32>,
         /// Renderers in parallel threads (default: one per core, at most 4).
-        #[arg(long)]
-        renderers: Option<usize>,
+        #[arg(long, value_parser = clap::value_parser!(u64).range(1..=16))]
+        renderers: Option<u64>,
         #[arg(long)]
         shadows: bool,
         #[arg(long)]
@@ -36,10 +36,10 @@ pub enum BenchCommand {
     /// Mamba vs causal attention (time, memory, step latency) and MoE vs dense FFN, on the CPU.
     Seq {
         /// Longest sequence for the Mamba block.
-        #[arg(long, default_value_t = 32_768)]
+        #[arg(long, default_value_t = 32_768, value_parser = clap::value_parser!(i64).range(1..=1 << 20))]
         max_length: i64,
         /// Longest sequence for the attention block.
-        #[arg(long, default_value_t = 32_768)]
+        #[arg(long, default_value_t = 32_768, value_parser = clap::value_parser!(i64).range(1..=1 << 20))]
         attention_max: i64,
         #[arg(long)]
         json: bool,
@@ -59,13 +59,13 @@ pub enum BenchCommand {
     },
     /// End-to-end `gen`: episodes/s and frames/s into a temporary dataset.
     Gen {
-        #[arg(long, default_value_t = 64)]
+        #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
         episodes: u64,
-        #[arg(long, default_value_t = 32)]
-        slots: usize,
+        #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u64).range(1..=256))]
+        slots: u64,
         /// Render threads (default: one per core, at most 4).
-        #[arg(long)]
-        renderers: Option<usize>,
+        #[arg(long, value_parser = clap::value_parser!(u64).range(1..=16))]
+        renderers: Option<u64>,
         #[arg(long)]
         json: bool,
     },
@@ -76,8 +76,8 @@ pub enum BenchCommand {
         #[arg(long, default_value = "small")]
         preset: String,
         /// Training steps timed (after 3 warm-up steps).
-        #[arg(long, default_value_t = 20)]
-        steps: usize,
+        #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..=100_000))]
+        steps: u64,
         /// cpu, cuda or cuda:N.
         #[arg(long, default_value = "cpu")]
         device: String,
@@ -89,17 +89,22 @@ pub enum BenchCommand {
 pub fn run(cmd: BenchCommand) -> Result<()> {
     let default_renderers = datagen::host::default_renderers;
     match cmd {
-        BenchCommand::Sim { seconds, repeats, json } => ::bench::sim(seconds, repeats, json),
+        BenchCommand::Sim { seconds, repeats, json } => ::bench::sim(seconds, repeats as usize, json),
         BenchCommand::Render { frames, slots, sizes, renderers, shadows, json } => {
-            ::bench::render(frames, &slots, &sizes, renderers.unwrap_or_else(default_renderers).max(1), shadows, json)
+            let slots: Vec<usize> = slots.into_iter().map(|s| s as usize).collect();
+            let renderers = renderers.map_or_else(default_renderers, |n| n as usize);
+            ::bench::render(frames as usize, &slots, &sizes, renderers, shadows, json)
         }
         BenchCommand::Seq { max_length, attention_max, json, plot } => {
             ::bench::seq::run(max_length, attention_max, json, plot.as_deref())
         }
         BenchCommand::SeqMemory { model, length } => ::bench::seq::memory_child(&model, length),
-        BenchCommand::Gen { episodes, slots, renderers, json } => {
-            ::bench::generation(episodes, slots, renderers.unwrap_or_else(default_renderers), json)
-        }
-        BenchCommand::Wm { preset, steps, device, json } => ::bench::wm::run(&preset, steps, &device, json),
+        BenchCommand::Gen { episodes, slots, renderers, json } => ::bench::generation(
+            episodes,
+            slots as usize,
+            renderers.map_or_else(default_renderers, |n| n as usize),
+            json,
+        ),
+        BenchCommand::Wm { preset, steps, device, json } => ::bench::wm::run(&preset, steps as usize, &device, json),
     }
 }

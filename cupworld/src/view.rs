@@ -18,7 +18,7 @@ pub struct ViewArgs {
     #[arg(long, default_value = "free")]
     pub camera: String,
     /// Simulation speed × real time (`+` / `-` change it).
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, default_value_t = 1.0, value_parser = crate::view_speed)]
     pub speed: f32,
     /// Open with the F1 key panel shown.
     #[arg(long)]
@@ -32,7 +32,7 @@ pub struct ViewArgs {
     pub violation: String,
     /// Inject the --violation category by itself at this control step of every episode (as if V
     /// were pressed), e.g. for a scripted demonstration or screenshot.
-    #[arg(long)]
+    #[arg(long, value_parser = clap::value_parser!(u32).range(0..=100_000))]
     pub inject_at_step: Option<u32>,
     /// A world-model checkpoint (or a run directory: its newest checkpoint): live surprise plot
     /// of what the model sees.
@@ -48,14 +48,14 @@ pub struct ViewArgs {
     /// Draw this many frames, then exit (with --screenshot: save the window first). The
     /// simulation then advances one control step (× --speed) per drawn frame instead of
     /// following real time, so a scripted run shows the same steps on any machine.
-    #[arg(long)]
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=100_000_000))]
     pub frames: Option<u64>,
     /// With --frames: where to save the window as PNG (a .json beside it says what was drawn).
     #[arg(long)]
     pub screenshot: Option<PathBuf>,
-    #[arg(long, default_value_t = 1280)]
+    #[arg(long, default_value_t = 1280, value_parser = clap::value_parser!(u32).range(64..=8192))]
     pub width: u32,
-    #[arg(long, default_value_t = 720)]
+    #[arg(long, default_value_t = 720, value_parser = clap::value_parser!(u32).range(64..=8192))]
     pub height: u32,
     /// Window quality: `high` (shadows, 4× MSAA) or `low` (neither; for software rendering).
     /// The models' 64×64 frame is the same either way.

@@ -45,6 +45,17 @@ fn train(data: &str, out: &str, extra: &[&str]) -> Vec<String> {
     v
 }
 
+/// An episode of `surprise.json`: its max, the frame of it, and its mean are those of its curve.
+fn same_summary(e: &serde_json::Value) {
+    let scored: Vec<(usize, f64)> =
+        e["curve"].as_array().unwrap().iter().enumerate().filter_map(|(k, v)| v.as_f64().map(|v| (k, v))).collect();
+    let (at, max) = scored.iter().copied().fold((0, f64::NEG_INFINITY), |m, (k, v)| if v > m.1 { (k, v) } else { m });
+    let mean = scored.iter().map(|(_, v)| v).sum::<f64>() / scored.len() as f64;
+    assert_eq!(e["max"].as_f64().unwrap(), max, "{e}");
+    assert_eq!(e["max_frame"].as_u64().unwrap(), at as u64, "{e}");
+    assert!((e["mean"].as_f64().unwrap() - mean).abs() < 1e-12, "{e}");
+}
+
 fn refs(v: &[String]) -> Vec<&str> {
     v.iter().map(|s| s.as_str()).collect()
 }
@@ -235,7 +246,7 @@ fn main_job_at_tiny_scale_writes_the_report_and_surprise_scores() {
     for key in ["trained_position_r2", "trained_pusher_r2", "random_init_pusher_r2"] {
         for r2 in report["probe"][key].as_array().unwrap() {
             let r2 = r2.as_f64().unwrap_or(f64::NAN);
-            assert!(r2.is_finite() && r2 <= 1.0, "{key}: {r2}");
+            assert!(r2.is_finite(), "{key}: {r2}");
         }
     }
     // The probes fit on the training episodes and on their counterfactual companions (the same
@@ -251,7 +262,10 @@ fn main_job_at_tiny_scale_writes_the_report_and_surprise_scores() {
     }
     let timing: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("timing.json")).unwrap()).unwrap();
-    assert!(timing["total_s"].as_f64().unwrap() > 0.0);
+    // The stages' times add up to the whole (nothing runs outside them but bookkeeping).
+    let part = |k: &str| timing[k].as_f64().unwrap();
+    let stages = part("generate_s") + part("train_s") + part("evaluate_s");
+    assert!(part("total_s") >= stages && part("total_s") < stages + 5.0, "{timing}");
 
     let s = dir.path().join("surprise");
     ok(&[
@@ -273,7 +287,7 @@ fn main_job_at_tiny_scale_writes_the_report_and_surprise_scores() {
         let curve = e["curve"].as_array().unwrap();
         assert!(curve[0].is_null(), "nothing predicts the first frame");
         assert_eq!(curve.len() as u64, e["frames"].as_u64().unwrap());
-        assert!(e["max"].as_f64().unwrap() >= e["mean"].as_f64().unwrap());
+        same_summary(e);
     }
     assert!(s.join("episode_000001.png").exists());
 
@@ -468,7 +482,7 @@ fn frameskip_model_trains_evaluates_and_scores() {
         assert!(curve[0].is_null() && curve[1].is_null(), "frames 0 and 1 have nothing 2 frames before them");
         assert!(curve[2..].iter().all(|x| x.as_f64().is_some_and(f64::is_finite)), "{curve:?}");
         assert!(e["max_frame"].as_u64().unwrap() >= 2);
-        assert!(e["max"].as_f64().unwrap() >= e["mean"].as_f64().unwrap());
+        same_summary(e);
     }
 }
 

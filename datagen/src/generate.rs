@@ -46,6 +46,37 @@ pub struct GenConfig {
 }
 
 impl GenConfig {
+    /// Checks every setting before anything is made; the error names the option.
+    pub fn validate(&self) -> Result<()> {
+        if !(1..=100_000_000).contains(&self.episodes) {
+            bail!("--episodes {} must be within 1..=100000000", self.episodes);
+        }
+        if self.num_shards == 0 || self.shard_index >= self.num_shards {
+            bail!("--shard-index {} must be below --num-shards {}", self.shard_index, self.num_shards);
+        }
+        if u64::from(self.num_shards) > self.episodes {
+            bail!(
+                "--num-shards {} is more than the {} episodes: a shard would be empty",
+                self.num_shards,
+                self.episodes
+            );
+        }
+        if !(1..=16).contains(&self.renderers) {
+            bail!("--renderers {} must be within 1..=16", self.renderers);
+        }
+        if !(1..=64).contains(&self.sim_workers) {
+            bail!("--sim-workers {} must be within 1..=64", self.sim_workers);
+        }
+        if let Some(sim::counterfactual::Displacement { range: [lo, hi] }) = self.counterfactual
+            && !(lo.is_finite() && hi.is_finite() && 0.0 < lo && lo < hi && hi <= 1.0)
+        {
+            bail!("--counterfactual-range {lo},{hi}: expected 0 < MIN < MAX <= 1 (metres)");
+        }
+        self.env.validate()?;
+        self.render.validate()?;
+        Ok(())
+    }
+
     /// The global episode range of this shard: `[start, end)`, split as evenly as possible.
     pub fn episode_range(&self) -> (u64, u64) {
         let (i, n) = (self.shard_index as u64, self.num_shards as u64);
@@ -175,9 +206,7 @@ fn same_number(x: &serde_json::Number, y: &serde_json::Number) -> bool {
 }
 
 pub fn run(cfg: &GenConfig) -> Result<GenSummary> {
-    if cfg.num_shards == 0 || cfg.shard_index >= cfg.num_shards {
-        bail!("--shard-index {} must be below --num-shards {}", cfg.shard_index, cfg.num_shards);
-    }
+    cfg.validate()?;
     let dir = cfg.shard_dir();
     // A shard counts once its manifest is written: a complete one is kept, a partial one redone.
     if dir.join(dataset::schema::MANIFEST_PATH).exists() {

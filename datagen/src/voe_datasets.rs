@@ -16,7 +16,7 @@ use dataset::{DatasetInfo, DatasetWriter, EpisodeRecord, FrameRow, ManifestMeta}
 use serde::{Deserialize, Serialize};
 use types::{FrameTag, ObjectKind, SceneSnapshot, Transition};
 
-use sim::voe::{Category, POST, VoePair, generate_pairs};
+use sim::voe::{Category, FRAMES_AFTER_BREAK, VoePair, generate_pairs};
 
 /// Control steps per second of the pairs' episodes (the simulator's default).
 const FPS: u32 = 10;
@@ -138,7 +138,7 @@ pub fn run(opts: &VoeDataOptions) -> Result<VoeDataSummary> {
                     "pairs_per_category": opts.pairs_per_category,
                     "categories": opts.categories.iter().map(|c| c.name()).collect::<Vec<_>>(),
                     "frames_before_break": opts.context,
-                    "frames_after_break": POST,
+                    "frames_after_break": FRAMES_AFTER_BREAK,
                 },
                 "camera": types::CameraSpec::default(),
                 "camera_mount": sim::EnvConfig::default().camera_mount,
@@ -163,7 +163,7 @@ pub fn run(opts: &VoeDataOptions) -> Result<VoeDataSummary> {
     Ok(VoeDataSummary {
         out: out.clone(),
         pairs: pairs.len(),
-        frames_per_twin: opts.context + POST + 1,
+        frames_per_twin: opts.context + FRAMES_AFTER_BREAK + 1,
         render_adapter: adapter,
         skipped: false,
     })

@@ -718,7 +718,7 @@ pub fn run(opts: &EvalOptions) -> Result<EvalReport> {
         pair_seeds: pairs.iter().map(|p| (p.category.name().to_string(), p.seed)).collect(),
         pairs_per_category: opts.voe_pairs,
         frames_before_break: b,
-        frames_after_break: sim::voe::POST,
+        frames_after_break: sim::voe::FRAMES_AFTER_BREAK,
         trained: voe_report(&trained_curves, b),
         trained_patch_max: voe_report(&patch_max_curves, b),
         random_init: voe_report(&random_curves, b),
@@ -1076,7 +1076,7 @@ pub fn surprise_cmd(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use train::data::FrameRow;
+    use train::data::TrainingFrame;
 
     /// The breakdown sorts frames by the paw's distance, the tilt and the table half, and its RMSE
     /// and spread are in cm; the CSV has a line per frame.
@@ -1142,7 +1142,7 @@ mod tests {
     }
 
     fn episode(seed: u64) -> EpisodeTensors {
-        let row = FrameRow { rgb: vec![0u8; 3 * 4 * 4], env_state: vec![0.0f32; 4], ..FrameRow::default() };
+        let row = TrainingFrame { rgb: vec![0u8; 3 * 4 * 4], env_state: vec![0.0f32; 4], ..TrainingFrame::default() };
         EpisodeTensors::from_rows(seed, 4, &[row.clone(), row])
     }
 

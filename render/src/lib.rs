@@ -11,7 +11,7 @@ pub mod renderer;
 pub mod stream;
 
 pub use batch::render_clips_rgb;
-pub use renderer::{RenderConfig, Renderer};
+pub use renderer::{RenderConfig, Renderer, quiet_runtime_dir};
 pub use stream::{FrameSource, RenderJob, StreamStats, run_render_loop, spawn_render_thread};
 
 #[derive(Debug, thiserror::Error)]

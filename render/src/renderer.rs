@@ -66,7 +66,7 @@ impl RenderConfig {
     pub fn validate(&self) -> Result<()> {
         if !(8..=2048).contains(&self.width) || !(8..=2048).contains(&self.height) {
             return Err(RenderError::Config(format!(
-                "frame size {}x{} must be within 8..=2048 on each side",
+                "frame size (width x height) {}x{} must be within 8..=2048 on each side",
                 self.width, self.height
             )));
         }
@@ -120,6 +120,7 @@ impl Renderer {
                 unsafe { std::env::set_var(key, value) };
             }
         }
+        quiet_runtime_dir();
         let mut app = App::new();
         let plugins = DefaultPlugins.build();
         // In a process that also runs a bevy window (the viewer), bevy has winit compiled in and
@@ -405,6 +406,27 @@ impl Renderer {
             }
         }
         Frame { tag, width: w as u32, height: h as u32, rgb }
+    }
+}
+
+/// Mesa's Vulkan loader prints "XDG_RUNTIME_DIR is invalid or not set" once per device it opens
+/// (twice per renderer) on machines without a login session (CI, containers, SSH). Where the
+/// variable is unset, point it at a private folder so the log says only what matters.
+pub fn quiet_runtime_dir() {
+    if std::env::var_os("XDG_RUNTIME_DIR").is_some() {
+        return;
+    }
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+    let user = std::env::var("USER").unwrap_or_else(|_| "user".into());
+    let dir = std::env::temp_dir().join(format!("cupworld-runtime-{user}"));
+    let _ = std::fs::DirBuilder::new().mode(0o700).create(&dir);
+    // Only a folder of our own that nobody else can read will do.
+    let me = std::fs::metadata("/proc/self").map(|m| m.uid()).ok();
+    let mine =
+        std::fs::metadata(&dir).is_ok_and(|m| m.is_dir() && m.permissions().mode() & 0o077 == 0 && Some(m.uid()) == me);
+    if mine {
+        // SAFETY: called before bevy starts any thread that could read the environment.
+        unsafe { std::env::set_var("XDG_RUNTIME_DIR", &dir) };
     }
 }
 

@@ -30,13 +30,13 @@ pub struct VoePair {
 /// moving twin was the surprising one for that alone).
 pub const DEFAULT_CONTEXT: usize = 16;
 /// Frames kept after the breaking point.
-pub const POST: usize = 8;
-/// The most context frames a pair may have (episodes must be longer than context + `POST`).
+pub const FRAMES_AFTER_BREAK: usize = 8;
+/// The most context frames a pair may have (episodes must be longer than context + `FRAMES_AFTER_BREAK`).
 pub const MAX_CONTEXT: usize = 40;
 
 fn env_config(task: Task) -> EnvConfig {
     // Lingering after the fall shows the cup landing (and, in the impossible twin, hovering).
-    EnvConfig { linger_steps: POST as u32 + 2, ..EnvConfig::for_task(task) }
+    EnvConfig { linger_steps: FRAMES_AFTER_BREAK as u32 + 2, ..EnvConfig::for_task(task) }
 }
 
 /// The possible episode: scenes (frame t is drawn before action t), actions, infos.
@@ -104,12 +104,12 @@ fn replay_impossible(
 /// cannot show the category well.
 fn break_point(category: Category, trace: &Trace, context: usize, rng: &mut ChaCha8Rng) -> Option<usize> {
     let len = trace.scenes.len();
-    if len < context + POST + 3 {
+    if len < context + FRAMES_AFTER_BREAK + 3 {
         return None;
     }
     let b = match category {
         Category::Teleport | Category::Vanish | Category::Recolor => {
-            let b = rng.random_range(context + 2..len - POST);
+            let b = rng.random_range(context + 2..len - FRAMES_AFTER_BREAK);
             trace.infos[b].on_table.then_some(b)?
         }
         Category::PassThrough => {
@@ -129,11 +129,11 @@ fn break_point(category: Category, trace: &Trace, context: usize, rng: &mut ChaC
             (i.cup.position[2] > -i.table_half_size[1] + 0.02).then_some(b)?
         }
     };
-    (b >= context && b + POST < len).then_some(b)
+    (b >= context && b + FRAMES_AFTER_BREAK < len).then_some(b)
 }
 
 /// `per_category` pairs of each category with `context` frames before the breaking point and
-/// `POST` after it, deterministic in `base_seed` and `context`.
+/// `FRAMES_AFTER_BREAK` after it, deterministic in `base_seed` and `context`.
 pub fn generate_pairs(
     per_category: usize,
     base_seed: u64,
@@ -165,7 +165,7 @@ pub fn generate_pairs(
             let Some(impossible) = replay_impossible(&mut env, seed, &trace.actions, b, category, &mut rng)? else {
                 continue;
             };
-            let (from, to) = (b - context, b + POST + 1);
+            let (from, to) = (b - context, b + FRAMES_AFTER_BREAK + 1);
             if impossible.len() < to {
                 continue;
             }
@@ -245,7 +245,7 @@ mod tests {
         for p in &pairs {
             let b = p.break_at;
             assert_eq!(b, DEFAULT_CONTEXT);
-            assert_eq!(p.possible.len(), DEFAULT_CONTEXT + POST + 1);
+            assert_eq!(p.possible.len(), DEFAULT_CONTEXT + FRAMES_AFTER_BREAK + 1);
             assert_eq!(p.impossible.len(), p.possible.len());
             assert_eq!(p.actions.len(), p.possible.len());
             assert_eq!(
@@ -308,7 +308,7 @@ mod tests {
     #[test]
     fn context_sets_the_frames_before_the_break() {
         let pairs = generate_pairs(2, 11, &[Category::Vanish], 6).unwrap();
-        assert!(pairs.iter().all(|p| p.break_at == 6 && p.possible.len() == 6 + POST + 1));
+        assert!(pairs.iter().all(|p| p.break_at == 6 && p.possible.len() == 6 + FRAMES_AFTER_BREAK + 1));
         for bad in [0, MAX_CONTEXT + 1] {
             let e = generate_pairs(1, 11, &[Category::Vanish], bad).err().expect("refused").to_string();
             assert!(e.contains(&format!("VoE context {bad}")), "{e}");

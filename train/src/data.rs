@@ -28,7 +28,7 @@ pub struct EpisodeTensors {
 
 /// One frame of an episode as read from a dataset or a live simulator.
 #[derive(Clone, Debug, Default)]
-pub struct FrameRow {
+pub struct TrainingFrame {
     /// RGB8, row-major (HWC).
     pub rgb: Vec<u8>,
     pub action: [f32; 2],
@@ -38,10 +38,10 @@ pub struct FrameRow {
     pub pusher: [f32; 2],
 }
 
-impl FrameRow {
-    pub fn new(rgb: Vec<u8>, action: [f32; 2], env_state: Vec<f32>, state: &[f32]) -> FrameRow {
+impl TrainingFrame {
+    pub fn new(rgb: Vec<u8>, action: [f32; 2], env_state: Vec<f32>, state: &[f32]) -> TrainingFrame {
         let at = |i: usize| state.get(i).copied().unwrap_or(f32::NAN);
-        FrameRow { rgb, action, env_state, pusher: [at(0), at(1)] }
+        TrainingFrame { rgb, action, env_state, pusher: [at(0), at(1)] }
     }
 }
 
@@ -58,7 +58,7 @@ impl EpisodeTensors {
     }
 
     /// From plain rows (one per frame).
-    pub fn from_rows(seed: u64, size: u32, rows: &[FrameRow]) -> EpisodeTensors {
+    pub fn from_rows(seed: u64, size: u32, rows: &[TrainingFrame]) -> EpisodeTensors {
         let t = rows.len() as i64;
         let s = size as i64;
         let rgb: Vec<u8> = rows.iter().flat_map(|r| r.rgb.iter().copied()).collect();
@@ -205,7 +205,9 @@ pub fn read_episodes(dir: &Path, image_size: i64) -> Result<Vec<EpisodeTensors>>
         let rows: Vec<_> = ep
             .rows
             .into_iter()
-            .map(|r| FrameRow::new(r.rgb, r.transition.action, r.transition.environment_state, &r.transition.state))
+            .map(|r| {
+                TrainingFrame::new(r.rgb, r.transition.action, r.transition.environment_state, &r.transition.state)
+            })
             .collect();
         out.push(EpisodeTensors::from_rows(ep.seed, image_size as u32, &rows));
         Ok(())
@@ -447,10 +449,14 @@ mod tests {
     /// A 40-frame episode whose frame `t` has every pixel `t`, and whose cup falls from frame 34
     /// on (when `falls`): 6 of its 35 six-frame clips (those starting at 29…34) reach the fall.
     fn episode(falls: bool) -> EpisodeTensors {
-        let rows: Vec<FrameRow> = (0..40)
+        let rows: Vec<TrainingFrame> = (0..40)
             .map(|t| {
                 let y = if falls && t >= 34 { 0.5 } else { 0.8 };
-                FrameRow { rgb: vec![t as u8; 4 * 4 * 3], env_state: vec![0.0, y, 0.0], ..FrameRow::default() }
+                TrainingFrame {
+                    rgb: vec![t as u8; 4 * 4 * 3],
+                    env_state: vec![0.0, y, 0.0],
+                    ..TrainingFrame::default()
+                }
             })
             .collect();
         EpisodeTensors::from_rows(0, 4, &rows)
@@ -474,11 +480,11 @@ mod tests {
     /// pusher found no free spot kept it in place: the cup's move alone).
     #[test]
     fn a_companion_shift_adds_the_cup_and_the_pusher_moves() {
-        let row = |cup: [f32; 3], pusher: [f32; 2]| FrameRow {
+        let row = |cup: [f32; 3], pusher: [f32; 2]| TrainingFrame {
             rgb: vec![0; 4 * 4 * 3],
             env_state: cup.to_vec(),
             pusher,
-            ..FrameRow::default()
+            ..TrainingFrame::default()
         };
         let real = EpisodeTensors::from_rows(0, 4, &vec![row([0.0, 0.8, 0.0], [0.1, 0.1]); 2]);
         let both =
@@ -496,12 +502,12 @@ mod tests {
         let eps: Vec<EpisodeTensors> = (0..3)
             .map(|e| {
                 let frames = Tensor::randint(256, [30, 64, 64, 3], (Kind::Uint8, tch::Device::Cpu));
-                let rows: Vec<FrameRow> = (0..30)
-                    .map(|t| FrameRow {
+                let rows: Vec<TrainingFrame> = (0..30)
+                    .map(|t| TrainingFrame {
                         rgb: Vec::try_from(frames.get(t).flatten(0, -1)).unwrap(),
                         action: [t as f32 * 0.1, e as f32 - 1.0],
                         env_state: vec![0.0, 0.8 - 0.01 * t as f32, 0.0],
-                        ..FrameRow::default()
+                        ..TrainingFrame::default()
                     })
                     .collect();
                 EpisodeTensors::from_rows(e, 64, &rows)
@@ -523,17 +529,17 @@ mod tests {
             let diff = (got - want).abs().max().double_value(&[]);
             assert!(diff < 1e-4, "{what} latents differ from the frames' by {diff}");
         }
-        assert_eq!(cache.bytes(), 2 * 2 * 90 * cfg.patches() * cfg.encoder.latent_dim * 4);
+        assert_eq!(cache.bytes(), 2 * 2 * 90 * cfg.tokens_per_frame() * cfg.encoder.latent_dim * 4);
     }
 
     #[test]
     fn model_step_clips_stride_through_the_episode_with_their_action_blocks() {
-        let rows: Vec<FrameRow> = (0..20)
-            .map(|t| FrameRow {
+        let rows: Vec<TrainingFrame> = (0..20)
+            .map(|t| TrainingFrame {
                 rgb: vec![t as u8; 4 * 4 * 3],
                 action: [t as f32, -(t as f32)],
                 env_state: vec![0.0, 0.8, 0.0],
-                ..FrameRow::default()
+                ..TrainingFrame::default()
             })
             .collect();
         let eps = [EpisodeTensors::from_rows(0, 4, &rows)];
@@ -582,12 +588,12 @@ mod tests {
     #[test]
     fn mirror_flips_about_half_the_clips_with_their_actions() {
         // Column c of every frame holds c; action x is +1 everywhere.
-        let rows: Vec<FrameRow> = (0..12)
-            .map(|_| FrameRow {
+        let rows: Vec<TrainingFrame> = (0..12)
+            .map(|_| TrainingFrame {
                 rgb: (0..4 * 4).flat_map(|i| [(i % 4) as u8; 3]).collect(),
                 action: [1.0, 0.5],
                 env_state: vec![0.0, 0.8, 0.0],
-                ..FrameRow::default()
+                ..TrainingFrame::default()
             })
             .collect();
         let eps = [EpisodeTensors::from_rows(0, 4, &rows)];

@@ -14,7 +14,7 @@ use render::{RenderConfig, RenderJob};
 use sim::{Actor, Env, EnvConfig, PolicyKind, episode_seed};
 use types::FrameTag;
 
-use crate::data::{EpisodeTensors, FrameRow};
+use crate::data::{EpisodeTensors, TrainingFrame};
 
 struct StepData {
     action: [f32; 2],
@@ -92,7 +92,7 @@ impl LiveSource {
                         rows.len()
                     );
                 }
-                rows.push(FrameRow::new(frame.rgb, step.action, step.env_state, &step.state));
+                rows.push(TrainingFrame::new(frame.rgb, step.action, step.env_state, &step.state));
                 if step.done {
                     let ep = EpisodeTensors::from_rows(step.seed, size, &std::mem::take(&mut rows));
                     if ep_tx.send(ep).is_err() {

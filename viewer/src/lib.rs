@@ -164,6 +164,7 @@ pub fn run(options: ViewerOptions) -> Result<ViewerSummary> {
         // SAFETY: no other thread has started yet.
         unsafe { std::env::set_var("WGPU_BACKEND", "vulkan") };
     }
+    render::quiet_runtime_dir();
 
     let summary = Arc::new(Mutex::new(ViewerSummary { window: [options.width, options.height], ..default() }));
     let mut app = App::new();

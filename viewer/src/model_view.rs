@@ -116,7 +116,7 @@ impl WorldModelView {
         let probe_path = probe;
         let probe = probe_path.map(Probe::load).transpose()?;
         if let (Some(p), Some(path)) = (&probe, probe_path) {
-            let features = model.cfg.patches() * model.cfg.encoder.latent_dim;
+            let features = model.cfg.tokens_per_frame() * model.cfg.encoder.latent_dim;
             let shape = (p.weight.size(), p.bias.size());
             if shape != (vec![features, 2], vec![2]) {
                 anyhow::bail!(

@@ -423,7 +423,7 @@ impl WmConfig {
     }
 
     /// Tokens per frame: the patch grid.
-    pub fn patches(&self) -> i64 {
+    pub fn tokens_per_frame(&self) -> i64 {
         self.grid() * self.grid()
     }
 

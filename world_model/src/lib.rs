@@ -21,19 +21,24 @@
 pub mod checkpoint;
 pub mod config;
 pub mod device;
+mod encoder;
+pub mod loss;
 pub mod model;
 pub mod optim;
+mod predictor;
+pub mod surprise;
+pub mod train_step;
 
 pub use checkpoint::{
     Checkpoint, load_checkpoint, load_model, load_model_online, read_checkpoint_config, save_checkpoint,
 };
 pub use config::{Distance, EmaConfig, EncoderConfig, LossConfig, OptimConfig, Phase, PredictorConfig, WmConfig};
 pub use device::parse_device;
-pub use model::{
-    Clips, Collapse, Counterfactual, LatentHistory, LossParts, StepReport, WorldModel, collapse_stats, frame_curve,
-    model_steps, per_frame, prediction_distance,
-};
+pub use loss::{Clips, Counterfactual, LossParts, prediction_distance};
+pub use model::{Collapse, WorldModel, collapse_stats, model_steps};
 pub use optim::AdamW;
+pub use surprise::{LatentHistory, frame_curve, per_frame};
+pub use train_step::StepReport;
 
 use std::path::PathBuf;
 

@@ -56,7 +56,7 @@ fn step_path_agrees_with_the_batch_surprise() {
     let actions = Tensor::randn([t, 2], (Kind::Float, Device::Cpu));
     let (curve, map) = model.surprise(&frames, &actions);
     assert_eq!(curve.len(), t as usize);
-    assert_eq!(map.size(), [t, model.cfg.patches()]);
+    assert_eq!(map.size(), [t, model.cfg.tokens_per_frame()]);
     assert!(curve[0].is_nan());
     let mut history = LatentHistory::new(&model.cfg);
     for i in 0..t {
@@ -85,8 +85,8 @@ fn the_rollout_loss_reusing_the_teacher_pass_equals_a_separate_rollout() {
     let parts = model.losses(&frames, &actions, None, Phase::Predictor);
     let (rollout, teacher) = tch::no_grad(|| {
         let flat = frames.flatten(0, 1);
-        let z = model.encode(&flat).reshape([3, 5, cfg.patches(), -1]);
-        let t = model.encode_target(&flat).reshape([3, 5, cfg.patches(), -1]);
+        let z = model.encode(&flat).reshape([3, 5, cfg.tokens_per_frame(), -1]);
+        let t = model.encode_target(&flat).reshape([3, 5, cfg.tokens_per_frame(), -1]);
         let roll = model.rollout(&z.narrow(1, 0, 3), &t.narrow(1, 0, 3), &actions.narrow(1, 0, 4), 2);
         let pred = model.predict(&z.narrow(1, 0, 4), &t.narrow(1, 0, 4), &actions.narrow(1, 0, 4));
         // The preset's distance (squared error since the small preset switched; Huber before).
@@ -129,7 +129,7 @@ fn with_frameskip_the_step_path_agrees_with_every_phase_of_the_batch_surprise() 
     let frames = random_frames(t);
     let actions = Tensor::randn([t, 2], (Kind::Float, Device::Cpu));
     let (curve, map) = model.surprise(&frames, &actions);
-    assert_eq!(map.size(), [t, cfg.patches()]);
+    assert_eq!(map.size(), [t, cfg.tokens_per_frame()]);
     assert!(curve[0].is_nan() && curve[1].is_nan(), "frames 0 and 1 have no frame two before them");
     assert!(curve[2..].iter().all(|v| v.is_finite()), "{curve:?}");
     // Each phase, fed frame by frame to `step` (which encodes every second frame and predicts once
@@ -198,7 +198,7 @@ fn surprise_ahead_scores_each_frame_by_a_rollout_from_earlier_frames() {
     let h = 3;
     let (curve, map) = model.surprise_ahead(&frames, &actions, h);
     assert!(curve[0].is_nan());
-    assert_eq!(map.size(), [t, model.cfg.patches()]);
+    assert_eq!(map.size(), [t, model.cfg.tokens_per_frame()]);
     let (z, tgt) = tch::no_grad(|| (model.encode(&frames), model.encode_target(&frames)));
     let w = model.cfg.clip_len - 1;
     for i in 1..t {
@@ -379,8 +379,8 @@ fn learns_action_conditioned_motion_better_than_copying() {
     let (f, a) = square_clip(32, cfg.clip_len, 10_000);
     let b = 32;
     let flat = f.flatten(0, 1);
-    let z = model.encode(&flat).reshape([b, cfg.clip_len, cfg.patches(), -1]);
-    let tgt = model.encode_target(&flat).reshape([b, cfg.clip_len, cfg.patches(), -1]);
+    let z = model.encode(&flat).reshape([b, cfg.clip_len, cfg.tokens_per_frame(), -1]);
+    let tgt = model.encode_target(&flat).reshape([b, cfg.clip_len, cfg.tokens_per_frame(), -1]);
     let n = cfg.clip_len - 1;
     let pred = tch::no_grad(|| model.predict(&z.narrow(1, 0, n), &tgt.narrow(1, 0, n), &a.narrow(1, 0, n)));
     let err = (&pred - tgt.narrow(1, 1, cfg.clip_len - 1)).abs().mean(Kind::Float).double_value(&[]);
