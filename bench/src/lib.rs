@@ -65,7 +65,7 @@ pub fn sim(seconds: f64, repeats: usize, json: bool) -> Result<()> {
     let substeps = EnvConfig::default().substeps() as f64;
     let mut rows = vec![];
     let bare = median((0..repeats).map(|i| env_steps_per_s(seconds, i as u64, true)).collect());
-    rows.push(("physics only (rapier step + kinematic paw)", 1, bare));
+    rows.push(("physics only (rapier step + kinematic pusher)", 1, bare));
     let env = median((0..repeats).map(|i| env_steps_per_s(seconds, i as u64, false)).collect());
     rows.push(("env.step (random actions, rewards, info)", 1, env));
     let parallel = median(

@@ -102,7 +102,7 @@ pub fn run(preset: &str, steps: usize, device: &str, json: bool) -> Result<()> {
     let clips = (Clips::Frames(&frames), &actions);
     let train_step_ms = median_step_ms(&cfg, clips, None, 0)?;
     let mut contrast = cfg.clone();
-    contrast.loss.counterfactual_encoder = 1.0;
+    contrast.loss.contrast = 1.0;
     let train_step_counterfactual_ms = median_step_ms(&contrast, clips, Some(&counterfactual), 0)?;
     // The encoder phase as the trainer runs it: `encoder_batch` frames as pairs.
     let recipe = WmConfig::encoder_first(&cfg, 3 * cfg.steps);

@@ -79,7 +79,7 @@ enum Command {
         seed: u64,
         /// Only these categories (repeatable): teleport, vanish, levitate, pass-through, recolor.
         #[arg(long)]
-        category: Vec<String>,
+        category: Vec<voe::Category>,
         /// Frame side in pixels (the world model's 64).
         #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(8..=2048))]
         size: u32,
@@ -649,14 +649,7 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Voe { out, pairs, seed, category, size, context } => {
-            let categories = if category.is_empty() {
-                voe::Category::ALL.to_vec()
-            } else {
-                category
-                    .iter()
-                    .map(|c| c.parse::<voe::Category>().map_err(|e| anyhow::anyhow!("--category: {e}")))
-                    .collect::<Result<Vec<_>>>()?
-            };
+            let categories = if category.is_empty() { voe::Category::ALL.to_vec() } else { category };
             let r = datagen::voe_datasets::run(&datagen::voe_datasets::VoeDataOptions {
                 out,
                 pairs_per_category: pairs as usize,

@@ -8,15 +8,15 @@ use anyhow::Result;
 pub struct ViewArgs {
     /// push-to-goal or knock-off.
     #[arg(long, default_value = "push-to-goal")]
-    pub task: String,
+    pub task: sim::Task,
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
     /// Who moves the pusher: keyboard (arrows / WASD), expert or random.
     #[arg(long, default_value = "keyboard")]
     pub policy: String,
-    /// Camera at start: free, model, top or side (`[` `]` cycle, Esc back to free).
-    #[arg(long, default_value = "free")]
-    pub camera: String,
+    /// Camera at start (`[` `]` cycle, Esc back to free).
+    #[arg(long, value_enum, default_value_t = CameraArg::Free)]
+    pub camera: CameraArg,
     /// Simulation speed × real time (`+` / `-` change it).
     #[arg(long, default_value_t = 1.0, value_parser = crate::view_speed)]
     pub speed: f32,
@@ -29,7 +29,7 @@ pub struct ViewArgs {
     /// The impossible-event category that V injects (C cycles): teleport, vanish, levitate,
     /// pass-through or recolor.
     #[arg(long, default_value = "teleport")]
-    pub violation: String,
+    pub violation: sim::Category,
     /// Inject the --violation category by itself at this control step of every episode (as if V
     /// were pressed), e.g. for a scripted demonstration or screenshot.
     #[arg(long, value_parser = clap::value_parser!(u32).range(0..=100_000))]
@@ -53,39 +53,49 @@ pub struct ViewArgs {
     /// With --frames: where to save the window as PNG (a .json beside it says what was drawn).
     #[arg(long)]
     pub screenshot: Option<PathBuf>,
-    #[arg(long, default_value_t = 1280, value_parser = clap::value_parser!(u32).range(64..=8192))]
+    #[arg(long, default_value_t = 1280, value_parser = clap::value_parser!(u32).range(240..=7680))]
     pub width: u32,
-    #[arg(long, default_value_t = 720, value_parser = clap::value_parser!(u32).range(64..=8192))]
+    #[arg(long, default_value_t = 720, value_parser = clap::value_parser!(u32).range(240..=7680))]
     pub height: u32,
-    /// Window quality: `high` (shadows, 4× MSAA) or `low` (neither; for software rendering).
-    /// The models' 64×64 frame is the same either way.
-    #[arg(long, default_value = "high")]
-    pub quality: String,
+    /// Window quality; the models' 64×64 frame is the same either way.
+    #[arg(long, value_enum, default_value_t = QualityArg::High)]
+    pub quality: QualityArg,
     /// Leave out the picture-in-picture of the models' 64×64 frame (and its second renderer).
     #[arg(long)]
     pub no_model_frame: bool,
 }
 
+/// `view --camera`.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum CameraArg {
+    /// Orbit with the mouse.
+    Free,
+    /// The models' camera, as the datasets are drawn.
+    Model,
+    Top,
+    Side,
+}
+
+/// `view --quality`.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum QualityArg {
+    /// Shadows and 4× MSAA.
+    High,
+    /// Neither: for software rendering.
+    Low,
+}
+
 #[cfg(feature = "viewer")]
 pub fn run(a: ViewArgs) -> Result<()> {
-    use anyhow::{Context, anyhow, bail};
-    let camera = match a.camera.as_str() {
-        "free" => viewer::CameraMode::Free,
-        "model" => viewer::CameraMode::Model,
-        "top" => viewer::CameraMode::Top,
-        "side" => viewer::CameraMode::Side,
-        other => bail!("--camera {other:?}: expected free, model, top or side"),
+    use anyhow::{Context, bail};
+    let camera = match a.camera {
+        CameraArg::Free => viewer::CameraMode::Free,
+        CameraArg::Model => viewer::CameraMode::Model,
+        CameraArg::Top => viewer::CameraMode::Top,
+        CameraArg::Side => viewer::CameraMode::Side,
     };
     if a.screenshot.is_some() && a.frames.is_none() {
         bail!("--screenshot needs --frames N (F12 takes screenshots in an interactive session)");
-    }
-    for (flag, v) in [("--width", a.width), ("--height", a.height)] {
-        if !(240..=7680).contains(&v) {
-            bail!("{flag} {v}: must be within 240..=7680 pixels");
-        }
-    }
-    if !(a.speed.is_finite() && a.speed > 0.0) {
-        bail!("--speed {}: must be a positive number", a.speed);
     }
     let world_model = match &a.world_model {
         Some(p) if !p.exists() => bail!("--world-model {}: no such file or directory", p.display()),
@@ -93,14 +103,14 @@ pub fn run(a: ViewArgs) -> Result<()> {
         None => None,
     };
     let options = viewer::ViewerOptions {
-        task: a.task.parse().map_err(|e| anyhow!("--task: {e}"))?,
+        task: a.task,
         seed: a.seed,
-        policy: a.policy.parse().map_err(|e| anyhow!("--policy: {e}"))?,
+        policy: a.policy.parse().map_err(|e| anyhow::anyhow!("--policy: {e}"))?,
         camera,
         speed: a.speed,
         paused: a.paused,
         show_help: a.show_help,
-        violation: a.violation.parse().map_err(|e| anyhow!("--violation: {e}"))?,
+        violation: a.violation,
         inject_at_step: a.inject_at_step,
         world_model,
         probe: a.probe,
@@ -110,11 +120,7 @@ pub fn run(a: ViewArgs) -> Result<()> {
         width: a.width,
         height: a.height,
         model_frame: !a.no_model_frame,
-        high_quality: match a.quality.as_str() {
-            "high" => true,
-            "low" => false,
-            other => bail!("--quality {other:?}: expected high or low"),
-        },
+        high_quality: matches!(a.quality, QualityArg::High),
     };
     if let Some(parent) = a.screenshot.as_ref().and_then(|p| p.parent()).filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;

@@ -166,7 +166,7 @@ fn bad_viewer_flags_are_named() {
     let err = common::fails(&["view", "--world-model", "/nonexistent/wm.safetensors"]);
     assert!(err.contains("/nonexistent/wm.safetensors"), "{err}");
     let err = common::fails(&["view", "--width", "0"]);
-    assert!(err.contains("invalid value '0' for '--width") && err.contains("64..=8192"), "{err}");
+    assert!(err.contains("invalid value '0' for '--width") && err.contains("240..=7680"), "{err}");
     let err = common::fails(&["view", "--speed", "100"]);
     assert!(err.contains("'--speed") && err.contains("0.0625..=16"), "{err}");
     let err = common::fails(&["view", "--screenshot", "x.png"]);

@@ -104,6 +104,7 @@ fn bad_inputs_are_refused_by_name() {
     let other = dir.path().join("other");
     let e = fails(&refs(&train(&data, other.to_str().unwrap(), &["--steps", "2"])));
     assert!(e.contains("fails verification") && e.contains("push-to-goal"), "{e}");
+    assert!(!other.exists(), "a refused train-wm left a run folder behind");
     // A config file with a typo names the key.
     let cfg = dir.path().join("bad.json");
     std::fs::write(&cfg, r#"{"clip_lenn": 4}"#).unwrap();
@@ -162,13 +163,13 @@ fn counterfactual_companions_are_paired_and_checked() {
         assert_eq!(teacher > 0.0, i >= 60, "step {i}: teacher {teacher}");
         assert_eq!(inverse > 0.0, i < 60, "step {i}: inverse dynamics {inverse}");
     }
-    for key in ["counterfactual_encoder", "counterfactual_metric"] {
+    for key in ["contrast", "graded"] {
         let v = lines[59][key].as_f64().unwrap();
         assert!(v > 0.0 && v < 5.0, "{key} = {v}");
     }
     // On the frozen encoder the counterfactual terms cannot train anything: they are not
     // computed, which saves an encoder pass per predictor step.
-    for key in ["counterfactual_encoder", "counterfactual_metric"] {
+    for key in ["contrast", "graded"] {
         assert_eq!(lines[63][key].as_f64(), Some(0.0), "{key} in the predictor phase");
     }
     let other = dir.path().join("other");
@@ -199,10 +200,10 @@ fn counterfactual_companions_are_paired_and_checked() {
     // Counterfactual weights in a config without counterfactual data.
     let cfg = dir.path().join("cf.json");
     let mut c = serde_json::to_value(world_model::WmConfig::preset("tiny").unwrap()).unwrap();
-    c["loss"]["counterfactual_encoder"] = 1.0.into();
+    c["loss"]["contrast"] = 1.0.into();
     std::fs::write(&cfg, c.to_string()).unwrap();
     let e = fails(&["train-wm", "--data", &data, "--out", o, "--config", cfg.to_str().unwrap()]);
-    assert!(e.contains("loss.counterfactual") && e.contains("--counterfactual-data"), "{e}");
+    assert!(e.contains("loss.contrast (1)") && e.contains("--counterfactual-data"), "{e}");
 }
 
 #[test]

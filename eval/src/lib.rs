@@ -439,7 +439,7 @@ impl CupPredictions {
         }
     }
 
-    fn paw_distance(&self, i: usize) -> f64 {
+    fn pusher_distance(&self, i: usize) -> f64 {
         let (c, p) = (self.truth[i], self.pusher[i]);
         (c[0] - p[0]).hypot(c[1] - p[1])
     }
@@ -468,8 +468,8 @@ impl CupPredictions {
         };
         vec![
             row("every test frame", &|_| true),
-            row("paw within 8 cm of the cup", &|i| self.paw_distance(i) < 0.08),
-            row("paw farther", &|i| self.paw_distance(i) >= 0.08),
+            row("pusher within 8 cm of the cup", &|i| self.pusher_distance(i) < 0.08),
+            row("pusher farther", &|i| self.pusher_distance(i) >= 0.08),
             row("cup upright (tilt < 20°)", &|i| self.tilt_deg[i] < 20.0),
             row("cup tipped (tilt ≥ 20°)", &|i| self.tilt_deg[i] >= 20.0),
             row("near half of the table (z > 0)", &|i| self.truth[i][1] > 0.0),
@@ -1099,8 +1099,8 @@ mod tests {
         assert_eq!(all.frames, 4);
         assert!(close(all.rmse_cm, [(18.0f64 / 4.0).sqrt(), (32.0f64 / 4.0).sqrt()]), "{:?}", all.rmse_cm);
         assert!(close(all.spread_cm, [10.0, 10.0]), "{:?}", all.spread_cm);
-        assert_eq!(get("paw within").frames, 1);
-        assert!(close(get("paw within").rmse_cm, [3.0, 0.0]));
+        assert_eq!(get("pusher within").frames, 1);
+        assert!(close(get("pusher within").rmse_cm, [3.0, 0.0]));
         assert_eq!(get("cup tipped").frames, 1);
         assert!(close(get("cup tipped").rmse_cm, [0.0, 4.0]));
         let (near, far) = (get("near half"), get("far half"));

@@ -13,7 +13,7 @@ use types::{ObjectKind, SceneSnapshot};
 use crate::Info;
 
 /// The default range of how far the cup is moved, in metres (uniform). The lower end is about
-/// one cup diameter. The graded term (`loss.counterfactual_metric`) asks latent distances to grow
+/// one cup diameter. The graded term (`loss.graded`) asks latent distances to grow
 /// with the shift, so the shifts span much of the table: with 3–10 cm the probe on the encoder it
 /// trained read 0.77 / 0.83, with 3–25 cm 0.95 / 0.93 (experiments/2026-11-29-encoder-first).
 pub const DISPLACEMENT: [f32; 2] = [0.03, 0.25];

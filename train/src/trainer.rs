@@ -162,14 +162,8 @@ struct TrainerState {
 pub struct MetricsLine {
     pub step: u64,
     pub loss: f64,
-    pub teacher: f64,
-    pub rollout: f64,
-    pub variance: f64,
-    pub covariance: f64,
-    /// The counterfactual contrast and graded term on the encoder, and inverse dynamics.
-    pub counterfactual_encoder: f64,
-    pub counterfactual_metric: f64,
-    pub inverse_dynamics: f64,
+    #[serde(flatten)]
+    pub terms: world_model::LossTerms,
     pub grad_norm: f64,
     pub lr: f64,
     pub momentum: f64,
@@ -359,14 +353,14 @@ pub fn run(opts: &TrainOptions) -> Result<TrainSummary> {
     let paired = matches!(opts.data, DataSource::DatasetsWithCounterfactuals { .. });
     if cfg.loss.uses_counterfactuals() && !paired {
         bail!(
-            "loss.counterfactual_encoder ({}) / loss.counterfactual_metric ({}) need counterfactual frames: \
+            "loss.contrast ({}) / loss.graded ({}) need counterfactual frames: \
              give --counterfactual-data (datasets made with gen --counterfactual), or set them to 0",
-            cfg.loss.counterfactual_encoder,
-            cfg.loss.counterfactual_metric
+            cfg.loss.contrast,
+            cfg.loss.graded
         );
     }
     if paired && !cfg.loss.uses_counterfactuals() {
-        bail!("--counterfactual-data given but loss.counterfactual_encoder and loss.counterfactual_metric are both 0");
+        bail!("--counterfactual-data given but loss.contrast and loss.graded are both 0");
     }
     let out = &opts.out;
     let checkpoints = all_checkpoints(out)?;
@@ -565,13 +559,7 @@ pub fn run(opts: &TrainOptions) -> Result<TrainSummary> {
             val_copy_last: val.map(|v| v.1),
             step: state.step,
             loss: report.loss,
-            teacher: report.teacher,
-            rollout: report.rollout,
-            variance: report.variance,
-            covariance: report.covariance,
-            counterfactual_encoder: report.counterfactual_encoder,
-            counterfactual_metric: report.counterfactual_metric,
-            inverse_dynamics: report.inverse_dynamics,
+            terms: report.terms,
             grad_norm: report.grad_norm,
             lr: report.lr,
             momentum: report.momentum,
@@ -710,24 +698,18 @@ fn write_plots(out: &Path, history: &[MetricsLine], cfg: &WmConfig) -> Result<()
                 pts(f).into_iter().filter(|p| p.1 > 0.0).collect()
             };
             let mut series = vec![
-                Series::new(format!("teacher-forced ({distance})"), smooth(&nonzero_pts(&|m| m.teacher), w)),
-                Series::new(format!("rollout ({distance})"), smooth(&nonzero_pts(&|m| m.rollout), w)),
-                Series::new("variance hinge", smooth(&pts(&|m| m.variance), w)),
+                Series::new(format!("teacher-forced ({distance})"), smooth(&nonzero_pts(&|m| m.terms.teacher), w)),
+                Series::new(format!("rollout ({distance})"), smooth(&nonzero_pts(&|m| m.terms.rollout), w)),
+                Series::new("variance hinge", smooth(&pts(&|m| m.terms.variance), w)),
             ];
-            if ok.iter().any(|m| m.counterfactual_encoder > 0.0) {
-                series.push(Series::new(
-                    "counterfactual (encoder)",
-                    smooth(&nonzero_pts(&|m| m.counterfactual_encoder), w),
-                ));
+            if ok.iter().any(|m| m.terms.contrast > 0.0) {
+                series.push(Series::new("counterfactual (encoder)", smooth(&nonzero_pts(&|m| m.terms.contrast), w)));
             }
-            if ok.iter().any(|m| m.counterfactual_metric > 0.0) {
-                series.push(Series::new(
-                    "counterfactual (graded)",
-                    smooth(&nonzero_pts(&|m| m.counterfactual_metric), w),
-                ));
+            if ok.iter().any(|m| m.terms.graded > 0.0) {
+                series.push(Series::new("counterfactual (graded)", smooth(&nonzero_pts(&|m| m.terms.graded), w)));
             }
-            if ok.iter().any(|m| m.inverse_dynamics > 0.0) {
-                series.push(Series::new("inverse dynamics", smooth(&nonzero_pts(&|m| m.inverse_dynamics), w)));
+            if ok.iter().any(|m| m.terms.inverse_dynamics > 0.0) {
+                series.push(Series::new("inverse dynamics", smooth(&nonzero_pts(&|m| m.terms.inverse_dynamics), w)));
             }
             series
         },

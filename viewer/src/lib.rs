@@ -116,7 +116,7 @@ pub fn check_display() -> Result<()> {
         // winit is built with X11 only (Wayland would pull in more system libraries): under a
         // Wayland session without XWayland's DISPLAY it cannot open a window.
         (None, Some(w)) => bail!(
-            "WAYLAND_DISPLAY={} is set but DISPLAY is not: this viewer opens X11 windows only. Enable              XWayland (it sets DISPLAY), or run headless: xvfb-run -s \"-screen 0 1280x800x24\" cupworld view ...",
+            "WAYLAND_DISPLAY={} is set but DISPLAY is not: this viewer opens X11 windows only. Enable XWayland (it sets DISPLAY), or run headless: xvfb-run -s \"-screen 0 1280x800x24\" cupworld view ...",
             w.to_string_lossy()
         ),
         (Some(_), Some(_)) => Ok(()),

@@ -21,11 +21,8 @@ pub struct EncoderConfig {
 
 impl Default for EncoderConfig {
     fn default() -> Self {
-        // A stride-1 stage at the stem's 16 × 16 grid before the two halvings: the cup (3–5 px)
-        // and the paw (2 px) keep their own cells there. With the paw in the companions, the
-        // linear probes read cup 0.84 / 0.78 and paw 0.91 / 0.90 where 32/64/128 at strides
-        // 4/2/2 read 0.71 / 0.71 and 0.76 / 0.76, one encoder phase each
-        // (experiments/2026-11-30-stride1).
+        // A stride-1 stage at the stem's 16 × 16 grid before the two halvings, so the cup (3–5 px)
+        // and the paw (2 px) keep cells of their own (experiments/2026-11-30-stride1).
         EncoderConfig { channels: vec![32, 32, 64, 128], strides: vec![4, 1, 2, 2], latent_dim: 64, coords: true }
     }
 }
@@ -38,14 +35,11 @@ pub struct PredictorConfig {
     pub heads: i64,
     pub mlp_ratio: i64,
     /// Dropout on each block's two residual branches (attention, MLP) while training, as GPT-2
-    /// and nanoGPT place it. The predictor on the frozen encoder overfits its 800 training
-    /// episodes: 8% below copy-last on them and 5% above on unseen ones after 5,000 steps
-    /// (experiments/2026-11-30-kv-rollout). 0 (and absent, in older configs): off.
+    /// and nanoGPT place it; 0: off.
     pub dropout: f64,
     /// Polyak average of the predictor's weights, the decay per predictor step (0.999 averages
-    /// over ~1,000 steps; 0, and absent in older configs: off). Evaluation, `surprise` and the
-    /// viewer predict with the average; training-time validation scores it. Held-out L1 swings
-    /// ±3% around copy-last between validations 250 steps apart (experiments/2026-11-30-kv-rollout).
+    /// over ~1,000 steps; 0: off). Evaluation, `surprise` and the viewer predict with the average,
+    /// which is steadier than the weights of any one step (experiments/2026-11-30-average).
     pub average: f64,
 }
 
@@ -80,16 +74,16 @@ pub struct LossConfig {
     /// `softplus((d(z, own) − d(z, counterfactual)) / tau)`, `d` the mean L1 over the frame's
     /// tokens. A latent-prediction loss alone lets the encoder drop a 3–4-pixel cup (what is not
     /// encoded need not be predicted); this term cannot be met without seeing it. 0 = off.
-    pub counterfactual_encoder: f64,
+    pub contrast: f64,
     /// Temperature of the contrast, in units of mean L1 between latents.
-    pub counterfactual_tau: f64,
+    pub contrast_tau: f64,
     /// Weight of the graded counterfactual term on the encoder: each frame's latent distance to
     /// its counterfactual (mean L1 to its target latents), relative to the batch mean, should equal
     /// how far the cup was moved, relative to the batch mean:
     /// `mean((d_i / mean(d) − r_i / mean(r))²)`. The contrast alone is met by any feature that
     /// changes when the cup shifts (a hash of its position); asking distances to grow with the
     /// shift asks for a smooth code of where the cup is, which a linear map can read. 0 = off.
-    pub counterfactual_metric: f64,
+    pub graded: f64,
     /// Weight of an inverse-dynamics term on the encoder: a small head reads the action taken
     /// between two consecutive frames from their latents (MSE). The counterfactual terms make
     /// the encoder keep the cup but nothing asks it to keep the paw, and a predictor cannot
@@ -101,7 +95,7 @@ pub struct LossConfig {
 impl LossConfig {
     /// True when a counterfactual term is on (the data must then carry counterfactual frames).
     pub fn uses_counterfactuals(&self) -> bool {
-        self.counterfactual_encoder > 0.0 || self.counterfactual_metric > 0.0
+        self.contrast > 0.0 || self.graded > 0.0
     }
 }
 
@@ -115,9 +109,9 @@ impl Default for LossConfig {
             variance: 1.0,
             std_target: 0.5,
             covariance: 0.04,
-            counterfactual_encoder: 0.0,
-            counterfactual_tau: 0.02,
-            counterfactual_metric: 0.0,
+            contrast: 0.0,
+            contrast_tau: 0.02,
+            graded: 0.0,
             inverse_dynamics: 0.0,
         }
     }
@@ -195,11 +189,10 @@ pub struct WmConfig {
     pub action_dim: i64,
     /// Frames per model step (DINO-WM's frameskip): the predictor sees every `frameskip`-th frame
     /// and, with each, the `frameskip` actions taken until the next one (concatenated), and
-    /// predicts `frameskip` frames ahead. At 10 frames/s a one-frame change is a pixel or two of a
-    /// 4-pixel cup, which no predictor forecast better than "nothing changes"; four frames ahead a
-    /// push or a fall is large enough to be foreseen (experiments/2026-11-30-frameskip).
-    /// Horizons, rollouts and `clip_len` count model steps. 1 (and absent, in older configs):
-    /// every frame.
+    /// predicts `frameskip` frames ahead: at 10 frames/s one frame moves a 4-pixel cup by a pixel
+    /// or two, too little to foresee, and four frames move it enough
+    /// (experiments/2026-11-30-frameskip). Horizons, rollouts and `clip_len` count model steps;
+    /// 1: every frame.
     pub frameskip: i64,
     pub encoder: EncoderConfig,
     pub predictor: PredictorConfig,
@@ -275,37 +268,24 @@ impl WmConfig {
             action_dim: 2,
             frameskip: 4,
             encoder: EncoderConfig::default(),
-            // Evaluation predicts with the weights averaged over ~1,000 steps: on one run, one-step
-            // held-out L1 3% and 8-step 6% lower than the trained weights', VoE the same (72.9%
-            // vs 73.4%; experiments/2026-11-30-average).
             predictor: PredictorConfig::default(),
-            // Clips of 4 model steps (3 of context, 12 frames): 4,000 predictor steps take the time
-            // of 2,500 with 6, and scored VoE 68% to 65% (experiments/2026-11-30-context). VoE
-            // rose with steps on earlier encoders (79% at 8,000). On latents cached once a step
-            // takes ~113 ms instead of ~140; on the stride-1 encoder 5,300 steps scored VoE as
-            // 4,000 did (87.9 vs 88.6% on 1,500 pairs; experiments/2026-11-30-latent-cache), and
-            // with the 15,000-step encoder phase 4,000 keep the main job within 30 minutes
-            // (held-out one-step L1 0.0993 at step 4,000 of 5,300, 0.0984 at the end;
-            // experiments/2026-12-01-table-camera).
+            // Short clips buy more predictor steps in the same time (experiments/2026-11-30-context);
+            // more than 4,000 steps bought nothing measurable (experiments/2026-11-30-latent-cache).
             clip_len: 4,
             rollout_steps: 2,
             batch_size: 32,
             steps: 4000,
-            // Falls are what levitate asks about and few clips hold one; the Rust predictor with
-            // falls x8 scored VoE 64% (pass-through 23%) where x2 scored 61% (8%)
+            // Falls are what levitate asks about and few clips hold one
             // (experiments/2026-11-30-frameskip).
             fall_weight: 8.0,
-            // Mirrored clips: held-out prediction no longer worsens with training; with the
-            // squared loss below, L1 8% lower at one and eight model steps, VoE the same (77.6 vs
-            // 78.1%) (experiments/2026-11-30-mirror).
+            // Mirrored clips double the distinct clips, and held-out prediction stops worsening
+            // with training (experiments/2026-11-30-mirror).
             mirror: true,
             encoder_steps: 0,
             encoder_batch: 0,
             // The predictor learns the mean next latent (DINO-WM's loss) rather than the median
-            // (V-JEPA's L1, huber): when a fall or a push is uncertain the median bets on "no
-            // move", which makes the cup that does move the surprising twin. On one frozen
-            // encoder: VoE 78.1% vs 72.9% (levitate 40 vs 23%, pass-through 53 vs 45%), one-step
-            // L1 7% worse (experiments/2026-11-30-mirror).
+            // (V-JEPA's L1): when a fall or a push is uncertain the median bets on "no move", which
+            // makes the cup that does move the surprising twin (experiments/2026-11-30-mirror).
             loss: LossConfig::default(),
             ema: EmaConfig::default(),
             optim: OptimConfig::default(),
@@ -370,11 +350,8 @@ impl WmConfig {
     }
 
     /// The encoder phase's length in the encoder-first recipe for a built-in preset, what the
-    /// main job runs: with `small` the probe reads the cup after ~1,400 steps and the paw
-    /// after 7,500 (stride-1 encoder: paw x / z 0.83 / 0.77 after 5,000 steps, 0.91 / 0.90 after
-    /// 7,500; experiments/2026-11-30-stride1); precisely (R² ≥ 0.95) only after more: cup
-    /// 0.94 / 0.92 after 7,500 steps and 0.98 / 0.97 after 15,000 on the same data, 10 min on a
-    /// Sapphire Rapids 2-core machine (experiments/2026-12-01-table-camera).
+    /// main job runs: the probe reads the cup and the paw to R² ≥ 0.95 only after ~15,000 steps
+    /// of `small` (experiments/2026-12-01-table-camera).
     pub fn preset_encoder_steps(name: &str) -> Result<u64> {
         match name {
             "small" => Ok(15_000),
@@ -394,9 +371,9 @@ impl WmConfig {
         cfg.encoder_steps = encoder_steps;
         cfg.encoder_batch = 64;
         cfg.steps = cfg.encoder_steps + base.steps;
-        cfg.loss.counterfactual_encoder = 1.0;
-        cfg.loss.counterfactual_metric = 1.0;
-        cfg.loss.counterfactual_tau = 0.005;
+        cfg.loss.contrast = 1.0;
+        cfg.loss.graded = 1.0;
+        cfg.loss.contrast_tau = 0.005;
         cfg.loss.inverse_dynamics = 1.0;
         cfg.optim.encoder_lr_scale = 0.0;
         cfg
@@ -531,8 +508,8 @@ impl WmConfig {
             ("loss.variance", self.loss.variance),
             ("loss.std_target", self.loss.std_target),
             ("loss.covariance", self.loss.covariance),
-            ("loss.counterfactual_encoder", self.loss.counterfactual_encoder),
-            ("loss.counterfactual_metric", self.loss.counterfactual_metric),
+            ("loss.contrast", self.loss.contrast),
+            ("loss.graded", self.loss.graded),
             ("loss.inverse_dynamics", self.loss.inverse_dynamics),
             ("optim.weight_decay", self.optim.weight_decay),
             ("optim.grad_clip", self.optim.grad_clip),
@@ -543,8 +520,8 @@ impl WmConfig {
                 return bad(key, format!("{v} must be a finite number >= 0"));
             }
         }
-        if !(self.loss.counterfactual_tau.is_finite() && self.loss.counterfactual_tau > 0.0) {
-            return bad("loss.counterfactual_tau", format!("{} must be positive", self.loss.counterfactual_tau));
+        if !(self.loss.contrast_tau.is_finite() && self.loss.contrast_tau > 0.0) {
+            return bad("loss.contrast_tau", format!("{} must be positive", self.loss.contrast_tau));
         }
         if !(self.loss.huber_beta.is_finite() && self.loss.huber_beta > 0.0) {
             return bad("loss.huber_beta", format!("{} must be positive", self.loss.huber_beta));

@@ -34,7 +34,7 @@ pub use checkpoint::{
 };
 pub use config::{Distance, EmaConfig, EncoderConfig, LossConfig, OptimConfig, Phase, PredictorConfig, WmConfig};
 pub use device::parse_device;
-pub use loss::{Clips, Counterfactual, LossParts, prediction_distance};
+pub use loss::{Clips, Counterfactual, LossParts, LossTerms, prediction_distance};
 pub use model::{Collapse, WorldModel, collapse_stats, model_steps};
 pub use optim::AdamW;
 pub use surprise::{LatentHistory, frame_curve, per_frame};

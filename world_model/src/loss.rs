@@ -14,22 +14,33 @@ pub enum Clips<'a> {
     Latents { online: &'a Tensor, target: &'a Tensor },
 }
 
+/// Each loss term of one batch, unweighted (0 for a term that is off or not computed in this
+/// phase). One struct, so a new term is added in one place: the step report and the trainer's
+/// metrics log carry it as it is.
+#[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct LossTerms {
+    /// The teacher-forced next-step prediction distance.
+    pub teacher: f64,
+    /// The autoregressive rollout's distance.
+    pub rollout: f64,
+    /// The variance hinge and the covariance penalty on the encoder's latents.
+    pub variance: f64,
+    pub covariance: f64,
+    /// The counterfactual contrast on the encoder (0 without counterfactual frames). ln 2 ≈ 0.693
+    /// means "cannot tell a frame from its counterfactual".
+    pub contrast: f64,
+    /// The graded counterfactual term (0 = distances exactly proportional to shifts).
+    pub graded: f64,
+    /// The inverse-dynamics MSE (0 when off, frozen, or with one frame per clip).
+    pub inverse_dynamics: f64,
+}
+
 /// The losses of one training batch.
 #[derive(Debug)]
 pub struct LossParts {
     /// The weighted sum to back-propagate.
     pub total: Tensor,
-    pub teacher: f64,
-    pub rollout: f64,
-    pub variance: f64,
-    pub covariance: f64,
-    /// The counterfactual contrast on the encoder (unweighted; 0 without counterfactual frames).
-    /// ln 2 ≈ 0.693 means "cannot tell a frame from its counterfactual".
-    pub counterfactual_encoder: f64,
-    /// The graded counterfactual term (unweighted; 0 = distances exactly proportional to shifts).
-    pub counterfactual_metric: f64,
-    /// The inverse-dynamics MSE (unweighted; 0 when off, frozen, or with one frame per clip).
-    pub inverse_dynamics: f64,
+    pub terms: LossTerms,
     /// Target latents of the batch `[b, t, P, D]` (no grad), for collapse statistics.
     pub targets: Tensor,
 }
@@ -183,10 +194,10 @@ impl WorldModel {
             Some(cf) => {
                 let cf_targets = self.encode_target(&cf.frames.flatten(0, 1)).reshape([b, t, p, d]);
                 let contrast = |x: &Tensor, own: &Tensor, other: &Tensor| {
-                    ((frame_l1(x, own) - frame_l1(x, other)) / l.counterfactual_tau).softplus().mean(Kind::Float)
+                    ((frame_l1(x, own) - frame_l1(x, other)) / l.contrast_tau).softplus().mean(Kind::Float)
                 };
-                let on_enc = if l.counterfactual_encoder > 0.0 { contrast(&z, &targets, &cf_targets) } else { zero() };
-                let metric = if l.counterfactual_metric > 0.0 {
+                let on_enc = if l.contrast > 0.0 { contrast(&z, &targets, &cf_targets) } else { zero() };
+                let metric = if l.graded > 0.0 {
                     let dist = frame_l1(&z, &cf_targets); // [b, t]
                     let shift = cf.shift.to_device(self.device()).to_kind(Kind::Float);
                     let rel_dist = &dist / (dist.mean(Kind::Float).detach() + 1e-6);
@@ -213,18 +224,20 @@ impl WorldModel {
             + &rollout * l.rollout
             + &variance * l.variance
             + &covariance * l.covariance
-            + &cf_enc * l.counterfactual_encoder
-            + &cf_metric * l.counterfactual_metric
+            + &cf_enc * l.contrast
+            + &cf_metric * l.graded
             + &inverse * l.inverse_dynamics;
         LossParts {
             total,
-            teacher: teacher.double_value(&[]),
-            rollout: rollout.double_value(&[]),
-            variance: variance.double_value(&[]),
-            covariance: covariance.double_value(&[]),
-            counterfactual_encoder: cf_enc.double_value(&[]),
-            counterfactual_metric: cf_metric.double_value(&[]),
-            inverse_dynamics: inverse.double_value(&[]),
+            terms: LossTerms {
+                teacher: teacher.double_value(&[]),
+                rollout: rollout.double_value(&[]),
+                variance: variance.double_value(&[]),
+                covariance: covariance.double_value(&[]),
+                contrast: cf_enc.double_value(&[]),
+                graded: cf_metric.double_value(&[]),
+                inverse_dynamics: inverse.double_value(&[]),
+            },
             targets,
         }
     }

@@ -5,20 +5,15 @@ use tch::Tensor;
 
 use crate::WorldModel;
 use crate::config::Phase;
-use crate::loss::{Clips, Counterfactual};
+use crate::loss::{Clips, Counterfactual, LossTerms};
 use crate::model::{Collapse, collapse_stats};
 
 /// What one optimisation step did.
 #[derive(Clone, Copy, Debug, serde::Serialize)]
 pub struct StepReport {
     pub loss: f64,
-    pub teacher: f64,
-    pub rollout: f64,
-    pub variance: f64,
-    pub covariance: f64,
-    pub counterfactual_encoder: f64,
-    pub counterfactual_metric: f64,
-    pub inverse_dynamics: f64,
+    #[serde(flatten)]
+    pub terms: LossTerms,
     pub grad_norm: f64,
     pub lr: f64,
     pub momentum: f64,
@@ -69,21 +64,8 @@ impl WorldModel {
         // A frozen encoder's target is frozen too: momentum 1, as logged.
         let momentum = if self.cfg.encoder_frozen_at(step) { 1.0 } else { self.cfg.ema_at(step) };
         let lr = self.cfg.lr_at(step);
-        let mut report = StepReport {
-            loss,
-            teacher: parts.teacher,
-            rollout: parts.rollout,
-            variance: parts.variance,
-            covariance: parts.covariance,
-            counterfactual_encoder: parts.counterfactual_encoder,
-            counterfactual_metric: parts.counterfactual_metric,
-            inverse_dynamics: parts.inverse_dynamics,
-            grad_norm: f64::NAN,
-            lr,
-            momentum,
-            skipped: true,
-            collapse,
-        };
+        let mut report =
+            StepReport { loss, terms: parts.terms, grad_norm: f64::NAN, lr, momentum, skipped: true, collapse };
         if !loss.is_finite() {
             return report;
         }

@@ -93,9 +93,9 @@ fn the_rollout_loss_reusing_the_teacher_pass_equals_a_separate_rollout() {
         let dist = |a: &Tensor, b: &Tensor| prediction_distance(&cfg.loss, a, b);
         (dist(&roll, &t.narrow(1, 3, 2)).double_value(&[]), dist(&pred, &t.narrow(1, 1, 4)).double_value(&[]))
     });
-    assert!((parts.teacher - teacher).abs() < 1e-6, "teacher {} vs {teacher}", parts.teacher);
-    assert!((parts.rollout - rollout).abs() < 1e-6, "rollout {} vs {rollout}", parts.rollout);
-    assert!(parts.rollout > 0.0);
+    assert!((parts.terms.teacher - teacher).abs() < 1e-6, "teacher {} vs {teacher}", parts.terms.teacher);
+    assert!((parts.terms.rollout - rollout).abs() < 1e-6, "rollout {} vs {rollout}", parts.terms.rollout);
+    assert!(parts.terms.rollout > 0.0);
 }
 
 #[test]
@@ -408,13 +408,13 @@ fn counterfactual_contrast_learns_where_the_square_is() {
     tch::set_num_threads(1);
     tch::manual_seed(8);
     let mut cfg = square_world_config();
-    cfg.loss.counterfactual_encoder = 1.0;
+    cfg.loss.contrast = 1.0;
     cfg.encoder_steps = cfg.steps - 1;
     let mut model = WorldModel::new(&cfg, Device::Cpu).unwrap();
     let (f, a) = square_clip(4, cfg.clip_len, 20_000);
     let same = tch::no_grad(|| model.losses(&f, &a, Some(&unmeasured(f.copy())), Phase::Encoder));
     let ln2 = std::f64::consts::LN_2;
-    assert!((same.counterfactual_encoder - ln2).abs() < 1e-5, "identical: {}", same.counterfactual_encoder);
+    assert!((same.terms.contrast - ln2).abs() < 1e-5, "identical: {}", same.terms.contrast);
     // Frame t + 1's counterfactual is frame t: the square where it was.
     let stale = |f: &Tensor| Tensor::cat(&[f.narrow(1, 0, 1), f.narrow(1, 0, cfg.clip_len - 1)], 1);
     let mut opt = AdamW::new(&model.vs);
@@ -424,7 +424,7 @@ fn counterfactual_contrast_learns_where_the_square_is() {
         assert!(!report.skipped, "step {step} skipped: {report:?}");
     }
     let after = tch::no_grad(|| model.losses(&f, &a, Some(&unmeasured(stale(&f))), Phase::Encoder));
-    assert!(after.counterfactual_encoder < 0.5 * ln2, "encoder contrast {}", after.counterfactual_encoder);
+    assert!(after.terms.contrast < 0.5 * ln2, "encoder contrast {}", after.terms.contrast);
 }
 
 /// Frames `[b, t, 3, 64, 64]` with one 8×8 white square at each `(x, y)` in pixels.
@@ -503,8 +503,8 @@ fn encoder_first_trains_the_encoder_then_the_predictor_alone() {
     let (enc0, pred0, target0) = (snapshot(&model, "encoder."), snapshot(&model, "predictor."), target(&model));
     for step in 0..3 {
         let r = model.train_step(&mut opt, &f, &a, Some(&cf), step);
-        assert!(!r.skipped && r.teacher == 0.0 && r.rollout == 0.0, "encoder phase step {step}: {r:?}");
-        assert!(r.counterfactual_metric > 0.0 && r.inverse_dynamics > 0.0, "encoder terms taken: {r:?}");
+        assert!(!r.skipped && r.terms.teacher == 0.0 && r.terms.rollout == 0.0, "encoder phase step {step}: {r:?}");
+        assert!(r.terms.graded > 0.0 && r.terms.inverse_dynamics > 0.0, "encoder terms taken: {r:?}");
     }
     let (enc1, pred1) = (snapshot(&model, "encoder."), snapshot(&model, "predictor."));
     assert!(!same(&enc0, &enc1), "the encoder did not train in its phase");
@@ -513,7 +513,7 @@ fn encoder_first_trains_the_encoder_then_the_predictor_alone() {
     assert!(!same(&target0, &target1), "the target did not follow the encoder in its phase");
     for step in 3..6 {
         let r = model.train_step(&mut opt, &f, &a, Some(&cf), step);
-        assert!(!r.skipped && r.teacher > 0.0 && r.inverse_dynamics == 0.0, "joint step {step}: {r:?}");
+        assert!(!r.skipped && r.terms.teacher > 0.0 && r.terms.inverse_dynamics == 0.0, "joint step {step}: {r:?}");
     }
     let (enc2, pred2) = (snapshot(&model, "encoder."), snapshot(&model, "predictor."));
     assert!(same(&enc1, &enc2), "the frozen encoder changed");
@@ -559,8 +559,12 @@ fn a_step_on_cached_latents_is_the_step_on_frames() {
     for step in 2..5 {
         let rf = on_frames.train_step(&mut opt_f, &f, &a, None, step);
         let rl = on_latents.train_step_on(&mut opt_l, latents, &a, None, step);
-        assert!(!rf.skipped && rf.teacher > 0.0, "step {step}: {rf:?}");
-        assert_eq!((rf.loss, rf.teacher, rf.rollout), (rl.loss, rl.teacher, rl.rollout), "step {step}");
+        assert!(!rf.skipped && rf.terms.teacher > 0.0, "step {step}: {rf:?}");
+        assert_eq!(
+            (rf.loss, rf.terms.teacher, rf.terms.rollout),
+            (rl.loss, rl.terms.teacher, rl.terms.rollout),
+            "step {step}"
+        );
     }
     let weights = |m: &WorldModel| {
         let mut v: Vec<_> = m.vs.variables().into_iter().collect();
@@ -588,9 +592,9 @@ fn graded_counterfactual_term_orders_distances_by_shift() {
     let mut cfg = square_world_config();
     cfg.encoder_steps = cfg.steps;
     cfg.steps += 1;
-    cfg.loss.counterfactual_encoder = 1.0;
-    cfg.loss.counterfactual_metric = 1.0;
-    cfg.loss.counterfactual_tau = 0.005;
+    cfg.loss.contrast = 1.0;
+    cfg.loss.graded = 1.0;
+    cfg.loss.contrast_tau = 0.005;
     let mut model = WorldModel::new(&cfg, Device::Cpu).unwrap();
     let (f, cf, shifts) = square_counterfactuals(16, cfg.clip_len, 50_000);
     let a = Tensor::zeros([16, cfg.clip_len, 2], (Kind::Float, Device::Cpu));
@@ -600,7 +604,7 @@ fn graded_counterfactual_term_orders_distances_by_shift() {
             let other = m.encode_target(&cf.frames.flatten(0, 1));
             let d = Vec::<f64>::try_from((z - other).abs().mean_dim(&[-2i64, -1][..], false, Kind::Double)).unwrap();
             let s: Vec<f64> = shifts.iter().map(|&s| s as f64).collect();
-            (correlation(&d, &s), m.losses(&f, &a, Some(&cf), Phase::Encoder).counterfactual_metric)
+            (correlation(&d, &s), m.losses(&f, &a, Some(&cf), Phase::Encoder).terms.graded)
         })
     };
     let (corr0, metric0) = held_out(&model);
@@ -628,7 +632,7 @@ fn inverse_dynamics_reads_the_action_between_frames() {
     cfg.loss.inverse_dynamics = 1.0;
     let mut model = WorldModel::new(&cfg, Device::Cpu).unwrap();
     let (f, a) = square_clip(16, cfg.clip_len, 30_000);
-    let held_out = |m: &WorldModel| tch::no_grad(|| m.losses(&f, &a, None, Phase::Encoder).inverse_dynamics);
+    let held_out = |m: &WorldModel| tch::no_grad(|| m.losses(&f, &a, None, Phase::Encoder).terms.inverse_dynamics);
     let before = held_out(&model);
     let mut opt = AdamW::new(&model.vs);
     for step in 0..cfg.encoder_steps {
