@@ -169,40 +169,8 @@ fn differs_from(meta: &dataset::ManifestMeta, cfg: &GenConfig) -> Result<Option<
         "total_episodes_planned": meta.total_episodes_planned,
         "env_config": meta.env_config,
     });
-    fn first_difference(path: &str, a: &serde_json::Value, b: &serde_json::Value) -> Option<String> {
-        match (a, b) {
-            (serde_json::Value::Object(x), serde_json::Value::Object(y)) => {
-                let keys: std::collections::BTreeSet<&String> = x.keys().chain(y.keys()).collect();
-                keys.into_iter().find_map(|k| {
-                    let null = serde_json::Value::Null;
-                    let key = if path.is_empty() { k.clone() } else { format!("{path}.{k}") };
-                    first_difference(&key, x.get(k).unwrap_or(&null), y.get(k).unwrap_or(&null))
-                })
-            }
-            (serde_json::Value::Array(x), serde_json::Value::Array(y)) if x.len() == y.len() => {
-                x.iter().zip(y).enumerate().find_map(|(i, (a, b))| first_difference(&format!("{path}[{i}]"), a, b))
-            }
-            (serde_json::Value::Number(x), serde_json::Value::Number(y)) if same_number(x, y) => None,
-            _ if a == b => None,
-            _ => Some(format!("{path}: {a} there, {b} here")),
-        }
-    }
-    Ok(first_difference("", &theirs, &ours))
-}
-
-/// Integers exactly; other numbers as the `f32` the configs hold (a float read back from a
-/// manifest can differ from the freshly converted one in its last f64 digit).
-fn same_number(x: &serde_json::Number, y: &serde_json::Number) -> bool {
-    if let (Some(a), Some(b)) = (x.as_u64(), y.as_u64()) {
-        return a == b;
-    }
-    if let (Some(a), Some(b)) = (x.as_i64(), y.as_i64()) {
-        return a == b;
-    }
-    match (x.as_f64(), y.as_f64()) {
-        (Some(a), Some(b)) => a == b || a as f32 == b as f32,
-        _ => false,
-    }
+    Ok(dataset::manifest::first_difference("", &theirs, &ours)
+        .map(|(key, there, here)| format!("{key}: {there} there, {here} here")))
 }
 
 pub fn run(cfg: &GenConfig) -> Result<GenSummary> {

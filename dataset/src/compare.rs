@@ -141,11 +141,9 @@ fn compare_episode(c: &mut Comparison, l: &EpisodeRecord, r: &EpisodeRecord) {
     for (k, (a, b)) in l.rows.iter().zip(&r.rows).enumerate() {
         c.frames += 1;
         let mut differs = false;
-        for (column, x, y) in frame_columns(a, b) {
-            if x != y {
-                differs = true;
-                note(Some(k as u64), column, x, y);
-            }
+        for (column, x, y) in differing_columns(a, b) {
+            differs = true;
+            note(Some(k as u64), column, x, y);
         }
         if a.rgb != b.rgb {
             differs = true;
@@ -162,18 +160,32 @@ fn compare_episode(c: &mut Comparison, l: &EpisodeRecord, r: &EpisodeRecord) {
     }
 }
 
-/// Every non-image column of two frames, as exact text (floats by their bits: -0 ≠ 0, NaN = NaN).
-fn frame_columns(a: &FrameRow, b: &FrameRow) -> Vec<(&'static str, String, String)> {
-    let bits = |v: &[f32]| v.iter().map(|x| format!("{x:?} ({:#010x})", x.to_bits())).collect::<Vec<_>>().join(", ");
+/// The non-image columns that differ between two frames, as exact text (floats by their bits:
+/// -0 ≠ 0, NaN = NaN). Text is made only for a column that differs: most frames have none.
+fn differing_columns(a: &FrameRow, b: &FrameRow) -> Vec<(&'static str, String, String)> {
+    let same = |x: &[f32], y: &[f32]| x.len() == y.len() && x.iter().zip(y).all(|(p, q)| p.to_bits() == q.to_bits());
+    let text = |v: &[f32]| v.iter().map(|x| format!("{x:?} ({:#010x})", x.to_bits())).collect::<Vec<_>>().join(", ");
     let (s, t) = (&a.transition, &b.transition);
-    vec![
-        ("frame_index", s.tag.step.to_string(), t.tag.step.to_string()),
-        ("timestamp", bits(&[s.timestamp]), bits(&[t.timestamp])),
-        ("observation.state", bits(&s.state), bits(&t.state)),
-        ("observation.environment_state", bits(&s.environment_state), bits(&t.environment_state)),
-        ("action", bits(&s.action), bits(&t.action)),
-        ("next.reward", bits(&[s.reward]), bits(&[t.reward])),
-        ("next.done", s.done.to_string(), t.done.to_string()),
-        ("next.success", s.success.to_string(), t.success.to_string()),
-    ]
+    let floats: [(&'static str, &[f32], &[f32]); 5] = [
+        ("timestamp", &[s.timestamp], &[t.timestamp]),
+        ("observation.state", &s.state, &t.state),
+        ("observation.environment_state", &s.environment_state, &t.environment_state),
+        ("action", &s.action, &t.action),
+        ("next.reward", &[s.reward], &[t.reward]),
+    ];
+    let mut out = vec![];
+    if s.tag.step != t.tag.step {
+        out.push(("frame_index", s.tag.step.to_string(), t.tag.step.to_string()));
+    }
+    for (column, x, y) in floats {
+        if !same(x, y) {
+            out.push((column, text(x), text(y)));
+        }
+    }
+    for (column, x, y) in [("next.done", s.done, t.done), ("next.success", s.success, t.success)] {
+        if x != y {
+            out.push((column, x.to_string(), y.to_string()));
+        }
+    }
+    out
 }

@@ -126,3 +126,40 @@ pub fn list_files(root: &Path) -> Result<Vec<String>> {
 pub fn hash_tree(root: &Path) -> Result<BTreeMap<String, FileEntry>> {
     list_files(root)?.into_iter().map(|rel| Ok((rel.clone(), sha256_file(&root.join(&rel))?))).collect()
 }
+
+/// The first key (dotted path, `[i]` for array items) where two recorded settings differ, with
+/// both values as JSON text; `None` when they agree. Numbers compare as the `f32` the configs
+/// hold (a float read back from a manifest can differ from a fresh one in its last f64 digit).
+pub fn first_difference(path: &str, a: &serde_json::Value, b: &serde_json::Value) -> Option<(String, String, String)> {
+    use serde_json::Value;
+    match (a, b) {
+        (Value::Object(x), Value::Object(y)) => {
+            let keys: std::collections::BTreeSet<&String> = x.keys().chain(y.keys()).collect();
+            keys.into_iter().find_map(|k| {
+                let key = if path.is_empty() { k.clone() } else { format!("{path}.{k}") };
+                first_difference(&key, x.get(k).unwrap_or(&Value::Null), y.get(k).unwrap_or(&Value::Null))
+            })
+        }
+        (Value::Array(x), Value::Array(y)) if x.len() == y.len() => {
+            x.iter().zip(y).enumerate().find_map(|(i, (a, b))| first_difference(&format!("{path}[{i}]"), a, b))
+        }
+        (Value::Number(x), Value::Number(y)) if same_number(x, y) => None,
+        _ if a == b => None,
+        _ => Some((path.to_string(), a.to_string(), b.to_string())),
+    }
+}
+
+/// Integers exactly; other numbers as the `f32` the configs hold (a float read back from a
+/// manifest can differ from the freshly converted one in its last f64 digit).
+fn same_number(x: &serde_json::Number, y: &serde_json::Number) -> bool {
+    if let (Some(a), Some(b)) = (x.as_u64(), y.as_u64()) {
+        return a == b;
+    }
+    if let (Some(a), Some(b)) = (x.as_i64(), y.as_i64()) {
+        return a == b;
+    }
+    match (x.as_f64(), y.as_f64()) {
+        (Some(a), Some(b)) => a == b || a as f32 == b as f32,
+        _ => false,
+    }
+}

@@ -364,7 +364,7 @@ pub fn merge(shards: &[PathBuf], out: &Path, tools: std::collections::BTreeMap<S
     };
     let reference = settings(&first);
     for (m, path) in &manifests {
-        if let Some((key, theirs, ours)) = first_difference("", &settings(m), &reference) {
+        if let Some((key, theirs, ours)) = crate::manifest::first_difference("", &settings(m), &reference) {
             return Err(DatasetError::Invalid(format!(
                 "{}: {key} is {theirs} there but {ours} in {}; shards of one dataset must be made with the same settings",
                 path.display(),
@@ -392,20 +392,4 @@ pub fn merge(shards: &[PathBuf], out: &Path, tools: std::collections::BTreeMap<S
     }
     let meta = ManifestMeta { episode_offset: 0, shard_index: 0, num_shards: 1, tools, ..first.meta };
     writer.finish(meta)
-}
-
-/// The first key (dotted path) where `a` and `b` differ, with both values as JSON text.
-fn first_difference(path: &str, a: &serde_json::Value, b: &serde_json::Value) -> Option<(String, String, String)> {
-    use serde_json::Value;
-    match (a, b) {
-        (Value::Object(x), Value::Object(y)) => {
-            let keys: std::collections::BTreeSet<&String> = x.keys().chain(y.keys()).collect();
-            keys.into_iter().find_map(|k| {
-                let key = if path.is_empty() { k.clone() } else { format!("{path}.{k}") };
-                first_difference(&key, x.get(k).unwrap_or(&Value::Null), y.get(k).unwrap_or(&Value::Null))
-            })
-        }
-        _ if a == b => None,
-        _ => Some((path.to_string(), a.to_string(), b.to_string())),
-    }
 }

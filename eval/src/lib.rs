@@ -641,9 +641,9 @@ pub fn run(opts: &EvalOptions) -> Result<EvalReport> {
     if opts.horizons < 1 {
         bail!("--horizons {}: score at least one model step ahead", opts.horizons);
     }
-    // Every dataset is checked before any work starts or --out is made; the probe's are loaded
-    // only when the probes run.
-    for dir in opts.data.iter().chain(&opts.probe_data) {
+    // The probe's datasets are loaded only when the probes run: check them before any work starts
+    // or --out is made (the held-out data is loaded, so checked, before --out too).
+    for dir in &opts.probe_data {
         let report = dataset::verify(dir);
         if !report.ok() {
             bail!("{}: fails verification: {}", dir.display(), report.problems.join("; "));
