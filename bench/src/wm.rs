@@ -60,7 +60,10 @@ fn time_ms(device: Device, f: &mut dyn FnMut()) -> f64 {
 
 pub fn run(preset: &str, steps: usize, device: &str, json: bool) -> Result<()> {
     let device = world_model::parse_device(device)?;
-    let cfg = WmConfig::preset(preset)?;
+    let recipe = WmConfig::preset(preset)?;
+    // The encoder and predictor trained together on the JEPA terms alone, as on data without
+    // counterfactuals.
+    let cfg = recipe.without_counterfactuals();
     let mut model = WorldModel::new(&cfg, device)?;
     let mut opt = AdamW::new(&model.vs);
     let (b, t, s) = (cfg.batch_size, cfg.clip_len, cfg.image_size);
@@ -105,7 +108,6 @@ pub fn run(preset: &str, steps: usize, device: &str, json: bool) -> Result<()> {
     contrast.loss.contrast = 1.0;
     let train_step_counterfactual_ms = median_step_ms(&contrast, clips, Some(&counterfactual), 0)?;
     // The encoder phase as the trainer runs it: `encoder_batch` frames as pairs.
-    let recipe = WmConfig::encoder_first(&cfg, 3 * cfg.steps);
     let encoder_phase_frames = recipe.encoder_batch_frames();
     let (pair_frames, pair_actions, pair_cf) = batch(encoder_phase_frames / 2, 2, cfg.action_dim);
     let encoder_phase_step_ms =

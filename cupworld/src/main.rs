@@ -232,13 +232,12 @@ struct TrainWmArgs {
     #[arg(long)]
     data: Vec<PathBuf>,
     /// Counterfactual companions of the --data datasets, one each, in order (made with the same
-    /// gen options plus --counterfactual); needed by loss.counterfactual*. With a --preset (no
-    /// --config) it trains the encoder-first recipe: --encoder-steps steps of the encoder alone (64
-    /// frames each) on the counterfactual and inverse-dynamics terms, then --steps steps of the
-    /// predictor on the frozen encoder.
+    /// gen options plus --counterfactual); the presets' encoder phase trains on them. Without
+    /// them, pass --config assets/world_model/no-counterfactuals.json.
     #[arg(long, conflicts_with = "live")]
     counterfactual_data: Vec<PathBuf>,
-    /// Train on live simulation instead: simulators and the renderer fill a replay buffer.
+    /// Train on live simulation instead: simulators and the renderer fill a replay buffer (no
+    /// counterfactual frames: with --config assets/world_model/no-counterfactuals.json).
     #[arg(long, conflicts_with = "data")]
     live: bool,
     /// Tasks the live simulators cycle through (comma-separated).
@@ -264,16 +263,13 @@ struct TrainWmArgs {
     #[arg(long, value_name = "KEY=VALUE")]
     set: Vec<String>,
     /// Start the encoder and target encoder from this run directory or checkpoint (same encoder
-    /// settings), e.g. to train a predictor on a pre-trained, frozen encoder (a --config with
-    /// encoder_steps 0 and optim.encoder_lr_scale 0).
+    /// settings), e.g. to train a predictor on a pre-trained, frozen encoder (with
+    /// `--set encoder_steps=0`).
     #[arg(long)]
     init_encoder: Option<PathBuf>,
+    /// Training steps in all, the encoder phase's (`encoder_steps`) included.
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1_000_000_000))]
     steps: Option<u64>,
-    /// Encoder-phase steps of the encoder-first recipe (with --counterfactual-data and a
-    /// --preset); default the preset's, as the main job runs it (15,000 for small).
-    #[arg(long)]
-    encoder_steps: Option<u64>,
     #[arg(long, value_parser = clap::value_parser!(i64).range(1..=65_536))]
     batch_size: Option<i64>,
     #[arg(long)]
@@ -386,16 +382,6 @@ fn wm_config(a: &TrainWmArgs) -> Result<world_model::WmConfig> {
     if let Some(v) = a.seed {
         cfg.seed = v;
     }
-    if !a.counterfactual_data.is_empty() && a.config.is_none() {
-        let encoder_steps = match a.encoder_steps {
-            Some(n) => n,
-            None => world_model::WmConfig::preset_encoder_steps(a.preset.name())?,
-        };
-        cfg = world_model::WmConfig::encoder_first(&cfg, encoder_steps);
-    } else if a.encoder_steps.is_some() {
-        bail!("--encoder-steps sets the encoder-first recipe: it needs --counterfactual-data and no --config");
-    }
-    // Last, so a key set by hand wins over the recipe's.
     for assignment in &a.set {
         cfg = cfg.set(assignment).with_context(|| format!("--set {assignment}"))?;
     }

@@ -181,6 +181,8 @@ fn the_world_model_overlay_scores_every_step_and_places_the_ghost() {
     common::ok(&[
         "train-wm",
         "--live",
+        "--config",
+        concat!(env!("CARGO_MANIFEST_DIR"), "/../assets/world_model/no-counterfactuals.json"),
         "--out",
         run.to_str().unwrap(),
         "--preset",

@@ -35,7 +35,19 @@ fn gen_into(d: std::path::PathBuf, task: &str, seed: &str, extra: &[&str]) -> St
     s
 }
 
+/// The shipped overlay for data without counterfactual frames.
+const NO_COUNTERFACTUALS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../assets/world_model/no-counterfactuals.json");
+
+/// `train-wm` of the tiny preset on data without counterfactuals, as a user gives it.
 fn train(data: &str, out: &str, extra: &[&str]) -> Vec<String> {
+    let mut v = vec!["--config", NO_COUNTERFACTUALS];
+    v.extend_from_slice(extra);
+    train_recipe(data, out, &v)
+}
+
+/// `train-wm` of the tiny preset as shipped (encoder first: it needs --counterfactual-data), or
+/// of the --config in `extra`.
+fn train_recipe(data: &str, out: &str, extra: &[&str]) -> Vec<String> {
     let mut v: Vec<String> =
         ["train-wm", "--data", data, "--out", out, "--preset", "tiny", "--threads", "1", "--checkpoint-every", "4"]
             .iter()
@@ -151,10 +163,10 @@ fn counterfactual_companions_are_paired_and_checked() {
     assert!(shown_elsewhere as f64 > 0.9 * real.len() as f64, "{shown_elsewhere} of {} frames", real.len());
     assert!(pusher_elsewhere as f64 > 0.9 * real.len() as f64, "pusher: {pusher_elsewhere} of {} frames", real.len());
     let run = dir.path().join("run");
-    ok(&refs(&train(&data, run.to_str().unwrap(), &["--steps", "4", "--counterfactual-data", &cf])));
-    // With a preset, --counterfactual-data trains encoder first: the preset's encoder phase (60
-    // steps for tiny, as `demo --scale tiny`) of the encoder alone (no predictor terms; inverse
-    // dynamics), then 4 of the predictor on the frozen encoder.
+    ok(&refs(&train_recipe(&data, run.to_str().unwrap(), &["--steps", "64", "--counterfactual-data", &cf])));
+    // The preset trains encoder first: its encoder phase (60 steps for tiny, as `demo --scale
+    // tiny`) of the encoder alone (no predictor terms; inverse dynamics), then 4 of the predictor
+    // on the frozen encoder.
     let log = std::fs::read_to_string(run.join("metrics.jsonl")).unwrap();
     let lines: Vec<serde_json::Value> = log.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(lines.len(), 64, "{log}");
@@ -176,34 +188,36 @@ fn counterfactual_companions_are_paired_and_checked() {
     let o = other.to_str().unwrap();
     // A companion from other episodes, a plain dataset as companion, a companion as data.
     let wrong = gen_into(dir.path().join("cf-wrong"), "push-to-goal", "6", &["--counterfactual"]);
-    let e = fails(&refs(&train(&data, o, &["--steps", "2", "--counterfactual-data", &wrong])));
+    let short = ["--steps", "2", "--set", "encoder_steps=1", "--counterfactual-data"];
+    let with_cf = |companion: &str| -> Vec<String> {
+        let mut v = short.to_vec();
+        v.push(companion);
+        train_recipe(&data, o, &v)
+    };
+    let e = fails(&refs(&with_cf(&wrong)));
     assert!(e.contains("cf-wrong") && e.contains("not the same episode"), "{e}");
-    let e = fails(&refs(&train(&data, o, &["--steps", "2", "--counterfactual-data", &data])));
+    let e = fails(&refs(&with_cf(&data)));
     assert!(e.contains("not a counterfactual dataset"), "{e}");
-    let e = fails(&refs(&train(&cf, o, &["--steps", "2", "--counterfactual-data", &cf])));
+    let e = fails(&refs(&train_recipe(&cf, o, &[&short[..], &[cf.as_str()]].concat())));
     assert!(e.contains("is a counterfactual dataset"), "{e}");
     let e = fails(&refs(&train(&cf, o, &["--steps", "2"])));
     assert!(e.contains("is a counterfactual dataset") && e.contains("--counterfactual-data"), "{e}");
-    // --encoder-steps sets the encoder phase: 5 steps of it, then 2 of the predictor; without
-    // counterfactual data there is no such phase, and the flag is refused.
+    // `--set encoder_steps` sets the encoder phase: 5 steps of it, then 2 of the predictor.
     let short = dir.path().join("short");
-    ok(&refs(&train(
-        &data,
-        short.to_str().unwrap(),
-        &["--steps", "2", "--encoder-steps", "5", "--counterfactual-data", &cf],
-    )));
+    #[rustfmt::skip]
+    ok(&refs(&train_recipe(&data, short.to_str().unwrap(),
+        &["--steps", "7", "--set", "encoder_steps=5", "--counterfactual-data", &cf])));
     let written: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(short.join("config.json")).unwrap()).unwrap();
     assert_eq!((written["model"]["encoder_steps"].as_u64(), written["model"]["steps"].as_u64()), (Some(5), Some(7)));
-    let e = fails(&refs(&train(&data, o, &["--steps", "2", "--encoder-steps", "5"])));
-    assert!(e.contains("--encoder-steps") && e.contains("--counterfactual-data"), "{e}");
-    // Counterfactual weights in a config without counterfactual data.
-    let cfg = dir.path().join("cf.json");
-    let mut c = serde_json::to_value(world_model::WmConfig::preset("tiny").unwrap()).unwrap();
-    c["loss"]["contrast"] = 1.0.into();
-    std::fs::write(&cfg, c.to_string()).unwrap();
-    let e = fails(&["train-wm", "--data", &data, "--out", o, "--config", cfg.to_str().unwrap()]);
+    // The recipe without counterfactual data is refused, naming what to give and the way
+    // without it; the overlay's run without counterfactuals refuses companions it would not use.
+    let e = fails(&refs(&train_recipe(&data, o, &["--steps", "64"])));
     assert!(e.contains("loss.contrast (1)") && e.contains("--counterfactual-data"), "{e}");
+    assert!(e.contains("assets/world_model/no-counterfactuals.json"), "{e}");
+    let e = fails(&refs(&train(&data, o, &["--steps", "2", "--counterfactual-data", &cf])));
+    assert!(e.contains("nothing trains on it"), "{e}");
+    assert!(!other.exists(), "a refused train-wm made its --out");
 }
 
 #[test]
@@ -213,6 +227,8 @@ fn live_training_streams_episodes_from_the_simulator() {
     let out = ok(&[
         "train-wm",
         "--live",
+        "--config",
+        NO_COUNTERFACTUALS,
         "--out",
         run.to_str().unwrap(),
         "--preset",
@@ -434,12 +450,13 @@ fn frameskip_model_trains_evaluates_and_scores() {
     let dir = tempfile::tempdir().unwrap();
     let data = dataset(dir.path(), "push-to-goal", "0");
     let data2 = dataset(dir.path(), "knock-off", "50");
-    let cfg = world_model::WmConfig { frameskip: 2, steps: 6, ..world_model::WmConfig::preset("tiny").unwrap() };
+    let plain = world_model::WmConfig::preset("tiny").unwrap().without_counterfactuals();
+    let cfg = world_model::WmConfig { frameskip: 2, steps: 6, ..plain };
     let cfg_path = dir.path().join("frameskip.json");
     std::fs::write(&cfg_path, serde_json::to_string(&cfg).unwrap()).unwrap();
     let run = dir.path().join("run");
     let extra = ["--config", cfg_path.to_str().unwrap(), "--val-data", &data2, "--val-every", "4"];
-    let stdout = ok(&refs(&train(&data, run.to_str().unwrap(), &extra)));
+    let stdout = ok(&refs(&train_recipe(&data, run.to_str().unwrap(), &extra)));
     assert!(stdout.contains("held-out one-step L1"), "{stdout}");
     assert!(run.join("plots/validation.png").exists());
     // Held-out validation after every 4th step and the last (steps 3 and 5 of 0..6), nowhere else.
@@ -496,14 +513,14 @@ fn init_encoder_copies_a_trained_encoder_and_refuses_another_shape() {
     let data = dataset(dir.path(), "push-to-goal", "0");
     let source = dir.path().join("source");
     ok(&refs(&train(&data, source.to_str().unwrap(), &["--steps", "4"])));
+    // The tiny preset's predictor phase alone, on the given encoder.
     let mut cfg = world_model::WmConfig::preset("tiny").unwrap();
-    cfg.optim.encoder_lr_scale = 0.0;
-    cfg.steps = 3;
+    (cfg.encoder_steps, cfg.steps) = (0, 3);
     let cfg_path = dir.path().join("frozen.json");
     std::fs::write(&cfg_path, serde_json::to_string(&cfg).unwrap()).unwrap();
     let run = dir.path().join("predictor");
     #[rustfmt::skip]
-    let args = train(&data, run.to_str().unwrap(), &[
+    let args = train_recipe(&data, run.to_str().unwrap(), &[
         "--config", cfg_path.to_str().unwrap(), "--init-encoder", source.to_str().unwrap(),
     ]);
     ok(&refs(&args));
@@ -527,7 +544,7 @@ fn init_encoder_copies_a_trained_encoder_and_refuses_another_shape() {
     std::fs::write(&cfg_path, serde_json::to_string(&cfg).unwrap()).unwrap();
     let other = dir.path().join("other");
     #[rustfmt::skip]
-    let args = train(&data, other.to_str().unwrap(), &[
+    let args = train_recipe(&data, other.to_str().unwrap(), &[
         "--config", cfg_path.to_str().unwrap(), "--init-encoder", source.to_str().unwrap(),
     ]);
     let e = fails(&refs(&args));
@@ -607,7 +624,7 @@ fn hostile_inputs_are_refused_by_name_and_nothing_is_lost() {
     #[rustfmt::skip]
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_cupworld"))
         .args(["train-wm", "--data", "knock-off", "--out", run_s, "--preset", "tiny", "--threads", "1",
-            "--checkpoint-every", "4", "--steps", "8", "--resume"])
+            "--checkpoint-every", "4", "--steps", "8", "--resume", "--config", NO_COUNTERFACTUALS])
         .current_dir(parent)
         .output()
         .unwrap();

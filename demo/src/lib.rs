@@ -21,7 +21,6 @@ struct Sizes {
     train_episodes: u64,
     heldout_episodes: u64,
     preset: &'static str,
-    steps: Option<u64>,
     voe_pairs: usize,
 }
 
@@ -29,12 +28,8 @@ impl Scale {
     fn sizes(self) -> Sizes {
         match self {
             // 100 VoE pairs per category: one standard error of the overall accuracy ~2 points.
-            Scale::Small => {
-                Sizes { train_episodes: 400, heldout_episodes: 40, preset: "small", steps: None, voe_pairs: 100 }
-            }
-            Scale::Tiny => {
-                Sizes { train_episodes: 6, heldout_episodes: 4, preset: "tiny", steps: Some(20), voe_pairs: 3 }
-            }
+            Scale::Small => Sizes { train_episodes: 400, heldout_episodes: 40, preset: "small", voe_pairs: 100 },
+            Scale::Tiny => Sizes { train_episodes: 6, heldout_episodes: 4, preset: "tiny", voe_pairs: 3 },
         }
     }
 }
@@ -131,13 +126,7 @@ pub fn run(opts: &DemoOptions) -> Result<DemoSummary> {
     timing.insert("generate_s".into(), t.elapsed().as_secs_f64().into());
 
     let t = std::time::Instant::now();
-    let mut base = world_model::WmConfig::preset(sizes.preset)?;
-    if let Some(s) = sizes.steps {
-        base.steps = s;
-    }
-    // Encoder first, on the counterfactual terms; then the predictor on the frozen encoder
-    // (experiments/2026-11-29-encoder-first).
-    let cfg = world_model::WmConfig::encoder_first(&base, world_model::WmConfig::preset_encoder_steps(sizes.preset)?);
+    let cfg = world_model::WmConfig::preset(sizes.preset)?;
     let run_dir = out.join("world_model");
     let summary = train::run(&train::TrainOptions {
         cfg,

@@ -351,16 +351,20 @@ pub fn run(opts: &TrainOptions) -> Result<TrainSummary> {
     let cfg = &opts.cfg;
     cfg.validate()?;
     let paired = matches!(opts.data, DataSource::DatasetsWithCounterfactuals { .. });
-    if cfg.loss.uses_counterfactuals() && !paired {
+    if cfg.needs_counterfactual_data() && !paired {
         bail!(
-            "loss.contrast ({}) / loss.graded ({}) need counterfactual frames: \
-             give --counterfactual-data (datasets made with gen --counterfactual), or set them to 0",
+            "the encoder trains on loss.contrast ({}) / loss.graded ({}), which need counterfactual \
+             frames: give --counterfactual-data (datasets made with gen --counterfactual), or train \
+             without them with --config assets/world_model/no-counterfactuals.json",
             cfg.loss.contrast,
             cfg.loss.graded
         );
     }
-    if paired && !cfg.loss.uses_counterfactuals() {
-        bail!("--counterfactual-data given but loss.contrast and loss.graded are both 0");
+    if paired && !cfg.needs_counterfactual_data() {
+        bail!(
+            "--counterfactual-data given but nothing trains on it (loss.contrast and loss.graded 0, \
+             or the encoder frozen from the start)"
+        );
     }
     let out = &opts.out;
     let checkpoints = all_checkpoints(out)?;

@@ -41,8 +41,9 @@ fn options(cfg: WmConfig, data: DataSource, out: &Path) -> TrainOptions {
     TrainOptions { cfg, data, out: out.to_path_buf(), checkpoint_every: 4, ..TrainOptions::default() }
 }
 
+/// The tiny preset for data without counterfactuals: encoder and predictor train together.
 fn tiny(steps: u64) -> WmConfig {
-    WmConfig { steps, ..WmConfig::preset("tiny").unwrap() }
+    WmConfig { steps, ..WmConfig::preset("tiny").unwrap().without_counterfactuals() }
 }
 
 fn stop_at(step: u64) -> Hooks {
@@ -127,7 +128,7 @@ fn resumed_on_the_frozen_encoder_with_cached_latents_ends_with_identical_weights
         data: vec![dataset(dir.path().join("data"), 3, false)],
         counterfactual: vec![dataset(dir.path().join("cf"), 3, true)],
     };
-    let cfg = WmConfig::encoder_first(&tiny(8), 4);
+    let cfg = WmConfig { encoder_steps: 4, steps: 12, ..WmConfig::preset("tiny").unwrap() };
     assert!(cfg.latents_cacheable_at(8), "the predictor phase must read cached latents");
     let (full, part) = (dir.path().join("full"), dir.path().join("part"));
     train::run(&options(cfg.clone(), data.clone(), &full)).unwrap();

@@ -254,6 +254,9 @@ fn overlay(base: &mut serde_json::Value, over: &serde_json::Value, path: &str) -
     }
 }
 
+/// The overlay that turns the counterfactual terms off (see [`WmConfig::without_counterfactuals`]).
+pub const NO_COUNTERFACTUALS: &str = include_str!("../../assets/world_model/no-counterfactuals.json");
+
 impl Default for WmConfig {
     fn default() -> Self {
         WmConfig::preset("small").expect("built-in preset")
@@ -261,7 +264,16 @@ impl Default for WmConfig {
 }
 
 impl WmConfig {
-    /// Built-in sizes: `tiny` (CI: seconds), `small` (the main job on a 2-core CPU).
+    /// The shipped recipe at two sizes: `small` (the main job on a 2-core CPU) and `tiny` (CI:
+    /// seconds), the same switches at a fraction of the width and steps.
+    ///
+    /// The recipe is encoder first: `encoder_steps` steps of 64 frames train the encoder alone on
+    /// the counterfactual contrast, the graded term and inverse dynamics, then the predictor trains
+    /// on the frozen encoder (as V-JEPA 2-AC and DINO-WM train predictors on fixed encoders) for
+    /// the rest of `steps`. The JEPA terms alone let the encoder drop a 3–4-pixel cup; this way
+    /// the cup's place is learnt first (experiments/2026-11-29-encoder-first). It needs
+    /// counterfactual data (`gen --counterfactual`); `assets/world_model/no-counterfactuals.json`
+    /// turns those terms off for data without it.
     pub fn preset(name: &str) -> Result<WmConfig> {
         let base = WmConfig {
             image_size: 64,
@@ -274,21 +286,29 @@ impl WmConfig {
             clip_len: 4,
             rollout_steps: 2,
             batch_size: 32,
-            steps: 4000,
+            // The probe reads the cup and the paw to R² ≥ 0.95 only after ~15,000 encoder steps
+            // (experiments/2026-12-01-table-camera); then 4,000 predictor steps.
+            steps: 15_000 + 4_000,
             // Falls are what levitate asks about and few clips hold one
             // (experiments/2026-11-30-frameskip).
             fall_weight: 8.0,
             // Mirrored clips double the distinct clips, and held-out prediction stops worsening
             // with training (experiments/2026-11-30-mirror).
             mirror: true,
-            encoder_steps: 0,
-            encoder_batch: 0,
+            encoder_steps: 15_000,
+            encoder_batch: 64,
             // The predictor learns the mean next latent (DINO-WM's loss) rather than the median
             // (V-JEPA's L1): when a fall or a push is uncertain the median bets on "no move", which
             // makes the cup that does move the surprising twin (experiments/2026-11-30-mirror).
-            loss: LossConfig::default(),
+            loss: LossConfig {
+                contrast: 1.0,
+                graded: 1.0,
+                contrast_tau: 0.005,
+                inverse_dynamics: 1.0,
+                ..LossConfig::default()
+            },
             ema: EmaConfig::default(),
-            optim: OptimConfig::default(),
+            optim: OptimConfig { encoder_lr_scale: 0.0, ..OptimConfig::default() },
             seed: 0,
         };
         match name {
@@ -313,9 +333,10 @@ impl WmConfig {
                 clip_len: 4,
                 rollout_steps: 1,
                 batch_size: 4,
-                steps: 20,
+                encoder_steps: 60,
+                steps: 60 + 20,
                 fall_weight: 1.0,
-                optim: OptimConfig { warmup_steps: 2, ..OptimConfig::default() },
+                optim: OptimConfig { warmup_steps: 2, ..base.optim.clone() },
                 ..base
             }),
             other => Err(WmError::Config(format!("unknown preset {other:?} (known: tiny, small)"))),
@@ -326,10 +347,23 @@ impl WmConfig {
     /// by key: a partial section changes only the keys it names, and an unknown key is refused
     /// by its path. The caller validates once every override is in.
     pub fn preset_with(name: &str, overrides: &serde_json::Value) -> Result<WmConfig> {
-        let mut merged = serde_json::to_value(WmConfig::preset(name)?)
-            .map_err(|e| WmError::Config(format!("preset {name}: {e}")))?;
+        WmConfig::preset(name)?.with_overrides(overrides).map_err(|e| WmError::Config(format!("over preset {name}: {e}")))
+    }
+
+    /// `overrides` (a JSON object) laid over this config key by key, as [`WmConfig::preset_with`].
+    pub fn with_overrides(&self, overrides: &serde_json::Value) -> Result<WmConfig> {
+        let mut merged = serde_json::to_value(self).map_err(|e| WmError::Config(e.to_string()))?;
         overlay(&mut merged, overrides, "")?;
         serde_json::from_value(merged).map_err(|e| WmError::Config(e.to_string()))
+    }
+
+    /// This config without the counterfactual terms, for data that has no counterfactual frames
+    /// (`train-wm --live`): encoder and predictor train together on the JEPA terms from the
+    /// start. The overlay is the shipped `assets/world_model/no-counterfactuals.json`. Its encoder
+    /// may drop the cup (experiments/2026-11-29-encoder-first).
+    pub fn without_counterfactuals(&self) -> WmConfig {
+        let overlay: serde_json::Value = serde_json::from_str(NO_COUNTERFACTUALS).expect("the shipped overlay is JSON");
+        self.with_overrides(&overlay).expect("the shipped overlay names known keys")
     }
 
     /// Sets one key from a `a.b=value` string (`value` as JSON, or else a string), as `--set`
@@ -347,36 +381,6 @@ impl WmConfig {
         let mut merged = serde_json::to_value(self).map_err(|e| WmError::Config(e.to_string()))?;
         overlay(&mut merged, &tree, "")?;
         serde_json::from_value(merged).map_err(|e| WmError::Config(format!("{path}: {e}")))
-    }
-
-    /// The encoder phase's length in the encoder-first recipe for a built-in preset, what the
-    /// main job runs: the probe reads the cup and the paw to R² ≥ 0.95 only after ~15,000 steps
-    /// of `small` (experiments/2026-12-01-table-camera).
-    pub fn preset_encoder_steps(name: &str) -> Result<u64> {
-        match name {
-            "small" => Ok(15_000),
-            "tiny" => Ok(60),
-            other => Err(WmError::Config(format!("unknown preset {other:?} (known: tiny, small)"))),
-        }
-    }
-
-    /// The encoder-first recipe on top of `base` (needs counterfactual data): `encoder_steps`
-    /// steps of 64 frames that train the encoder alone on the counterfactual contrast, the graded
-    /// term and inverse dynamics, then `base.steps` steps of the predictor on the frozen encoder
-    /// (as V-JEPA 2-AC and DINO-WM train predictors on fixed encoders). The JEPA terms let the
-    /// encoder drop a 3–4-pixel cup; this way the cup's place is learnt first and the predictor is
-    /// trained on latents that keep it (experiments/2026-11-29-encoder-first).
-    pub fn encoder_first(base: &WmConfig, encoder_steps: u64) -> WmConfig {
-        let mut cfg = base.clone();
-        cfg.encoder_steps = encoder_steps;
-        cfg.encoder_batch = 64;
-        cfg.steps = cfg.encoder_steps + base.steps;
-        cfg.loss.contrast = 1.0;
-        cfg.loss.graded = 1.0;
-        cfg.loss.contrast_tau = 0.005;
-        cfg.loss.inverse_dynamics = 1.0;
-        cfg.optim.encoder_lr_scale = 0.0;
-        cfg
     }
 
     /// Frames per step of the encoder phase.
@@ -550,6 +554,12 @@ impl WmConfig {
     /// 0). Its EMA target is frozen with it, so both encoders' latents of a frame never change.
     pub fn encoder_frozen_in(&self, phase: Phase) -> bool {
         phase == Phase::Predictor && self.optim.encoder_lr_scale == 0.0
+    }
+
+    /// Whether training needs counterfactual frames: a counterfactual term is on and the encoder
+    /// trains at some point (a predictor on a given, frozen encoder needs none).
+    pub fn needs_counterfactual_data(&self) -> bool {
+        self.loss.uses_counterfactuals() && !(self.encoder_steps == 0 && self.encoder_frozen_in(Phase::Predictor))
     }
 
     /// [`WmConfig::encoder_frozen_in`] the phase of `step`.

@@ -7,7 +7,14 @@ use world_model::{
     save_checkpoint,
 };
 
+/// The tiny preset with the encoder and predictor training together from the first step, on
+/// frames without counterfactuals.
 fn tiny() -> WmConfig {
+    WmConfig::preset("tiny").unwrap().without_counterfactuals()
+}
+
+/// The shipped recipe at the tiny size: encoder first, on counterfactual frames.
+fn tiny_recipe() -> WmConfig {
     WmConfig::preset("tiny").unwrap()
 }
 
@@ -479,11 +486,8 @@ fn correlation(a: &[f64], b: &[f64]) -> f64 {
 fn encoder_first_trains_the_encoder_then_the_predictor_alone() {
     tch::set_num_threads(1);
     tch::manual_seed(9);
-    let mut base = tiny();
-    base.steps = 1;
-    let mut cfg = WmConfig::encoder_first(&base, 3);
-    assert_eq!((cfg.encoder_steps, cfg.steps), (3, 4));
-    cfg.steps = 6;
+    let cfg = WmConfig { encoder_steps: 3, steps: 6, ..tiny_recipe() };
+    assert!(cfg.needs_counterfactual_data() && cfg.optim.encoder_lr_scale == 0.0, "the preset is encoder first");
     assert_eq!(cfg.lr_at(3), cfg.lr_at(0), "the schedule restarts at the switch");
     let mut model = WorldModel::new(&cfg, Device::Cpu).unwrap();
     let mut opt = AdamW::new(&model.vs);
@@ -494,7 +498,7 @@ fn encoder_first_trains_the_encoder_then_the_predictor_alone() {
     };
     let same = |a: &[Tensor], b: &[Tensor]| a.iter().zip(b).all(|(x, y)| x.equal(y));
     let (f, cf, _) = square_counterfactuals(cfg.batch_size, cfg.clip_len, 1);
-    let a = Tensor::randn([cfg.batch_size, cfg.clip_len, 2], (Kind::Float, Device::Cpu));
+    let a = Tensor::randn([cfg.batch_size, cfg.clip_len, cfg.step_action_dim()], (Kind::Float, Device::Cpu));
     let target = |m: &WorldModel| -> Vec<Tensor> {
         let mut v: Vec<_> = m.target_vs.variables().into_iter().collect();
         v.sort_by(|a, b| a.0.cmp(&b.0));
@@ -527,12 +531,10 @@ fn encoder_first_trains_the_encoder_then_the_predictor_alone() {
 #[test]
 fn a_step_on_cached_latents_is_the_step_on_frames() {
     tch::set_num_threads(1);
-    let mut base = tiny();
-    base.steps = 3;
+    let mut cfg = WmConfig { encoder_steps: 2, steps: 5, ..tiny_recipe() };
     // No dropout: its draws come from libtorch's one generator, which tests running alongside
     // this one also draw from.
-    base.predictor.dropout = 0.0;
-    let cfg = WmConfig::encoder_first(&base, 2);
+    cfg.predictor.dropout = 0.0;
     let (f, cf, _) = square_counterfactuals(cfg.batch_size, cfg.clip_len, 1);
     let a = Tensor::randn([cfg.batch_size, cfg.clip_len, cfg.step_action_dim()], (Kind::Float, Device::Cpu));
     // Through the encoder phase once, then two copies of the model and its optimiser.
