@@ -225,12 +225,18 @@ fn the_world_model_overlay_scores_every_step_and_places_the_ghost() {
     // (on real time a 1.3 frames/s software renderer took 113 steps in 60 frames).
     let steps = summary["sim_steps"].as_u64().unwrap();
     assert!((5..=61).contains(&steps), "{steps} control steps in 60 frames: {summary}");
+    // The last episode's curve: one score per model step (`frameskip` control steps).
     let curve = summary["surprise_curve"].as_array().unwrap();
-    assert!(curve.len() >= 5, "too few scored steps: {summary}");
+    assert!(curve.len() >= 2, "too few scored steps: {summary}");
+    let frameskip = world_model::WmConfig::preset("tiny").unwrap().frameskip as u64;
+    for pair in curve.windows(2) {
+        assert_eq!(pair[1]["step"].as_u64().unwrap() - pair[0]["step"].as_u64().unwrap(), frameskip, "{summary}");
+    }
     for p in curve {
         let (step, surprise, violated) =
             (p["step"].as_u64().unwrap(), p["surprise"].as_f64().unwrap(), p["violated"].as_bool().unwrap());
         assert!(surprise.is_finite() && surprise >= 0.0, "{p}");
+        assert_eq!(step % frameskip, 0, "scored between model steps: {p}");
         assert_eq!(violated, step >= 4, "the vanish starts at step 4 of every episode: {p}");
     }
     let ghost = summary["ghost"].as_array().expect("a ghost position");

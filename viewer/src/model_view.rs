@@ -153,6 +153,7 @@ impl WorldModelView {
             self.curve.clear();
             self.last_surprise = None;
             self.partial_ms = 0.0;
+            self.ghost = None;
         }
         let start = std::time::Instant::now();
         let (w, h) = (frame.width as i64, frame.height as i64);
@@ -171,10 +172,11 @@ impl WorldModelView {
             }
             self.curve.push_back(SurprisePoint { total_step, step: frame.tag.step, surprise: s, violated });
         }
-        self.ghost = match (&self.probe, self.history.prediction()) {
-            (Some(p), Some(pred)) => p.apply(pred),
-            _ => None,
-        };
+        // A prediction exists only on some frames of a model step; the ghost stays where the last
+        // one put it.
+        if let (Some(p), Some(pred)) = (&self.probe, self.history.prediction()) {
+            self.ghost = p.apply(pred);
+        }
     }
 }
 

@@ -8,14 +8,17 @@ use world_model::{
 };
 
 /// The tiny preset with the encoder and predictor training together from the first step, on
-/// frames without counterfactuals.
+/// frames without counterfactuals. One frame per model step, so the synthetic clips here are
+/// model steps and their actions `action_dim` wide (frameskip is covered end to end in `cupworld`'s
+/// tests and `model_steps`' own).
 fn tiny() -> WmConfig {
-    WmConfig::preset("tiny").unwrap().without_counterfactuals()
+    WmConfig { frameskip: 1, ..WmConfig::preset("tiny").unwrap().without_counterfactuals() }
 }
 
-/// The shipped recipe at the tiny size: encoder first, on counterfactual frames.
+/// The shipped recipe at the tiny size: encoder first, on counterfactual frames (one frame per
+/// model step, as [`tiny`]).
 fn tiny_recipe() -> WmConfig {
-    WmConfig::preset("tiny").unwrap()
+    WmConfig { frameskip: 1, ..WmConfig::preset("tiny").unwrap() }
 }
 
 fn random_frames(n: i64) -> Tensor {
