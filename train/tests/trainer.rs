@@ -29,7 +29,7 @@ fn dataset(dir: PathBuf, seed: u64, counterfactual: bool) -> PathBuf {
 }
 
 /// libtorch's random generator is one per process: runs in parallel threads would interleave
-/// their dropout draws, so these tests take turns.
+/// their draws (a model's initialisation seeds it), so these tests take turns.
 fn one_at_a_time() -> MutexGuard<'static, ()> {
     static TURN: Mutex<()> = Mutex::new(());
     TURN.lock().unwrap_or_else(|e| e.into_inner())

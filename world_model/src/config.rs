@@ -34,9 +34,6 @@ pub struct PredictorConfig {
     pub depth: i64,
     pub heads: i64,
     pub mlp_ratio: i64,
-    /// Dropout on each block's two residual branches (attention, MLP) while training, as GPT-2
-    /// and nanoGPT place it; 0: off.
-    pub dropout: f64,
     /// Polyak average of the predictor's weights, the decay per predictor step (0.999 averages
     /// over ~1,000 steps; 0: off). Evaluation, `surprise` and the viewer predict with the average,
     /// which is steadier than the weights of any one step (experiments/2026-11-30-average).
@@ -45,7 +42,7 @@ pub struct PredictorConfig {
 
 impl Default for PredictorConfig {
     fn default() -> Self {
-        PredictorConfig { width: 128, depth: 4, heads: 4, mlp_ratio: 4, dropout: 0.0, average: 0.999 }
+        PredictorConfig { width: 128, depth: 4, heads: 4, mlp_ratio: 4, average: 0.999 }
     }
 }
 
@@ -459,9 +456,6 @@ impl WmConfig {
                 "predictor.heads",
                 format!("{} does not divide predictor.width {}", self.predictor.heads, self.predictor.width),
             );
-        }
-        if !(self.predictor.dropout.is_finite() && (0.0..1.0).contains(&self.predictor.dropout)) {
-            return bad("predictor.dropout", format!("{} must be within [0, 1)", self.predictor.dropout));
         }
         if !(self.predictor.average.is_finite() && (0.0..1.0).contains(&self.predictor.average)) {
             return bad("predictor.average", format!("{} must be within [0, 1)", self.predictor.average));

@@ -67,8 +67,7 @@ impl WorldModel {
     /// The predictor's terms on a batch of clips' latents (online `z`, `targets`, `[b, t, P, D]`;
     /// actions `a [b, t, A]`): the teacher-forced predictions of frames 1..t, their distance to the
     /// targets, and the `rollout_steps`-step rollout's. Without `teacher_grad` the teacher-forced
-    /// pass runs without autograd (still logged) and the rollout runs in full. Dropout is on
-    /// (`predictor.dropout`); the cached rollout reuses the teacher pass's draws for the real frames.
+    /// pass runs without autograd (still logged) and the rollout runs in full.
     pub fn prediction_terms(
         &self,
         z: &Tensor,
@@ -85,7 +84,6 @@ impl WorldModel {
                 &targets.narrow(1, 0, t - 1),
                 &a.narrow(1, 0, t - 1),
                 None,
-                true,
             )
         };
         let (pred, teacher_cache) = match teacher_grad {
@@ -111,11 +109,11 @@ impl WorldModel {
             Some(cache) if c + k - 1 <= window => {
                 let n = c * (p + 1); // the tokens of the c real frames
                 let cache = cache.iter().map(|(ck, cv)| (ck.narrow(2, 0, n), cv.narrow(2, 0, n))).collect();
-                self.rollout_cached(&z.narrow(1, 0, c), &a.narrow(1, 0, t - 1), k, first(), cache, true)
+                self.rollout_cached(&z.narrow(1, 0, c), &a.narrow(1, 0, t - 1), k, first(), cache)
             }
             cache => {
                 let first = cache.filter(|_| c <= window).map(|_| first());
-                self.rollout_from(&z.narrow(1, 0, c), &targets.narrow(1, 0, c), &a.narrow(1, 0, t - 1), k, first, true)
+                self.rollout_from(&z.narrow(1, 0, c), &targets.narrow(1, 0, c), &a.narrow(1, 0, t - 1), k, first)
             }
         };
         let rollout = dist(&roll, &targets.narrow(1, c, k));

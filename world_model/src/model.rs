@@ -151,29 +151,20 @@ impl WorldModel {
     /// Teacher-forced predictions: online latents `z [b, t, P, D]`, their target latents `base`,
     /// actions `a [b, t, A]` → predicted target latents of frames 1..=t.
     pub fn predict(&self, z: &Tensor, base: &Tensor, a: &Tensor) -> Tensor {
-        self.predictor.forward(z, base, &a.to_device(self.device()).to_kind(Kind::Float), false)
+        self.predictor.forward(z, base, &a.to_device(self.device()).to_kind(Kind::Float))
     }
 
     /// Autoregressive rollout: from real latents `z [b, c, P, D]` (online) and `base` (target) and
     /// actions `a [b, c + k − 1, A]`, predict `k` frames feeding each prediction back in (as both).
     /// The window keeps the last `clip_len − 1` frames, as in training. Returns `[b, k, P, D]`.
     pub fn rollout(&self, z: &Tensor, base: &Tensor, a: &Tensor, k: i64) -> Tensor {
-        self.rollout_from(z, base, a, k, None, false)
+        self.rollout_from(z, base, a, k, None)
     }
 
     /// [`WorldModel::rollout`], its first prediction given (`[b, 1, P, D]`) when the caller already
     /// has it: the teacher-forced pass's prediction from the same `c` frames is that prediction
     /// (the mask lets it see no more), so training need not run the predictor on them again.
-    /// `train`: dropout on.
-    pub(crate) fn rollout_from(
-        &self,
-        z: &Tensor,
-        base: &Tensor,
-        a: &Tensor,
-        k: i64,
-        first: Option<Tensor>,
-        train: bool,
-    ) -> Tensor {
+    pub(crate) fn rollout_from(&self, z: &Tensor, base: &Tensor, a: &Tensor, k: i64, first: Option<Tensor>) -> Tensor {
         let a = a.to_device(self.device()).to_kind(Kind::Float);
         let window = self.cfg.clip_len - 1;
         let c = z.size()[1];
@@ -192,7 +183,7 @@ impl WorldModel {
             let acts = a.narrow(1, c + i - n, n);
             let next = self
                 .predictor
-                .forward(&seq.narrow(1, from, n), &seq_base.narrow(1, from, n), &acts, train)
+                .forward(&seq.narrow(1, from, n), &seq_base.narrow(1, from, n), &acts)
                 .select(1, n - 1)
                 .unsqueeze(1);
             out.push(next.shallow_clone());
@@ -206,23 +197,15 @@ impl WorldModel {
     /// predictor's cache of the `c` real frames `z [b, c, P, D]` (from the teacher-forced pass over
     /// the same frames): each further step runs the predictor on its one new frame, attending to
     /// the cache. The same predictions as `rollout_from` while its window does not slide
-    /// (`c + k − 1 ≤ clip_len − 1`); actions `a [b, ≥ c + k − 1, A]`. `train`: dropout on.
-    pub(crate) fn rollout_cached(
-        &self,
-        z: &Tensor,
-        a: &Tensor,
-        k: i64,
-        first: Tensor,
-        cache: KvCache,
-        train: bool,
-    ) -> Tensor {
+    /// (`c + k − 1 ≤ clip_len − 1`); actions `a [b, ≥ c + k − 1, A]`.
+    pub(crate) fn rollout_cached(&self, z: &Tensor, a: &Tensor, k: i64, first: Tensor, cache: KvCache) -> Tensor {
         let c = z.size()[1];
         let mut cache = cache;
         let mut out = vec![first];
         for i in 1..k {
             let frame = out[out.len() - 1].shallow_clone(); // frame c + i − 1, fed back as latents and base
             let (next, extended) =
-                self.predictor.forward_cached(&frame, &frame, &a.narrow(1, c + i - 1, 1), Some(&cache), train);
+                self.predictor.forward_cached(&frame, &frame, &a.narrow(1, c + i - 1, 1), Some(&cache));
             cache = extended;
             out.push(next);
         }
@@ -321,8 +304,8 @@ mod tests {
         let base = layer_norm(&Tensor::randn([b, c, p, d], (Kind::Float, Device::Cpu)));
         let a = Tensor::randn([b, c + k - 1, cfg.step_action_dim()], (Kind::Float, Device::Cpu));
         let full = model.rollout(&z, &base, &a, k);
-        let (pred, cache) = model.predictor.forward_cached(&z, &base, &a.narrow(1, 0, c), None, false);
-        let cached = model.rollout_cached(&z, &a, k, pred.narrow(1, c - 1, 1), cache, false);
+        let (pred, cache) = model.predictor.forward_cached(&z, &base, &a.narrow(1, 0, c), None);
+        let cached = model.rollout_cached(&z, &a, k, pred.narrow(1, c - 1, 1), cache);
         assert_eq!(cached.size(), [b, k, p, d]);
         let gap = (&cached - &full).abs().max().double_value(&[]);
         assert!(gap < 1e-5, "cached rollout differs by {gap}");

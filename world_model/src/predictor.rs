@@ -14,11 +14,10 @@ struct Block {
     fc1: nn::Linear,
     fc2: nn::Linear,
     heads: i64,
-    dropout: f64,
 }
 
 impl Block {
-    fn new(p: nn::Path, w: i64, heads: i64, mlp_ratio: i64, dropout: f64) -> Block {
+    fn new(p: nn::Path, w: i64, heads: i64, mlp_ratio: i64) -> Block {
         Block {
             ln1: nn::layer_norm(&p / "ln1", vec![w], Default::default()),
             qkv: nn::linear(&p / "qkv", w, 3 * w, Default::default()),
@@ -27,21 +26,13 @@ impl Block {
             fc1: nn::linear(&p / "fc1", w, mlp_ratio * w, Default::default()),
             fc2: nn::linear(&p / "fc2", mlp_ratio * w, w, Default::default()),
             heads,
-            dropout,
         }
     }
 
     /// Tokens `x [b, n, w]` that attend each other under `mask` (`[n, m + n]`) and, before
     /// themselves, the `past` keys and values `[b, heads, m, w / heads]` of earlier tokens. Returns
     /// the output and the keys and values of the past and `x` together (the extended cache).
-    /// `train`: apply dropout to the residual branches.
-    fn forward(
-        &self,
-        x: &Tensor,
-        mask: &Tensor,
-        past: Option<&(Tensor, Tensor)>,
-        train: bool,
-    ) -> (Tensor, (Tensor, Tensor)) {
+    fn forward(&self, x: &Tensor, mask: &Tensor, past: Option<&(Tensor, Tensor)>) -> (Tensor, (Tensor, Tensor)) {
         let (b, n, w) = x.size3().expect("[b, n, w]");
         let qkv =
             x.apply(&self.ln1).apply(&self.qkv).reshape([b, n, 3, self.heads, w / self.heads]).permute([2, 0, 3, 1, 4]);
@@ -51,8 +42,8 @@ impl Block {
             Some((pk, pv)) => (Tensor::cat(&[pk, &k], 2), Tensor::cat(&[pv, &v], 2)),
         };
         let a = Tensor::scaled_dot_product_attention(&q, &k, &v, Some(mask), 0.0, false, None, false);
-        let x = x + a.transpose(1, 2).reshape([b, n, w]).apply(&self.proj).dropout(self.dropout, train);
-        let m = x.apply(&self.ln2).apply(&self.fc1).gelu("none").apply(&self.fc2).dropout(self.dropout, train);
+        let x = x + a.transpose(1, 2).reshape([b, n, w]).apply(&self.proj);
+        let m = x.apply(&self.ln2).apply(&self.fc1).gelu("none").apply(&self.fc2);
         (x + m, (k, v))
     }
 }
@@ -89,7 +80,7 @@ impl Predictor {
             action_pos: p.var("action_pos", &[1, w], init),
             time_pos: p.var("time_pos", &[cfg.max_frames(), 1, w], init),
             blocks: (0..pc.depth)
-                .map(|i| Block::new(&p / format!("block{i}"), w, pc.heads, pc.mlp_ratio, pc.dropout))
+                .map(|i| Block::new(&p / format!("block{i}"), w, pc.heads, pc.mlp_ratio))
                 .collect(),
             ln: nn::layer_norm(&p / "ln", vec![w], Default::default()),
             // Zero-initialised output: an untrained predictor says "nothing changes" (copy-last),
@@ -106,23 +97,15 @@ impl Predictor {
 
     /// `z [b, t, P, D]` (layer-normed online latents), `base` (the same frames' target latents),
     /// `a [b, t, A]` → predictions of frames 1..=t, `[b, t, P, D]`.
-    pub(crate) fn forward(&self, z: &Tensor, base: &Tensor, a: &Tensor, train: bool) -> Tensor {
-        self.forward_cached(z, base, a, None, train).0
+    pub(crate) fn forward(&self, z: &Tensor, base: &Tensor, a: &Tensor) -> Tensor {
+        self.forward_cached(z, base, a, None).0
     }
 
     /// [`Predictor::forward`] on frames that follow the ones in `past` (their cache): the new frames
     /// take the next time positions and see every cached token. Returns the predictions and the
     /// cache extended by the new frames. Exactly the predictions of a pass over all the frames:
     /// under the block-causal mask earlier frames' keys and values do not depend on later frames.
-    /// `train`: dropout on (`predictor.dropout`).
-    pub(crate) fn forward_cached(
-        &self,
-        z: &Tensor,
-        base: &Tensor,
-        a: &Tensor,
-        past: Option<&KvCache>,
-        train: bool,
-    ) -> (Tensor, KvCache) {
+    pub(crate) fn forward_cached(&self, z: &Tensor, base: &Tensor, a: &Tensor, past: Option<&KvCache>) -> (Tensor, KvCache) {
         let (b, t, p, d) = z.size4().expect("[b, t, P, D]");
         let start = past.map_or(0, |cache| cache[0].0.size()[2] / (p + 1));
         assert!(
@@ -146,7 +129,7 @@ impl Predictor {
         };
         let mut cache = Vec::with_capacity(self.blocks.len());
         for (i, block) in self.blocks.iter().enumerate() {
-            let (out, kv) = block.forward(&x, &mask, past.map(|c| &c[i]), train);
+            let (out, kv) = block.forward(&x, &mask, past.map(|c| &c[i]));
             cache.push(kv);
             x = out;
         }

@@ -85,9 +85,7 @@ fn step_path_agrees_with_the_batch_surprise() {
 #[test]
 fn the_rollout_loss_reusing_the_teacher_pass_equals_a_separate_rollout() {
     tch::manual_seed(6);
-    // Without dropout: `losses` trains (dropout on), `rollout` and `predict` evaluate.
-    let mut cfg = WmConfig { clip_len: 5, rollout_steps: 2, ..tiny() };
-    cfg.predictor.dropout = 0.0;
+    let cfg = WmConfig { clip_len: 5, rollout_steps: 2, ..tiny() };
     let model = WorldModel::new(&cfg, Device::Cpu).unwrap();
     perturb(&model);
     let frames = Tensor::randint(256, [3, 5, 3, 64, 64], (Kind::Uint8, Device::Cpu));
@@ -534,10 +532,7 @@ fn encoder_first_trains_the_encoder_then_the_predictor_alone() {
 #[test]
 fn a_step_on_cached_latents_is_the_step_on_frames() {
     tch::set_num_threads(1);
-    let mut cfg = WmConfig { encoder_steps: 2, steps: 5, ..tiny_recipe() };
-    // No dropout: its draws come from libtorch's one generator, which tests running alongside
-    // this one also draw from.
-    cfg.predictor.dropout = 0.0;
+    let cfg = WmConfig { encoder_steps: 2, steps: 5, ..tiny_recipe() };
     let (f, cf, _) = square_counterfactuals(cfg.batch_size, cfg.clip_len, 1);
     let a = Tensor::randn([cfg.batch_size, cfg.clip_len, cfg.step_action_dim()], (Kind::Float, Device::Cpu));
     // Through the encoder phase once, then two copies of the model and its optimiser.
