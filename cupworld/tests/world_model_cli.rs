@@ -2,8 +2,6 @@
 
 use std::path::Path;
 
-use tch::Device;
-
 mod common;
 use common::{cupworld, fails, ok};
 
@@ -74,19 +72,7 @@ fn refs(v: &[String]) -> Vec<&str> {
 
 /// Online, target and (from `load_model`, which predicts with it) averaged predictor weights.
 fn weights(ckpt: &Path) -> Vec<(String, tch::Tensor)> {
-    let model = world_model::load_model_online(ckpt, Device::Cpu).unwrap();
-    let averaged = world_model::load_model(ckpt, Device::Cpu).unwrap().vs.variables();
-    let mut v: Vec<(String, tch::Tensor)> = model
-        .vs
-        .variables()
-        .into_iter()
-        .chain(model.target_vs.variables().into_iter().map(|(k, t)| (format!("target.{k}"), t)))
-        .chain(
-            averaged.into_iter().filter(|(k, _)| k.starts_with("predictor.")).map(|(k, t)| (format!("average.{k}"), t)),
-        )
-        .collect();
-    v.sort_by(|a, b| a.0.cmp(&b.0));
-    v
+    world_model::checkpoint_weights(ckpt).unwrap()
 }
 
 #[test]

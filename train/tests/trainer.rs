@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use tch::{Device, Tensor};
+use tch::Tensor;
 use train::{DataSource, Hooks, TrainOptions};
 use world_model::WmConfig;
 
@@ -52,19 +52,7 @@ fn stop_at(step: u64) -> Hooks {
 
 /// Online, target and averaged predictor weights of a checkpoint, sorted by name.
 fn weights(ckpt: &Path) -> Vec<(String, Tensor)> {
-    let model = world_model::load_model_online(ckpt, Device::Cpu).unwrap();
-    let averaged = world_model::load_model(ckpt, Device::Cpu).unwrap().vs.variables();
-    let mut v: Vec<(String, Tensor)> = model
-        .vs
-        .variables()
-        .into_iter()
-        .chain(model.target_vs.variables().into_iter().map(|(k, t)| (format!("target.{k}"), t)))
-        .chain(
-            averaged.into_iter().filter(|(k, _)| k.starts_with("predictor.")).map(|(k, t)| (format!("average.{k}"), t)),
-        )
-        .collect();
-    v.sort_by(|a, b| a.0.cmp(&b.0));
-    v
+    world_model::checkpoint_weights(ckpt).unwrap()
 }
 
 fn same_weights(a: &Path, b: &Path) {

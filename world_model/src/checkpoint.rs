@@ -162,6 +162,24 @@ pub fn load_model_online(path: &Path, device: Device) -> Result<WorldModel> {
     Ok(model)
 }
 
+/// Every weight a checkpoint holds, sorted by name: the online model's, the target encoder's
+/// (`target.`…) and the predictor's average (`average.`…): what two runs must share to be the same.
+pub fn checkpoint_weights(path: &Path) -> Result<Vec<(String, Tensor)>> {
+    let model = load_model_online(path, Device::Cpu)?;
+    let averaged = load_model(path, Device::Cpu)?.vs.variables();
+    let mut v: Vec<(String, Tensor)> = model
+        .vs
+        .variables()
+        .into_iter()
+        .chain(model.target_vs.variables().into_iter().map(|(k, t)| (format!("target.{k}"), t)))
+        .chain(
+            averaged.into_iter().filter(|(k, _)| k.starts_with("predictor.")).map(|(k, t)| (format!("average.{k}"), t)),
+        )
+        .collect();
+    v.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(v)
+}
+
 /// `key: a ≠ b` for every leaf where two JSON values differ.
 fn config_diff(a: &serde_json::Value, b: &serde_json::Value, prefix: &str) -> Vec<String> {
     use serde_json::Value::Object;

@@ -313,7 +313,14 @@ impl WmConfig {
             // `small` narrowed and shortened; every switch as shipped, so CI runs the shipped path.
             "tiny" => Ok(WmConfig {
                 encoder: EncoderConfig { channels: vec![8, 8, 16, 16], latent_dim: 16, ..base.encoder.clone() },
-                predictor: PredictorConfig { width: 32, depth: 1, heads: 2, mlp_ratio: 2, average: 0.9, ..base.predictor.clone() },
+                predictor: PredictorConfig {
+                    width: 32,
+                    depth: 1,
+                    heads: 2,
+                    mlp_ratio: 2,
+                    average: 0.9,
+                    ..base.predictor.clone()
+                },
                 batch_size: 4,
                 encoder_steps: 60,
                 steps: 60 + 20,
@@ -328,7 +335,9 @@ impl WmConfig {
     /// by key: a partial section changes only the keys it names, and an unknown key is refused
     /// by its path. The caller validates once every override is in.
     pub fn preset_with(name: &str, overrides: &serde_json::Value) -> Result<WmConfig> {
-        WmConfig::preset(name)?.with_overrides(overrides).map_err(|e| WmError::Config(format!("over preset {name}: {e}")))
+        WmConfig::preset(name)?
+            .with_overrides(overrides)
+            .map_err(|e| WmError::Config(format!("over preset {name}: {e}")))
     }
 
     /// `overrides` (a JSON object) laid over this config key by key, as [`WmConfig::preset_with`].

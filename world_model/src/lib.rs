@@ -30,7 +30,8 @@ pub mod surprise;
 pub mod train_step;
 
 pub use checkpoint::{
-    Checkpoint, load_checkpoint, load_model, load_model_online, read_checkpoint_config, save_checkpoint,
+    Checkpoint, checkpoint_weights, load_checkpoint, load_model, load_model_online, read_checkpoint_config,
+    save_checkpoint,
 };
 pub use config::{Distance, EmaConfig, EncoderConfig, LossConfig, OptimConfig, Phase, PredictorConfig, WmConfig};
 pub use device::parse_device;

@@ -79,9 +79,7 @@ impl Predictor {
             patch_pos: p.var("patch_pos", &[cfg.tokens_per_frame(), w], init),
             action_pos: p.var("action_pos", &[1, w], init),
             time_pos: p.var("time_pos", &[cfg.max_frames(), 1, w], init),
-            blocks: (0..pc.depth)
-                .map(|i| Block::new(&p / format!("block{i}"), w, pc.heads, pc.mlp_ratio))
-                .collect(),
+            blocks: (0..pc.depth).map(|i| Block::new(&p / format!("block{i}"), w, pc.heads, pc.mlp_ratio)).collect(),
             ln: nn::layer_norm(&p / "ln", vec![w], Default::default()),
             // Zero-initialised output: an untrained predictor says "nothing changes" (copy-last),
             // and training must earn every improvement over that baseline.
@@ -105,7 +103,13 @@ impl Predictor {
     /// take the next time positions and see every cached token. Returns the predictions and the
     /// cache extended by the new frames. Exactly the predictions of a pass over all the frames:
     /// under the block-causal mask earlier frames' keys and values do not depend on later frames.
-    pub(crate) fn forward_cached(&self, z: &Tensor, base: &Tensor, a: &Tensor, past: Option<&KvCache>) -> (Tensor, KvCache) {
+    pub(crate) fn forward_cached(
+        &self,
+        z: &Tensor,
+        base: &Tensor,
+        a: &Tensor,
+        past: Option<&KvCache>,
+    ) -> (Tensor, KvCache) {
         let (b, t, p, d) = z.size4().expect("[b, t, P, D]");
         let start = past.map_or(0, |cache| cache[0].0.size()[2] / (p + 1));
         assert!(
