@@ -4,10 +4,13 @@
 //! - [`moe`]: Mixture-of-Experts layer: top-k router, shared expert, balancing losses and bias.
 //! - [`policy`]: `MambaMoePolicy`: Mamba backbone + MoE heads → squashed Gaussian and value.
 //! - [`attention`]: a causal self-attention block with a KV cache (the benchmark's contrast).
+//! - [`planner`]: model-predictive control in the world model's latent space (CEM, MPPI, gradient
+//!   descent), towards a goal image's latents.
 
 pub mod attention;
 pub mod mamba;
 pub mod moe;
+pub mod planner;
 pub mod policy;
 
 pub use mamba::{BlockState, Mamba, MambaBlock, MambaConfig, Scan};
@@ -20,6 +23,8 @@ pub enum AgentError {
     Config(String),
     #[error("{0}: {1}")]
     Checkpoint(std::path::PathBuf, String),
+    #[error("non-finite plan: {0}")]
+    NonFinite(String),
 }
 
 pub type Result<T> = std::result::Result<T, AgentError>;

@@ -38,7 +38,7 @@ pub use device::parse_device;
 pub use loss::{Clips, Counterfactual, LossParts, LossTerms, prediction_distance};
 pub use model::{Collapse, WorldModel, collapse_stats, model_steps};
 pub use optim::AdamW;
-pub use surprise::{LatentHistory, frame_curve, per_frame};
+pub use surprise::{LatentHistory, PlanningContext, frame_curve, per_frame};
 pub use train_step::StepReport;
 
 use std::path::PathBuf;

@@ -177,18 +177,33 @@ impl WorldModel {
     /// is a model step: the frames between are not encoded (their surprise is `None`), their
     /// actions join the step's action block, and the prediction is made once the block is full.
     pub fn step(&self, history: &mut LatentHistory, frame: &Tensor, action: [f32; 2]) -> Option<f64> {
+        let surprise = self.observe(history, frame);
+        self.record_action(history, action);
+        surprise
+    }
+
+    /// The first half of [`WorldModel::step`], for an agent that chooses its action from what it
+    /// sees: encodes `frame` if it is a model step's and returns its surprise. Call
+    /// [`WorldModel::record_action`] with the action taken before the next frame.
+    pub fn observe(&self, history: &mut LatentHistory, frame: &Tensor) -> Option<f64> {
         tch::no_grad(|| {
-            let s = self.cfg.frameskip as u64;
-            let mut surprise = None;
-            if history.frames_seen.is_multiple_of(s) {
-                let f = frame.unsqueeze(0);
-                let z = self.encode(&f).squeeze_dim(0);
-                let target = self.encode_target(&f).squeeze_dim(0);
-                surprise =
-                    history.pending.take().map(|pred| (pred - &target).abs().mean(Kind::Float).double_value(&[]));
-                history.current = Some((z, target));
-                history.block.clear();
+            if !history.frames_seen.is_multiple_of(self.cfg.frameskip as u64) {
+                return None;
             }
+            let f = frame.unsqueeze(0);
+            let z = self.encode(&f).squeeze_dim(0);
+            let target = self.encode_target(&f).squeeze_dim(0);
+            let surprise =
+                history.pending.take().map(|pred| (pred - &target).abs().mean(Kind::Float).double_value(&[]));
+            history.current = Some((z, target));
+            history.block.clear();
+            surprise
+        })
+    }
+
+    /// The second half of [`WorldModel::step`]: the action taken after the last observed frame.
+    pub fn record_action(&self, history: &mut LatentHistory, action: [f32; 2]) {
+        tch::no_grad(|| {
             history.frames_seen += 1;
             history.block.extend_from_slice(&action[..self.cfg.action_dim as usize]);
             if history.block.len() as i64 == self.cfg.step_action_dim() {
@@ -200,9 +215,19 @@ impl WorldModel {
                 let n = zs.size()[1];
                 history.pending = Some(self.predict(&zs, &bs, &acts).select(1, n - 1).squeeze_dim(0));
             }
-            surprise
         })
     }
+}
+
+/// What a planner imagines from: the last real model steps' latents, the current one's last,
+/// and the action blocks taken between them.
+pub struct PlanningContext {
+    /// Online latents `[c, P, D]`.
+    pub latents: Tensor,
+    /// Target latents `[c, P, D]`.
+    pub targets: Tensor,
+    /// The `c − 1` action blocks taken after each but the last, `[c − 1, frameskip · A]`.
+    pub actions: Tensor,
 }
 
 /// The cached history of `step`: latents and actions of the last frames, and the pending
@@ -219,6 +244,8 @@ pub struct LatentHistory {
     current: Option<(Tensor, Tensor)>,
     /// The actions taken since the current model step's frame.
     block: Vec<f32>,
+    /// Width of a model step's action block.
+    action_width: i64,
 }
 
 impl LatentHistory {
@@ -232,6 +259,7 @@ impl LatentHistory {
             frames_seen: 0,
             current: None,
             block: vec![],
+            action_width: cfg.step_action_dim(),
         }
     }
 
@@ -259,6 +287,30 @@ impl LatentHistory {
 
     pub fn len(&self) -> usize {
         self.latents.len()
+    }
+
+    /// True on a model step's frame once it is observed and before its action block is recorded:
+    /// when a planner chooses the next block.
+    pub fn at_model_step(&self) -> bool {
+        self.current.is_some() && self.block.is_empty()
+    }
+
+    /// The context of the current model step (see [`PlanningContext`]): at most the predictor's
+    /// window (`clip_len − 1` steps), the current one included. `None` between model steps.
+    pub fn planning_context(&self) -> Option<PlanningContext> {
+        let (z, target) = self.current.as_ref().filter(|_| self.block.is_empty())?;
+        let past = self.latents.len().min(self.capacity - 1);
+        let from = self.latents.len() - past;
+        let pick = |v: &VecDeque<Tensor>, now: &Tensor| {
+            let mut frames: Vec<&Tensor> = v.iter().skip(from).collect();
+            frames.push(now);
+            Tensor::stack(&frames, 0)
+        };
+        let actions = match past {
+            0 => Tensor::zeros([0, self.action_width], (Kind::Float, z.device())),
+            _ => Tensor::stack(&self.actions.iter().skip(from).collect::<Vec<_>>(), 0),
+        };
+        Some(PlanningContext { latents: pick(&self.latents, z), targets: pick(&self.targets, target), actions })
     }
 
     pub fn is_empty(&self) -> bool {
