@@ -51,6 +51,9 @@ enum Command {
     View(view::ViewArgs),
     /// Evaluate a world model: prediction vs baselines, linear probes, violation of expectation.
     EvalWm(EvalWmArgs),
+    /// Evaluate an agent that acts from 64×64 frames and a goal image (the planner in the world
+    /// model's latent space), beside controls on the same episodes and goals.
+    EvalAgent(EvalAgentArgs),
     /// Score episodes of any dataset with a world model: per-episode surprise (JSON) and curves (PNG).
     Surprise {
         #[arg(long)]
@@ -344,6 +347,121 @@ struct EvalWmArgs {
     threads: Option<i32>,
 }
 
+#[derive(Args)]
+struct EvalAgentArgs {
+    /// The agent scored first; the controls follow it (see --controls).
+    #[arg(long, value_enum, default_value_t = AgentArg::Planner)]
+    agent: AgentArg,
+    /// The planner's solver, at its default budget.
+    #[arg(long, value_enum, default_value_t = SolverArg::Cem)]
+    planner: SolverArg,
+    /// Model steps the planner imagines ahead.
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(i64).range(1..=64))]
+    horizon: i64,
+    /// A world-model run directory or checkpoint.
+    #[arg(long)]
+    world_model: PathBuf,
+    #[arg(long)]
+    task: Task,
+    #[arg(long, value_enum, default_value_t = ProtocolArg::GoalFrame)]
+    protocol: ProtocolArg,
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    episodes: u64,
+    /// Episodes the controls that plan are scored on (the first of --episodes).
+    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    control_episodes: u64,
+    /// Score the controls too: the planner on the random-init and copy-last models, random, zero
+    /// actions and the scripted expert.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    controls: bool,
+    /// Held-out seeds start here (training data uses 0, the main job's held-out data 1,000).
+    #[arg(long, default_value_t = 50_000)]
+    seed: u64,
+    /// Where report.json, report.md and episodes.jsonl go; rerun with the same options to resume.
+    #[arg(long)]
+    out: PathBuf,
+    /// libtorch intra-op threads (default: libtorch's choice).
+    #[arg(long, value_parser = clap::value_parser!(i32).range(1..=1024))]
+    threads: Option<i32>,
+}
+
+#[derive(Clone, Copy, PartialEq, clap::ValueEnum)]
+enum AgentArg {
+    Planner,
+    Random,
+    Zero,
+    Expert,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum SolverArg {
+    Cem,
+    Mppi,
+    Gd,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum ProtocolArg {
+    GoalFrame,
+    Task,
+}
+
+fn eval_agent_cmd(a: EvalAgentArgs) -> Result<()> {
+    use eval::acting::{AgentKind, Protocol};
+    if let Some(n) = a.threads {
+        tch::set_num_threads(n);
+    }
+    let first = match a.agent {
+        AgentArg::Planner => AgentKind::Planner,
+        AgentArg::Random => AgentKind::Random,
+        AgentArg::Zero => AgentKind::Zero,
+        AgentArg::Expert => AgentKind::Expert,
+    };
+    let mut agents = vec![first];
+    if a.controls {
+        agents.extend(AgentKind::ALL.iter().copied().filter(|k| *k != first && *k != AgentKind::Planner));
+    }
+    let solver = match a.planner {
+        SolverArg::Cem => "cem",
+        SolverArg::Mppi => "mppi",
+        SolverArg::Gd => "gd",
+    };
+    let planner = agent::planner::PlannerConfig {
+        horizon: a.horizon,
+        solver: agent::planner::Solver::by_name(solver)?,
+        ..Default::default()
+    };
+    let report = eval::acting::run(&eval::acting::AgentEvalOptions {
+        world_model: a.world_model,
+        task: a.task,
+        protocol: match a.protocol {
+            ProtocolArg::GoalFrame => Protocol::GoalFrame,
+            ProtocolArg::Task => Protocol::Task,
+        },
+        episodes: a.episodes,
+        control_episodes: a.control_episodes,
+        seed: a.seed,
+        planner,
+        agents,
+        out: a.out.clone(),
+        progress: true,
+    })?;
+    for s in &report.agents {
+        println!(
+            "{:<20} success {:.2} [{:.2}, {:.2}] at end {:.2}, final distance {:.3} m, {} episodes",
+            s.agent,
+            s.success_once,
+            s.success_once_interval[0],
+            s.success_once_interval[1],
+            s.success_at_end,
+            s.mean_final_distance,
+            s.episodes
+        );
+    }
+    println!("report: {}", a.out.join("report.md").display());
+    Ok(())
+}
+
 /// `train-wm --preset`: the world model's built-in sizes.
 #[derive(Clone, Copy, clap::ValueEnum)]
 enum PresetArg {
@@ -628,6 +746,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::View(a) => view::run(a),
         Command::TrainWm(a) => train_wm_cmd(a),
         Command::EvalWm(a) => eval_wm_cmd(a),
+        Command::EvalAgent(a) => eval_agent_cmd(a),
         Command::Surprise { checkpoint, data, out, plots, device } => {
             let r = eval::surprise_cmd(&checkpoint, &data, &out, plots as usize, parse_device(&device)?)?;
             let n = r["episodes"].as_array().map(|v| v.len()).unwrap_or(0);

@@ -1,6 +1,8 @@
 //! `eval`: the world model's scorecard (`cupworld eval-wm`, `cupworld surprise`): how well the world model predicts, what its latents
 //! know (linear probes), and whether it is surprised by impossible events (VoE). Writes
-//! `report.json`, `report.md` and figures.
+//! `report.json`, `report.md` and figures. [`acting`]: the agent's scorecard (`cupworld eval-agent`).
+
+pub mod acting;
 
 use std::path::{Path, PathBuf};
 

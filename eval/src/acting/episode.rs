@@ -1,0 +1,209 @@
+//! One episode of an agent acting from frames: the simulator steps, the renderer draws what the
+//! agent sees, the agent chooses the next action.
+
+use std::collections::VecDeque;
+use std::time::Instant;
+
+use agent::planner::{LatentDynamics, Planner};
+use anyhow::{Result, anyhow};
+use render::Renderer;
+use serde::{Deserialize, Serialize};
+use sim::{Actor, Env, Info, PolicyKind};
+use tch::{Kind, Tensor};
+use types::{FrameTag, SceneSnapshot};
+use world_model::{LatentHistory, WorldModel};
+
+/// What acts: the planner (on some dynamics) or a control that needs no model.
+pub enum Acting<'a> {
+    Planner {
+        model: &'a WorldModel,
+        dynamics: Box<dyn LatentDynamics + 'a>,
+        planner: Planner,
+    },
+    /// Uniform random actions (the simulator's random policy).
+    Random,
+    /// No motion at all.
+    Zero,
+    /// The scripted expert, which reads the simulator's state.
+    Expert,
+}
+
+/// What one episode came to.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct EpisodeResult {
+    pub agent: String,
+    /// Index of the episode (or goal-frame pair) in the evaluation.
+    pub episode: u64,
+    pub seed: u64,
+    /// Control step of the simulator episode the agent took over at (0 in the task protocol).
+    pub start_step: u32,
+    pub success_once: bool,
+    pub success_at_end: bool,
+    /// Distance to the goal when the episode ended (metres on the table plane).
+    pub final_distance: f32,
+    /// Control steps the agent acted.
+    pub length: u32,
+    /// Wall-clock time of each replan (milliseconds); empty for the controls.
+    pub replan_ms: Vec<f64>,
+    /// Action sequences imagined per replan.
+    pub evaluations_per_replan: f64,
+}
+
+/// How an episode is judged, after every step: (success now, distance to the goal now).
+pub type Judge<'a> = &'a dyn Fn(&Info) -> (bool, f32);
+
+/// An agent's state within one episode.
+pub struct Runner<'a, 'r> {
+    pub renderer: &'r mut Renderer,
+    pub acting: Acting<'a>,
+    history: Option<LatentHistory>,
+    queue: VecDeque<[f32; 2]>,
+    actor: Option<Actor>,
+    replan_ms: Vec<f64>,
+    evaluations: usize,
+}
+
+fn frame_tensor(rgb: &[u8], size: i64) -> Tensor {
+    Tensor::from_slice(rgb).reshape([size, size, 3]).permute([2, 0, 1]).contiguous()
+}
+
+impl<'a, 'r> Runner<'a, 'r> {
+    pub fn new(renderer: &'r mut Renderer, acting: Acting<'a>) -> Runner<'a, 'r> {
+        Runner {
+            renderer,
+            acting,
+            history: None,
+            queue: VecDeque::new(),
+            actor: None,
+            replan_ms: vec![],
+            evaluations: 0,
+        }
+    }
+
+    fn render(&mut self, scene: &SceneSnapshot, step: u32) -> Result<Vec<u8>> {
+        let frames = self.renderer.render(&[(FrameTag { episode: 0, step }, scene)])?;
+        Ok(frames.into_iter().next().ok_or_else(|| anyhow!("the renderer returned no frame"))?.rgb)
+    }
+
+    /// The goal image's target latents (planner only).
+    pub fn goal_latents(&mut self, goal: &SceneSnapshot) -> Result<Option<Tensor>> {
+        let rgb = self.render(goal, 0)?;
+        Ok(match &self.acting {
+            Acting::Planner { model, .. } => {
+                let size = model.cfg.image_size;
+                Some(model.encode_target(&frame_tensor(&rgb, size).unsqueeze(0)).squeeze_dim(0))
+            }
+            _ => None,
+        })
+    }
+
+    /// Starts an episode the simulator was just reset to (seed `seed`).
+    pub fn begin(&mut self, env: &Env, seed: u64) {
+        self.queue.clear();
+        self.replan_ms.clear();
+        self.evaluations = 0;
+        self.actor = None;
+        self.history = None;
+        match &mut self.acting {
+            Acting::Planner { model, planner, .. } => {
+                planner.reset(seed);
+                self.history = Some(LatentHistory::new(&model.cfg));
+            }
+            Acting::Random => self.actor = Some(Actor::new(PolicyKind::Random, env.config().task, seed)),
+            Acting::Expert => self.actor = Some(Actor::new(PolicyKind::Expert, env.config().task, seed)),
+            Acting::Zero => {}
+        }
+    }
+
+    /// Shows the agent a frame and the action taken after it by someone else (the expert's
+    /// steps before a goal-frame pair's start), so its history holds them.
+    pub fn witness(&mut self, env: &Env, info: &Info, action: [f32; 2]) -> Result<()> {
+        if let Acting::Planner { model, .. } = &self.acting {
+            let model: &WorldModel = model;
+            let rgb = self.render(&env.scene(), info.step)?;
+            let history = self.history.as_mut().expect("begin first");
+            model.observe(history, &frame_tensor(&rgb, model.cfg.image_size));
+            model.record_action(history, action);
+        }
+        if let Some(actor) = &mut self.actor {
+            let _ = actor.act(info); // keeps a stateful actor in step
+        }
+        Ok(())
+    }
+
+    /// The agent's action in the state `env` is in.
+    pub fn act(&mut self, env: &Env, info: &Info, goal: Option<&Tensor>) -> Result<[f32; 2]> {
+        let action = match &mut self.acting {
+            Acting::Zero => [0.0, 0.0],
+            Acting::Random | Acting::Expert => self.actor.as_mut().expect("begin first").act(info),
+            Acting::Planner { .. } => {
+                let scene = env.scene();
+                let rgb = self.render(&scene, info.step)?;
+                let Acting::Planner { model, dynamics, planner } = &mut self.acting else { unreachable!() };
+                let history = self.history.as_mut().expect("begin first");
+                model.observe(history, &frame_tensor(&rgb, model.cfg.image_size));
+                if history.at_model_step() && self.queue.is_empty() {
+                    let context = history.planning_context().expect("at a model step");
+                    let goal = goal.ok_or_else(|| anyhow!("the planner needs a goal"))?;
+                    let t = Instant::now();
+                    let plan = planner.plan(dynamics.as_ref(), &context, goal)?;
+                    self.replan_ms.push(t.elapsed().as_secs_f64() * 1e3);
+                    self.evaluations += plan.evaluations;
+                    // Execute the first model step of the plan, then replan from the next frame.
+                    let block = Vec::<f32>::try_from(plan.actions.select(0, 0).to_kind(Kind::Float))?;
+                    self.queue.extend(block.chunks(model.cfg.action_dim as usize).map(|a| [a[0], a[1]]));
+                    planner.shift(1);
+                }
+                let action = self.queue.pop_front().unwrap_or([0.0, 0.0]);
+                model.record_action(history, action);
+                action
+            }
+        };
+        if !action.iter().all(|a| a.is_finite()) {
+            return Err(anyhow!("the agent chose a non-finite action {action:?}; it was not applied"));
+        }
+        Ok(action)
+    }
+
+    /// Acts for at most `steps` control steps from the state `env` is in, judging after each.
+    #[allow(clippy::too_many_arguments)]
+    pub fn run(
+        &mut self,
+        env: &mut Env,
+        mut info: Info,
+        steps: u32,
+        goal: Option<&Tensor>,
+        judge: Judge,
+        name: &str,
+        episode: u64,
+        seed: u64,
+    ) -> Result<EpisodeResult> {
+        let start_step = info.step;
+        let (mut once, mut now, mut distance) = (false, false, judge(&info).1);
+        let mut length = 0;
+        for _ in 0..steps {
+            let action = self.act(env, &info, goal)?;
+            let r = env.step(action)?;
+            info = r.info;
+            length += 1;
+            (now, distance) = judge(&info);
+            once |= now;
+            if r.terminated || r.truncated {
+                break;
+            }
+        }
+        let replans = self.replan_ms.len().max(1);
+        Ok(EpisodeResult {
+            agent: name.to_string(),
+            episode,
+            seed,
+            start_step,
+            success_once: once,
+            success_at_end: now,
+            final_distance: distance,
+            length,
+            replan_ms: std::mem::take(&mut self.replan_ms),
+            evaluations_per_replan: self.evaluations as f64 / replans as f64,
+        })
+    }
+}

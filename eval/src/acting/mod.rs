@@ -1,0 +1,333 @@
+//! `eval-agent`: an agent that sees only 64×64 frames and a goal image acts in the simulator, on
+//! held-out seeds, beside controls on the same episodes and goals.
+//!
+//! Two protocols. **goal-frame** (DINO-WM, stable-worldmodel): start in a state of a held-out
+//! expert episode; the goal is that episode's frame 20 control steps later; 50 steps to get the
+//! cup within 3 cm of the goal frame's cup, upright. Pairs already solved at the start are left
+//! out. **task**: from `reset`, the environment's own success within its step limit, the goal
+//! image drawn by [`goals::task_goal_scene`].
+//!
+//! Every episode's result is appended to `episodes.jsonl` as it ends, so an interrupted
+//! evaluation resumes where it stopped (the same options) and a long one can be split by
+//! `--first-episode`.
+
+mod episode;
+pub mod goals;
+mod report;
+
+pub use episode::{Acting, EpisodeResult, Runner};
+pub use report::{AgentSummary, Report, wilson};
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use agent::planner::{CopyLast, Planner, PlannerConfig, WorldModelDynamics};
+use anyhow::{Context, Result, bail};
+use rand::{Rng, SeedableRng};
+use render::{RenderConfig, Renderer};
+use serde::{Deserialize, Serialize};
+use sim::{Actor, Env, EnvConfig, PolicyKind, Task, episode_seed};
+use types::SceneSnapshot;
+use world_model::WorldModel;
+
+/// Control steps between a goal-frame pair's start and its goal.
+pub const GOAL_FRAME_GAP: u32 = 20;
+/// Control steps the agent has in the goal-frame protocol.
+pub const GOAL_FRAME_BUDGET: u32 = 50;
+/// Success radius of the goal-frame protocol (metres).
+pub const GOAL_FRAME_TOLERANCE: f32 = 0.03;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Protocol {
+    GoalFrame,
+    Task,
+}
+
+impl Protocol {
+    pub fn name(self) -> &'static str {
+        match self {
+            Protocol::GoalFrame => "goal-frame",
+            Protocol::Task => "task",
+        }
+    }
+}
+
+/// Who is scored. The planner on the trained world model is the agent; the rest are controls.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AgentKind {
+    Planner,
+    /// The same planner on the world model before training (the same config and seed).
+    PlannerRandomInit,
+    /// The same planner on a model that imagines the last frame forever (no dynamics).
+    PlannerCopyLast,
+    Random,
+    Zero,
+    Expert,
+}
+
+impl AgentKind {
+    pub const ALL: [AgentKind; 6] = [
+        AgentKind::Planner,
+        AgentKind::PlannerRandomInit,
+        AgentKind::PlannerCopyLast,
+        AgentKind::Random,
+        AgentKind::Zero,
+        AgentKind::Expert,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            AgentKind::Planner => "planner",
+            AgentKind::PlannerRandomInit => "planner-random-init",
+            AgentKind::PlannerCopyLast => "planner-copy-last",
+            AgentKind::Random => "random",
+            AgentKind::Zero => "zero",
+            AgentKind::Expert => "expert",
+        }
+    }
+
+    pub fn plans(self) -> bool {
+        matches!(self, AgentKind::Planner | AgentKind::PlannerRandomInit | AgentKind::PlannerCopyLast)
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AgentEvalOptions {
+    /// A world-model run directory or checkpoint.
+    pub world_model: PathBuf,
+    pub task: Task,
+    pub protocol: Protocol,
+    /// Episodes (goal-frame: pairs) the planner and the cheap controls are scored on.
+    pub episodes: u64,
+    /// Of those, the first this many are also given to the controls that plan (they cost as
+    /// much as the agent).
+    pub control_episodes: u64,
+    pub seed: u64,
+    pub planner: PlannerConfig,
+    pub agents: Vec<AgentKind>,
+    pub out: PathBuf,
+    pub progress: bool,
+}
+
+/// A goal-frame pair: where the agent takes over and the frame it must reach.
+struct Pair {
+    seed: u64,
+    /// The expert's actions before the agent takes over.
+    actions: Vec<[f32; 2]>,
+    goal_scene: SceneSnapshot,
+    goal_cup: [f32; 2],
+}
+
+/// Held-out expert episodes (seeds from `seed`), each giving at most one pair: a start drawn
+/// among the steps whose cup moves at least the tolerance in the next 20 steps and stands
+/// upright on the table at the end of them.
+fn goal_frame_pairs(task: Task, n: u64, seed: u64) -> Result<Vec<Pair>> {
+    let mut env = Env::new(EnvConfig::for_task(task))?;
+    let mut pairs = vec![];
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed ^ 0x9A1F);
+    for index in 0..n * 20 {
+        if pairs.len() as u64 == n {
+            break;
+        }
+        let s = episode_seed(seed, index);
+        let (_, mut info) = env.reset(s);
+        let mut actor = Actor::new(PolicyKind::Expert, task, s);
+        let (mut infos, mut scenes, mut actions) = (vec![info.clone()], vec![env.scene()], vec![]);
+        loop {
+            let a = actor.act(&info);
+            let r = env.step(a)?;
+            actions.push(a);
+            info = r.info;
+            infos.push(info.clone());
+            scenes.push(env.scene());
+            if r.terminated || r.truncated {
+                break;
+            }
+        }
+        let gap = GOAL_FRAME_GAP as usize;
+        let cup = |i: &sim::Info| [i.cup.position[0], i.cup.position[2]];
+        let valid: Vec<usize> = (0..infos.len().saturating_sub(gap))
+            .filter(|&t| {
+                let (a, b) = (&infos[t], &infos[t + gap]);
+                b.on_table && b.upright && goals::cup_distance(a, cup(b)) >= GOAL_FRAME_TOLERANCE
+            })
+            .collect();
+        if valid.is_empty() {
+            continue;
+        }
+        let t = valid[rng.random_range(0..valid.len())];
+        pairs.push(Pair {
+            seed: s,
+            actions: actions[..t].to_vec(),
+            goal_scene: scenes[t + gap].clone(),
+            goal_cup: cup(&infos[t + gap]),
+        });
+    }
+    if (pairs.len() as u64) < n {
+        bail!("only {} of {n} goal-frame pairs found in {} expert episodes", pairs.len(), n * 20);
+    }
+    Ok(pairs)
+}
+
+/// The finished episodes in `out/episodes.jsonl`, after checking that `out` holds this very
+/// evaluation (or nothing).
+fn resume(opts: &AgentEvalOptions) -> Result<Vec<EpisodeResult>> {
+    let config = opts.out.join("config.json");
+    let mine = serde_json::to_value(opts)?;
+    match std::fs::read_to_string(&config) {
+        Ok(text) => {
+            let theirs: serde_json::Value =
+                serde_json::from_str(&text).with_context(|| format!("{}: not JSON", config.display()))?;
+            let strip = |v: &serde_json::Value| {
+                let mut v = v.clone();
+                v.as_object_mut().map(|o| o.remove("progress"));
+                v
+            };
+            if strip(&theirs) != strip(&mine) {
+                let (key, was, now) =
+                    dataset::manifest::first_difference("", &strip(&theirs), &strip(&mine)).unwrap_or_default();
+                bail!(
+                    "{} holds another evaluation ({key}: {was} there, {now} now); resume it with its own \
+                     options or choose another --out",
+                    opts.out.display()
+                );
+            }
+        }
+        Err(_) => {
+            std::fs::create_dir_all(&opts.out).with_context(|| format!("creating {}", opts.out.display()))?;
+            std::fs::write(&config, serde_json::to_string_pretty(&mine)?)?;
+        }
+    }
+    let log = opts.out.join("episodes.jsonl");
+    let mut done = vec![];
+    if let Ok(text) = std::fs::read_to_string(&log) {
+        for (i, line) in text.lines().enumerate() {
+            // A line cut by an interruption is redone.
+            match serde_json::from_str::<EpisodeResult>(line) {
+                Ok(r) => done.push(r),
+                Err(_) if i + 1 == text.lines().count() => {}
+                Err(e) => bail!("{} line {}: {e}", log.display(), i + 1),
+            }
+        }
+    }
+    Ok(done)
+}
+
+fn append(path: &Path, r: &EpisodeResult) -> Result<()> {
+    let mut f = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
+    writeln!(f, "{}", serde_json::to_string(r)?)?;
+    Ok(())
+}
+
+/// Runs the evaluation (resuming what `out` already holds) and writes `report.json` and
+/// `report.md`.
+pub fn run(opts: &AgentEvalOptions) -> Result<Report> {
+    opts.planner.validate()?;
+    if opts.episodes == 0 {
+        bail!("--episodes must be positive");
+    }
+    let checkpoint = train::resolve_checkpoint(&opts.world_model)?;
+    let mut trained = world_model::load_model(&checkpoint, tch::Device::Cpu)
+        .with_context(|| format!("loading the world model {}", checkpoint.display()))?;
+    trained.vs.freeze();
+    let mut random_init = WorldModel::new(&trained.cfg, tch::Device::Cpu)?;
+    random_init.vs.freeze();
+    let mut done = resume(opts)?;
+    let log = opts.out.join("episodes.jsonl");
+    let size = trained.cfg.image_size as u32;
+    let mut renderer = Renderer::new(RenderConfig { width: size, height: size, slots: 1, ..Default::default() })?;
+    let pairs = match opts.protocol {
+        Protocol::GoalFrame => Some(goal_frame_pairs(opts.task, opts.episodes, opts.seed)?),
+        Protocol::Task => None,
+    };
+    let env_cfg = EnvConfig::for_task(opts.task);
+    let mut env = Env::new(env_cfg)?;
+    for &kind in &opts.agents {
+        let n = if kind.plans() && kind != AgentKind::Planner {
+            opts.control_episodes.min(opts.episodes)
+        } else {
+            opts.episodes
+        };
+        let acting = match kind {
+            AgentKind::Planner => Acting::Planner {
+                model: &trained,
+                dynamics: Box::new(WorldModelDynamics(&trained)),
+                planner: Planner::new(opts.planner.clone())?,
+            },
+            AgentKind::PlannerRandomInit => Acting::Planner {
+                model: &random_init,
+                dynamics: Box::new(WorldModelDynamics(&random_init)),
+                planner: Planner::new(opts.planner.clone())?,
+            },
+            AgentKind::PlannerCopyLast => Acting::Planner {
+                model: &trained,
+                dynamics: Box::new(CopyLast { action_width: trained.cfg.step_action_dim() }),
+                planner: Planner::new(opts.planner.clone())?,
+            },
+            AgentKind::Random => Acting::Random,
+            AgentKind::Zero => Acting::Zero,
+            AgentKind::Expert => Acting::Expert,
+        };
+        let mut runner = Runner::new(&mut renderer, acting);
+        for i in 0..n {
+            if done.iter().any(|r| r.agent == kind.name() && r.episode == i) {
+                continue;
+            }
+            let t = std::time::Instant::now();
+            let r = match &pairs {
+                Some(pairs) => {
+                    let p = &pairs[i as usize];
+                    let (_, mut info) = env.reset(p.seed);
+                    runner.begin(&env, p.seed);
+                    // The expert's steps before the start: the agent sees them happen.
+                    for &a in &p.actions {
+                        runner.witness(&env, &info, a)?;
+                        info = env.step(a)?.info;
+                    }
+                    let goal = runner.goal_latents(&p.goal_scene)?;
+                    let goal_cup = p.goal_cup;
+                    let judge = move |i: &sim::Info| {
+                        let d = goals::cup_distance(i, goal_cup);
+                        (d <= GOAL_FRAME_TOLERANCE && i.upright, d)
+                    };
+                    runner.run(&mut env, info, GOAL_FRAME_BUDGET, goal.as_ref(), &judge, kind.name(), i, p.seed)?
+                }
+                None => {
+                    let s = episode_seed(opts.seed, i);
+                    let (_, info) = env.reset(s);
+                    runner.begin(&env, s);
+                    let goal_scene = goals::task_goal_scene(&mut env, &info);
+                    let goal = runner.goal_latents(&goal_scene)?;
+                    let task = opts.task;
+                    let judge = move |i: &sim::Info| {
+                        let d = match task {
+                            Task::PushToGoal => i.goal_distance(),
+                            Task::KnockOff => i.edge_distance().max(0.0),
+                        };
+                        (i.success, d)
+                    };
+                    let steps = env.config().max_steps;
+                    runner.run(&mut env, info, steps, goal.as_ref(), &judge, kind.name(), i, s)?
+                }
+            };
+            if opts.progress {
+                eprintln!(
+                    "{} episode {i}: success {} (at end {}), distance {:.3} m, {} steps, {:.1} s",
+                    kind.name(),
+                    r.success_once,
+                    r.success_at_end,
+                    r.final_distance,
+                    r.length,
+                    t.elapsed().as_secs_f64()
+                );
+            }
+            append(&log, &r)?;
+            done.push(r);
+        }
+    }
+    let report = Report::new(opts, &done, renderer.adapter());
+    report.write(&opts.out)?;
+    Ok(report)
+}

@@ -1,0 +1,134 @@
+//! The agent evaluation's report: per agent, success with its Wilson interval and the rest,
+//! typed first (`report.json`), then as Markdown (`report.md`).
+
+use std::path::Path;
+
+use anyhow::Result;
+use serde::Serialize;
+
+use super::{AgentEvalOptions, AgentKind, EpisodeResult};
+
+/// The Wilson score interval (95%) of `k` successes in `n` trials.
+pub fn wilson(k: u64, n: u64) -> [f64; 2] {
+    if n == 0 {
+        return [0.0, 1.0];
+    }
+    let (z, n_f) = (1.959_964, n as f64);
+    let p = k as f64 / n_f;
+    let denom = 1.0 + z * z / n_f;
+    let centre = (p + z * z / (2.0 * n_f)) / denom;
+    let half = z * (p * (1.0 - p) / n_f + z * z / (4.0 * n_f * n_f)).sqrt() / denom;
+    [(centre - half).max(0.0), (centre + half).min(1.0)]
+}
+
+fn quantile(sorted: &[f64], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    sorted[((sorted.len() - 1) as f64 * q).round() as usize]
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct AgentSummary {
+    pub agent: String,
+    pub episodes: u64,
+    /// ManiSkill's `success_once`: the goal was met at some step.
+    pub success_once: f64,
+    pub success_once_interval: [f64; 2],
+    /// ManiSkill's `success_at_end`: the goal was met at the last step.
+    pub success_at_end: f64,
+    pub mean_final_distance: f64,
+    pub mean_length: f64,
+    pub replan_ms_median: Option<f64>,
+    pub replan_ms_p90: Option<f64>,
+    pub evaluations_per_replan: Option<f64>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Report {
+    pub task: String,
+    pub protocol: String,
+    pub world_model: String,
+    pub planner: serde_json::Value,
+    pub adapter: String,
+    pub agents: Vec<AgentSummary>,
+}
+
+impl Report {
+    pub fn new(opts: &AgentEvalOptions, results: &[EpisodeResult], adapter: &str) -> Report {
+        let agents = AgentKind::ALL
+            .iter()
+            .filter_map(|kind| {
+                let mine: Vec<&EpisodeResult> = results.iter().filter(|r| r.agent == kind.name()).collect();
+                if mine.is_empty() {
+                    return None;
+                }
+                let n = mine.len() as u64;
+                let once = mine.iter().filter(|r| r.success_once).count() as u64;
+                let at_end = mine.iter().filter(|r| r.success_at_end).count() as f64;
+                let mut replans: Vec<f64> = mine.iter().flat_map(|r| r.replan_ms.iter().copied()).collect();
+                replans.sort_by(f64::total_cmp);
+                let planned = !replans.is_empty();
+                Some(AgentSummary {
+                    agent: kind.name().to_string(),
+                    episodes: n,
+                    success_once: once as f64 / n as f64,
+                    success_once_interval: wilson(once, n),
+                    success_at_end: at_end / n as f64,
+                    mean_final_distance: mine.iter().map(|r| r.final_distance as f64).sum::<f64>() / n as f64,
+                    mean_length: mine.iter().map(|r| r.length as f64).sum::<f64>() / n as f64,
+                    replan_ms_median: planned.then(|| quantile(&replans, 0.5)),
+                    replan_ms_p90: planned.then(|| quantile(&replans, 0.9)),
+                    evaluations_per_replan: planned
+                        .then(|| mine.iter().map(|r| r.evaluations_per_replan).sum::<f64>() / n as f64),
+                })
+            })
+            .collect();
+        Report {
+            task: opts.task.name().to_string(),
+            protocol: opts.protocol.name().to_string(),
+            world_model: opts.world_model.display().to_string(),
+            planner: serde_json::to_value(&opts.planner).unwrap_or_default(),
+            adapter: adapter.to_string(),
+            agents,
+        }
+    }
+
+    pub fn markdown(&self) -> String {
+        let mut s = format!(
+            "# Agent evaluation: {}, {} protocol\n\nWorld model `{}`; planner `{}`; frames drawn on {}.\n\n",
+            self.task, self.protocol, self.world_model, self.planner, self.adapter
+        );
+        s += "| agent | episodes | success (once) | 95% interval | success at end | final distance (m) | length | replan median / p90 (ms) | imagined per replan |\n";
+        s += "|---|---|---|---|---|---|---|---|---|\n";
+        for a in &self.agents {
+            let replan = match (a.replan_ms_median, a.replan_ms_p90) {
+                (Some(m), Some(p)) => format!("{m:.0} / {p:.0}"),
+                _ => "—".into(),
+            };
+            let evals = a.evaluations_per_replan.map_or("—".into(), |e| format!("{e:.0}"));
+            s += &format!(
+                "| {} | {} | {:.2} | {:.2}–{:.2} | {:.2} | {:.3} | {:.1} | {} | {} |\n",
+                a.agent,
+                a.episodes,
+                a.success_once,
+                a.success_once_interval[0],
+                a.success_once_interval[1],
+                a.success_at_end,
+                a.mean_final_distance,
+                a.mean_length,
+                replan,
+                evals
+            );
+        }
+        s += "\nSuccess that the controls (random-init and copy-last planners, random, zero) also reach \
+              is not the world model's.\n";
+        s
+    }
+
+    pub fn write(&self, out: &Path) -> Result<()> {
+        std::fs::write(out.join("report.json"), serde_json::to_string_pretty(self)?)?;
+        std::fs::write(out.join("report.md"), self.markdown())?;
+        Ok(())
+    }
+}
