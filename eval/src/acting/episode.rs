@@ -85,16 +85,22 @@ impl<'a, 'r> Runner<'a, 'r> {
         Ok(frames.into_iter().next().ok_or_else(|| anyhow!("the renderer returned no frame"))?.rgb)
     }
 
-    /// The goal image's target latents (planner only).
-    pub fn goal_latents(&mut self, goal: &SceneSnapshot) -> Result<Option<Tensor>> {
+    /// The goal image (RGB8) and, for the planner, its target latents.
+    pub fn goal_latents(&mut self, goal: &SceneSnapshot) -> Result<(Vec<u8>, Option<Tensor>)> {
         let rgb = self.render(goal, 0)?;
-        Ok(match &self.acting {
+        let latents = match &self.acting {
             Acting::Planner { model, .. } => {
                 let size = model.cfg.image_size;
                 Some(model.encode_target(&frame_tensor(&rgb, size).unsqueeze(0)).squeeze_dim(0))
             }
             _ => None,
-        })
+        };
+        Ok((rgb, latents))
+    }
+
+    /// The frame the agent sees now (RGB8).
+    pub fn look(&mut self, env: &Env, step: u32) -> Result<Vec<u8>> {
+        self.render(&env.scene(), step)
     }
 
     /// Starts an episode the simulator was just reset to (seed `seed`).

@@ -203,16 +203,37 @@ fn resume(opts: &AgentEvalOptions) -> Result<Vec<EpisodeResult>> {
     let log = opts.out.join("episodes.jsonl");
     let mut done = vec![];
     if let Ok(text) = std::fs::read_to_string(&log) {
-        for (i, line) in text.lines().enumerate() {
-            // A line cut by an interruption is redone.
+        let lines: Vec<&str> = text.lines().collect();
+        for (i, line) in lines.iter().enumerate() {
             match serde_json::from_str::<EpisodeResult>(line) {
                 Ok(r) => done.push(r),
-                Err(_) if i + 1 == text.lines().count() => {}
-                Err(e) => bail!("{} line {}: {e}", log.display(), i + 1),
+                // A last line cut by an interruption: dropped, and its episode redone.
+                Err(_) if i + 1 == lines.len() => {
+                    let kept: String = lines[..i].iter().map(|l| format!("{l}\n")).collect();
+                    std::fs::write(&log, kept)?;
+                }
+                Err(e) => bail!("{} line {}: {e} (the file is damaged; remove it to start over)", log.display(), i + 1),
             }
         }
     }
     Ok(done)
+}
+
+/// Episodes whose start and goal images are written (`pictures/`).
+const PICTURES: u64 = 4;
+
+/// The start frame and the goal image side by side, 4× enlarged.
+fn pictures(out: &Path, episode: u64, start: &[u8], goal: &[u8], size: u32) -> Result<()> {
+    let dir = out.join("pictures");
+    std::fs::create_dir_all(&dir)?;
+    let mut img = image::RgbImage::new(2 * size + 4, size);
+    for (offset, rgb) in [(0, start), (size + 4, goal)] {
+        let part = image::RgbImage::from_raw(size, size, rgb.to_vec()).context("a frame of the wrong size")?;
+        image::imageops::overlay(&mut img, &part, offset as i64, 0);
+    }
+    let big = image::imageops::resize(&img, img.width() * 4, img.height() * 4, image::imageops::FilterType::Nearest);
+    big.save(dir.join(format!("episode-{episode:03}-start-goal.png")))?;
+    Ok(())
 }
 
 fn append(path: &Path, r: &EpisodeResult) -> Result<()> {
@@ -244,7 +265,8 @@ pub fn run(opts: &AgentEvalOptions) -> Result<Report> {
     };
     let env_cfg = EnvConfig::for_task(opts.task);
     let mut env = Env::new(env_cfg)?;
-    for &kind in &opts.agents {
+    for (k, &kind) in opts.agents.iter().enumerate() {
+        let first_agent = k == 0;
         let n = if kind.plans() && kind != AgentKind::Planner {
             opts.control_episodes.min(opts.episodes)
         } else {
@@ -286,7 +308,11 @@ pub fn run(opts: &AgentEvalOptions) -> Result<Report> {
                         runner.witness(&env, &info, a)?;
                         info = env.step(a)?.info;
                     }
-                    let goal = runner.goal_latents(&p.goal_scene)?;
+                    let (goal_rgb, goal) = runner.goal_latents(&p.goal_scene)?;
+                    if first_agent && i < PICTURES {
+                        let start = runner.look(&env, info.step)?;
+                        pictures(&opts.out, i, &start, &goal_rgb, size)?;
+                    }
                     let goal_cup = p.goal_cup;
                     let judge = move |i: &sim::Info| {
                         let d = goals::cup_distance(i, goal_cup);
@@ -299,7 +325,11 @@ pub fn run(opts: &AgentEvalOptions) -> Result<Report> {
                     let (_, info) = env.reset(s);
                     runner.begin(&env, s);
                     let goal_scene = goals::task_goal_scene(&mut env, &info);
-                    let goal = runner.goal_latents(&goal_scene)?;
+                    let (goal_rgb, goal) = runner.goal_latents(&goal_scene)?;
+                    if first_agent && i < PICTURES {
+                        let start = runner.look(&env, info.step)?;
+                        pictures(&opts.out, i, &start, &goal_rgb, size)?;
+                    }
                     let task = opts.task;
                     let judge = move |i: &sim::Info| {
                         let d = match task {

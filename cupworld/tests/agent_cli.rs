@@ -1,0 +1,71 @@
+//! `eval-agent` end to end on a tiny world model: what it writes, resuming, and refusals.
+
+mod common;
+use common::{fails, ok};
+
+const NO_COUNTERFACTUALS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../assets/world_model/no-counterfactuals.json");
+
+#[test]
+fn eval_agent_scores_the_planner_and_its_controls_and_resumes() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("wm");
+    let run_s = run.to_str().unwrap();
+    #[rustfmt::skip]
+    ok(&["train-wm", "--live", "--config", NO_COUNTERFACTUALS, "--out", run_s, "--preset", "tiny", "--steps", "3",
+        "--replay-episodes", "4"]);
+    let out = dir.path().join("agent");
+    let out_s = out.to_str().unwrap();
+    #[rustfmt::skip]
+    let args = ["eval-agent", "--world-model", run_s, "--task", "push-to-goal", "--protocol", "goal-frame",
+        "--episodes", "2", "--control-episodes", "1", "--threads", "1", "--out", out_s];
+    let stdout = ok(&args);
+    assert!(stdout.contains("report:"), "{stdout}");
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap()).unwrap();
+    let agents = report["agents"].as_array().unwrap();
+    let names: Vec<&str> = agents.iter().map(|a| a["agent"].as_str().unwrap()).collect();
+    assert_eq!(names, ["planner", "planner-random-init", "planner-copy-last", "random", "zero", "expert"]);
+    for a in agents {
+        let name = a["agent"].as_str().unwrap();
+        let n = a["episodes"].as_u64().unwrap();
+        let expected = if name.starts_with("planner-") { 1 } else { 2 };
+        assert_eq!(n, expected, "{name}");
+        let (rate, lo, hi) = (
+            a["success_once"].as_f64().unwrap(),
+            a["success_once_interval"][0].as_f64().unwrap(),
+            a["success_once_interval"][1].as_f64().unwrap(),
+        );
+        assert!(lo <= rate && rate <= hi && hi - lo > 0.3, "{name}: {rate} not in [{lo}, {hi}], or too narrow for {n}");
+        assert!(a["success_at_end"].as_f64().unwrap() <= rate, "{name}: at end more often than once");
+        assert_eq!(a["replan_ms_median"].is_number(), name.starts_with("planner"), "{name}: {a}");
+        let length = a["mean_length"].as_f64().unwrap();
+        assert!(length > 0.0 && length <= 50.0, "{name}: goal-frame episodes last at most 50 steps, not {length}");
+    }
+    // The expert reaches the goal frames: it is the episode the goal was drawn from.
+    assert_eq!(agents[5]["success_once"].as_f64(), Some(1.0), "{}", agents[5]);
+    // The first episodes' start and goal images, for a person to look at.
+    assert!(out.join("pictures/episode-000-start-goal.png").exists());
+    let lines = || std::fs::read_to_string(out.join("episodes.jsonl")).unwrap().lines().count();
+    assert_eq!(lines(), 2 + 1 + 1 + 2 + 2 + 2);
+
+    // Rerun: everything is done, nothing is redone; a cut-off last line is redone.
+    ok(&args);
+    assert_eq!(lines(), 10);
+    let text = std::fs::read_to_string(out.join("episodes.jsonl")).unwrap();
+    let cut = &text[..text.trim_end().rfind('\n').unwrap() + 20];
+    std::fs::write(out.join("episodes.jsonl"), cut).unwrap();
+    ok(&args);
+    let text = std::fs::read_to_string(out.join("episodes.jsonl")).unwrap();
+    assert_eq!(text.lines().filter(|l| serde_json::from_str::<serde_json::Value>(l).is_ok()).count(), 10);
+
+    // Other options into the same folder are refused, naming the difference.
+    let mut other = args.to_vec();
+    other.extend(["--horizon", "3"]);
+    let e = fails(&other);
+    assert!(e.contains("planner.horizon") && e.contains("choose another --out"), "{e}");
+    // A world model that is not there, and a task that does not exist.
+    let e = fails(&["eval-agent", "--world-model", "/nonexistent/wm", "--task", "push-to-goal", "--out", out_s]);
+    assert!(e.contains("/nonexistent/wm"), "{e}");
+    let e = fails(&["eval-agent", "--world-model", run_s, "--task", "juggle", "--out", out_s]);
+    assert!(e.contains("juggle"), "{e}");
+}
