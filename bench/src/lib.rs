@@ -1,6 +1,7 @@
 //! `cupworld bench …`: speed figures as a table, or JSON with `--json`. Medians of repeats, since
 //! machines are noisy; ratios only to anchors measured in the same run.
 
+pub mod plan;
 pub mod seq;
 pub mod wm;
 

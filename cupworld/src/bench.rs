@@ -69,6 +69,20 @@ pub enum BenchCommand {
         #[arg(long)]
         json: bool,
     },
+    /// The planner: imagined plans/s by batch size, and one replan per solver at its default budget.
+    Plan {
+        /// tiny or small.
+        #[arg(long, default_value = "small")]
+        preset: String,
+        /// Model steps imagined ahead.
+        #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(i64).range(1..=64))]
+        horizon: i64,
+        /// Timed repeats of each measurement (after one warm-up).
+        #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=10_000))]
+        repeats: u64,
+        #[arg(long)]
+        json: bool,
+    },
     /// World model: training frames/s (and where the step's time goes), encoder and predictor
     /// inference latency.
     Wm {
@@ -105,6 +119,9 @@ pub fn run(cmd: BenchCommand) -> Result<()> {
             renderers.map_or_else(default_renderers, |n| n as usize),
             json,
         ),
+        BenchCommand::Plan { preset, horizon, repeats, json } => {
+            ::bench::plan::run(&preset, horizon, repeats as usize, json)
+        }
         BenchCommand::Wm { preset, steps, device, json } => ::bench::wm::run(&preset, steps as usize, &device, json),
     }
 }

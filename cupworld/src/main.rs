@@ -101,7 +101,7 @@ enum Command {
         #[arg(long, default_value = "cpu")]
         device: String,
     },
-    /// Benchmarks: sim (physics steps/s), render (frames/s), gen (end to end), wm (world model), seq (Mamba vs attention).
+    /// Benchmarks: sim (physics steps/s), render (frames/s), gen (end to end), wm (world model), plan (the planner), seq (Mamba vs attention).
     Bench {
         #[command(subcommand)]
         which: bench::BenchCommand,
