@@ -2,7 +2,7 @@
 //! (its latent is where it is), so the plan that reaches a goal is known exactly.
 
 use agent::planner::{
-    CemConfig, Energy, EnergyDistance, GdConfig, LatentDynamics, MppiConfig, Planner, PlannerConfig, Solver,
+    CemConfig, Cost, Energy, EnergyDistance, GdConfig, LatentDynamics, MppiConfig, Planner, PlannerConfig, Solver,
     mppi_weights,
 };
 use tch::{Device, Kind, Tensor};
@@ -33,7 +33,7 @@ fn context(at: &[f32]) -> PlanningContext {
 }
 
 fn planner(solver: Solver, seed: u64) -> Planner {
-    let energy = Energy { distance: EnergyDistance::Squared, along_horizon: false };
+    let energy = Energy { cost: Cost::Latent, distance: EnergyDistance::Squared, along_horizon: false };
     Planner::new(PlannerConfig { horizon: 4, solver, energy, action_bound: 1.0, seed }).unwrap()
 }
 

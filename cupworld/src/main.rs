@@ -358,6 +358,13 @@ struct EvalAgentArgs {
     /// Model steps the planner imagines ahead.
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(i64).range(1..=64))]
     horizon: i64,
+    /// What the planner's energy compares: the predicted and the goal image's latents, or where
+    /// the cup probe (--probe) reads the cup in them (a supervised read-out, reported apart).
+    #[arg(long, value_enum, default_value_t = CostArg::Latent)]
+    cost: CostArg,
+    /// The cup probe `eval-wm` writes (`probe.safetensors`), for --cost probe.
+    #[arg(long)]
+    probe: Option<PathBuf>,
     /// A world-model run directory or checkpoint.
     #[arg(long)]
     world_model: PathBuf,
@@ -401,6 +408,12 @@ enum SolverArg {
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
+enum CostArg {
+    Latent,
+    Probe,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
 enum ProtocolArg {
     GoalFrame,
     Task,
@@ -426,9 +439,14 @@ fn eval_agent_cmd(a: EvalAgentArgs) -> Result<()> {
         SolverArg::Mppi => "mppi",
         SolverArg::Gd => "gd",
     };
+    let cost = match a.cost {
+        CostArg::Latent => agent::planner::Cost::Latent,
+        CostArg::Probe => agent::planner::Cost::Probe,
+    };
     let planner = agent::planner::PlannerConfig {
         horizon: a.horizon,
         solver: agent::planner::Solver::by_name(solver)?,
+        energy: agent::planner::Energy { cost, ..Default::default() },
         ..Default::default()
     };
     let report = eval::acting::run(&eval::acting::AgentEvalOptions {
@@ -442,6 +460,7 @@ fn eval_agent_cmd(a: EvalAgentArgs) -> Result<()> {
         control_episodes: a.control_episodes,
         seed: a.seed,
         planner,
+        probe: a.probe,
         agents,
         out: a.out.clone(),
         progress: true,

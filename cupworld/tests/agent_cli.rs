@@ -5,6 +5,10 @@ use common::{fails, ok};
 
 const NO_COUNTERFACTUALS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../assets/world_model/no-counterfactuals.json");
 
+fn refs(v: &[String]) -> Vec<&str> {
+    v.iter().map(|s| s.as_str()).collect()
+}
+
 #[test]
 fn eval_agent_scores_the_planner_and_its_controls_and_resumes() {
     let dir = tempfile::tempdir().unwrap();
@@ -68,4 +72,36 @@ fn eval_agent_scores_the_planner_and_its_controls_and_resumes() {
     assert!(e.contains("/nonexistent/wm"), "{e}");
     let e = fails(&["eval-agent", "--world-model", run_s, "--task", "juggle", "--out", out_s]);
     assert!(e.contains("juggle"), "{e}");
+
+    // The probe cost: refused without a probe or with one of another model's size; with a probe
+    // that fits, the planner plans on where it reads the cup.
+    let probe_out = dir.path().join("probe-agent");
+    #[rustfmt::skip]
+    let probe_args = |probe: Option<&str>| -> Vec<String> {
+        let mut v: Vec<String> = ["eval-agent", "--world-model", run_s, "--task", "knock-off", "--protocol", "task",
+            "--episodes", "1", "--controls", "false", "--threads", "1", "--cost", "probe", "--out",
+            probe_out.to_str().unwrap()].iter().map(|s| s.to_string()).collect();
+        if let Some(p) = probe {
+            v.extend(["--probe".to_string(), p.to_string()]);
+        }
+        v
+    };
+    let e = fails(&refs(&probe_args(None)));
+    assert!(e.contains("--probe"), "{e}");
+    let write_probe = |name: &str, features: i64| {
+        let path = dir.path().join(name);
+        let weight = tch::Tensor::ones([features, 2], (tch::Kind::Float, tch::Device::Cpu)) * 0.01;
+        let bias = tch::Tensor::from_slice(&[0.0f32, 0.0]);
+        tch::Tensor::write_safetensors(&[("weight", &weight), ("bias", &bias)], &path).unwrap();
+        path.to_str().unwrap().to_string()
+    };
+    let wrong = write_probe("wrong.safetensors", 7);
+    let e = fails(&refs(&probe_args(Some(&wrong))));
+    assert!(e.contains("wrong.safetensors") && e.contains("[7, 2]"), "{e}");
+    let fits = write_probe("probe.safetensors", 16 * 16); // tiny: 4×4 patches × 16 dims
+    ok(&refs(&probe_args(Some(&fits))));
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(probe_out.join("report.json")).unwrap()).unwrap();
+    assert_eq!(report["planner"]["energy"]["cost"], "probe", "{report}");
+    assert_eq!(report["agents"][0]["episodes"], 1, "{report}");
 }

@@ -5,7 +5,7 @@
 
 use std::cell::RefCell;
 
-use agent::planner::{CemConfig, Energy, EnergyDistance, LatentDynamics, Planner, PlannerConfig, Solver};
+use agent::planner::{CemConfig, Cost, Energy, EnergyDistance, LatentDynamics, Planner, PlannerConfig, Solver};
 use sim::{Actor, Env, EnvConfig, Info, PolicyKind, Task, episode_seed};
 use tch::{Kind, Tensor};
 use world_model::PlanningContext;
@@ -59,7 +59,7 @@ fn with_the_true_state_as_latents_the_planner_reaches_goal_frames() {
     let cfg = PlannerConfig {
         horizon: 5,
         solver: Solver::Cem(CemConfig { samples: 48, elites: 6, iterations: 3, ..CemConfig::default() }),
-        energy: Energy { distance: EnergyDistance::L1, along_horizon: false },
+        energy: Energy { cost: Cost::Latent, distance: EnergyDistance::L1, along_horizon: false },
         action_bound: 1.0,
         seed: 0,
     };

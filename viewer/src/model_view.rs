@@ -14,9 +14,9 @@ use bevy::{
 };
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 use render::{RenderConfig, RenderJob};
-use tch::{Device, Kind, Tensor};
+use tch::{Device, Tensor};
 use types::{Frame, FrameTag};
-use world_model::{LatentHistory, WorldModel};
+use world_model::{CupProbe, LatentHistory, WorldModel};
 
 use crate::control::ControlSet;
 use crate::scene_view::Ghost;
@@ -61,42 +61,12 @@ pub struct SurprisePoint {
     pub violated: bool,
 }
 
-/// A linear map from flattened predicted latents to the cup's table-plane (x, z).
-pub struct Probe {
-    weight: Tensor,
-    bias: Tensor,
-}
-
-impl Probe {
-    /// Reads a probe written by `cupworld eval-wm` (`probe.safetensors`: `weight [F, 2]`, `bias [2]`).
-    pub fn load(path: &Path) -> Result<Probe> {
-        let named = Tensor::read_safetensors(path).with_context(|| format!("reading probe {}", path.display()))?;
-        let get = |name: &str| {
-            named
-                .iter()
-                .find(|(n, _)| n == name)
-                .map(|(_, t)| t.to_kind(Kind::Float))
-                .with_context(|| format!("probe {} has no tensor {name:?}", path.display()))
-        };
-        Ok(Probe { weight: get("weight")?, bias: get("bias")? })
-    }
-
-    fn apply(&self, latents: &Tensor) -> Option<[f32; 2]> {
-        let x = latents.flatten(0, -1).unsqueeze(0).to_device(Device::Cpu);
-        if x.size()[1] != self.weight.size()[0] {
-            return None;
-        }
-        let y: Vec<f32> = Vec::try_from((x.matmul(&self.weight) + &self.bias).flatten(0, -1)).ok()?;
-        Some([y[0], y[1]])
-    }
-}
-
 /// The world model running alongside the episode (main thread: tch models are not shared).
 pub struct WorldModelView {
     model: WorldModel,
     history: LatentHistory,
     episode: Option<u64>,
-    pub probe: Option<Probe>,
+    pub probe: Option<CupProbe>,
     pub checkpoint: PathBuf,
     pub curve: VecDeque<SurprisePoint>,
     /// Where the probe puts the cup in the predicted next frame.
@@ -113,21 +83,7 @@ impl WorldModelView {
         let model = world_model::load_model(checkpoint, Device::Cpu)
             .with_context(|| format!("loading world model {}", checkpoint.display()))?;
         let history = LatentHistory::new(&model.cfg);
-        let probe_path = probe;
-        let probe = probe_path.map(Probe::load).transpose()?;
-        if let (Some(p), Some(path)) = (&probe, probe_path) {
-            let features = model.cfg.tokens_per_frame() * model.cfg.encoder.latent_dim;
-            let shape = (p.weight.size(), p.bias.size());
-            if shape != (vec![features, 2], vec![2]) {
-                anyhow::bail!(
-                    "probe {}: weight {:?} and bias {:?}, but this world model needs weight [{features}, 2] and bias [2] \
-                     (was it written by `eval-wm` for another checkpoint?)",
-                    path.display(),
-                    shape.0,
-                    shape.1
-                );
-            }
-        }
+        let probe = probe.map(|p| CupProbe::load(p, &model.cfg)).transpose()?;
         Ok(WorldModelView {
             model,
             history,
@@ -175,7 +131,7 @@ impl WorldModelView {
         // A prediction exists only on some frames of a model step; the ghost stays where the last
         // one put it.
         if let (Some(p), Some(pred)) = (&self.probe, self.history.prediction()) {
-            self.ghost = p.apply(pred);
+            self.ghost = Some(p.read_one(pred));
         }
     }
 }

@@ -26,6 +26,7 @@ pub mod loss;
 pub mod model;
 pub mod optim;
 mod predictor;
+pub mod probe;
 pub mod surprise;
 pub mod train_step;
 
@@ -38,6 +39,7 @@ pub use device::parse_device;
 pub use loss::{Clips, Counterfactual, LossParts, LossTerms, prediction_distance};
 pub use model::{Collapse, WorldModel, collapse_stats, model_steps};
 pub use optim::AdamW;
+pub use probe::CupProbe;
 pub use surprise::{LatentHistory, PlanningContext, frame_curve, per_frame};
 pub use train_step::StepReport;
 

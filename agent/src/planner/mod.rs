@@ -13,7 +13,7 @@ mod energy;
 mod solvers;
 
 pub use dynamics::{CopyLast, LatentDynamics, WorldModelDynamics};
-pub use energy::{Energy, EnergyDistance};
+pub use energy::{Cost, Energy, EnergyDistance};
 pub use solvers::{CemConfig, GdConfig, MppiConfig, mppi_weights};
 
 use rand::SeedableRng;
@@ -113,13 +113,21 @@ pub struct Planner {
     rng: ChaCha8Rng,
     /// The previous plan, shifted by what was executed: the next plan starts from it.
     warm: Option<Tensor>,
+    /// The cup probe, for the probe cost.
+    probe: Option<world_model::CupProbe>,
 }
 
 impl Planner {
     pub fn new(cfg: PlannerConfig) -> Result<Planner> {
         cfg.validate()?;
         let rng = ChaCha8Rng::seed_from_u64(cfg.seed);
-        Ok(Planner { cfg, rng, warm: None })
+        Ok(Planner { cfg, rng, warm: None, probe: None })
+    }
+
+    /// The cup probe the probe cost reads (`energy.cost = probe`).
+    pub fn with_probe(mut self, probe: world_model::CupProbe) -> Planner {
+        self.probe = Some(probe);
+        self
     }
 
     /// Forgets the previous plan and reseeds from `seed` (the planner's seed mixed with it), so an
@@ -146,6 +154,11 @@ impl Planner {
                 &latent[1..]
             )));
         }
+        if self.cfg.energy.cost == Cost::Probe && self.probe.is_none() {
+            return Err(AgentError::Config(
+                "the probe cost needs a cup probe (eval-wm writes probe.safetensors; give --probe)".into(),
+            ));
+        }
         let width = dynamics.action_width();
         let h = self.cfg.horizon;
         let start = match self.warm.take() {
@@ -154,7 +167,7 @@ impl Planner {
         };
         let score = |plans: &Tensor| -> (Tensor, Tensor) {
             let imagined = dynamics.imagine(context, plans);
-            (self.cfg.energy.of(&imagined, goal), imagined)
+            (self.cfg.energy.of(&imagined, goal, self.probe.as_ref()), imagined)
         };
         let bound = self.cfg.action_bound;
         let (actions, evaluations) = match &self.cfg.solver {

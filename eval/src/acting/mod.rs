@@ -106,6 +106,8 @@ pub struct AgentEvalOptions {
     pub control_episodes: u64,
     pub seed: u64,
     pub planner: PlannerConfig,
+    /// The cup probe for the planner's probe cost (`eval-wm`'s `probe.safetensors`).
+    pub probe: Option<PathBuf>,
     pub agents: Vec<AgentKind>,
     pub out: PathBuf,
     pub progress: bool,
@@ -253,6 +255,18 @@ pub fn run(opts: &AgentEvalOptions) -> Result<Report> {
     let mut trained = world_model::load_model(&checkpoint, tch::Device::Cpu)
         .with_context(|| format!("loading the world model {}", checkpoint.display()))?;
     trained.vs.freeze();
+    let probe = match (&opts.probe, opts.planner.energy.cost) {
+        (Some(path), _) => Some(world_model::CupProbe::load(path, &trained.cfg)?),
+        (None, agent::planner::Cost::Probe) => bail!("the probe cost needs --probe (eval-wm writes probe.safetensors)"),
+        (None, _) => None,
+    };
+    let planner = || -> Result<Planner> {
+        let p = Planner::new(opts.planner.clone())?;
+        Ok(match &probe {
+            Some(probe) => p.with_probe(probe.clone()),
+            None => p,
+        })
+    };
     let mut random_init = WorldModel::new(&trained.cfg, tch::Device::Cpu)?;
     random_init.vs.freeze();
     let mut done = resume(opts)?;
@@ -276,17 +290,17 @@ pub fn run(opts: &AgentEvalOptions) -> Result<Report> {
             AgentKind::Planner => Acting::Planner {
                 model: &trained,
                 dynamics: Box::new(WorldModelDynamics(&trained)),
-                planner: Planner::new(opts.planner.clone())?,
+                planner: planner()?,
             },
             AgentKind::PlannerRandomInit => Acting::Planner {
                 model: &random_init,
                 dynamics: Box::new(WorldModelDynamics(&random_init)),
-                planner: Planner::new(opts.planner.clone())?,
+                planner: planner()?,
             },
             AgentKind::PlannerCopyLast => Acting::Planner {
                 model: &trained,
                 dynamics: Box::new(CopyLast { action_width: trained.cfg.step_action_dim() }),
-                planner: Planner::new(opts.planner.clone())?,
+                planner: planner()?,
             },
             AgentKind::Random => Acting::Random,
             AgentKind::Zero => Acting::Zero,
