@@ -19,3 +19,6 @@ run --task knock-off --protocol task --episodes "${TASK_EPISODES:-20}" --control
 # Gradient descent against CEM at about the same wall-clock per replan (bench plan), goal-frame.
 run --task push-to-goal --protocol goal-frame --planner gd --controls false --episodes "${GD_EPISODES:-20}" \
   --out "$out/goal-frame-push-to-goal-gd" > "$out-goal-frame-gd.log"
+# The supervised probe cost (eval-wm's cup probe), goal-frame, reported apart.
+run --task push-to-goal --protocol goal-frame --cost probe --probe "${PROBE:-out/demo/eval/probe.safetensors}" \
+  --controls false --episodes "${GF_EPISODES:-50}" --out "$out/goal-frame-push-to-goal-probe" > "$out-goal-frame-probe.log"
