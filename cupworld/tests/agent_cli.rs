@@ -45,6 +45,19 @@ fn eval_agent_scores_the_planner_and_its_controls_and_resumes() {
         let length = a["mean_length"].as_f64().unwrap();
         assert!(length > 0.0 && length <= 50.0, "{name}: goal-frame episodes last at most 50 steps, not {length}");
     }
+    // At each pair's first replan the planners score the expert's own plan and doing nothing.
+    for line in std::fs::read_to_string(out.join("episodes.jsonl")).unwrap().lines() {
+        let r: serde_json::Value = serde_json::from_str(line).unwrap();
+        let first = &r["first_replan"];
+        assert_eq!(first.is_object(), r["agent"].as_str().unwrap().starts_with("planner"), "{r}");
+        if first.is_object() {
+            for key in ["chosen", "expert", "zero"] {
+                assert!(first[key].as_f64().unwrap().is_finite(), "{r}");
+            }
+            assert!(r["start_step"].as_u64().unwrap() % 4 == 0, "pairs start on model steps: {r}");
+        }
+    }
+    assert!(agents[0]["expert_below_zero"].is_number() && agents[3]["expert_below_zero"].is_null());
     // The expert reaches the goal frames: it is the episode the goal was drawn from.
     assert_eq!(agents[5]["success_once"].as_f64(), Some(1.0), "{}", agents[5]);
     // The first episodes' start and goal images, for a person to look at.

@@ -196,6 +196,20 @@ impl Planner {
         }
     }
 
+    /// The energies of given plans `[N, horizon, width]` as the planner scores its own (to ask
+    /// whether a known-good plan, such as an expert's, would have scored better than its choice).
+    pub fn score(
+        &self,
+        dynamics: &dyn LatentDynamics,
+        context: &world_model::PlanningContext,
+        goal: &Tensor,
+        plans: &Tensor,
+    ) -> Vec<f64> {
+        let imagined = tch::no_grad(|| dynamics.imagine(context, plans));
+        let e = self.cfg.energy.of(&imagined, goal, self.probe.as_ref());
+        Vec::<f64>::try_from(e.to_kind(Kind::Double)).unwrap_or_default()
+    }
+
     /// The plan the next call starts from, if any (for tests and the viewer).
     pub fn warm_start(&self) -> Option<&Tensor> {
         self.warm.as_ref()

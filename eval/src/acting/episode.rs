@@ -47,6 +47,17 @@ pub struct EpisodeResult {
     pub replan_ms: Vec<f64>,
     /// Action sequences imagined per replan.
     pub evaluations_per_replan: f64,
+    /// Goal-frame pairs, planners only: at the first replan, the energy of the plan chosen, of
+    /// the expert's own next actions (the plan that reached the goal frame) and of doing nothing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_replan: Option<FirstReplan>,
+}
+
+#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
+pub struct FirstReplan {
+    pub chosen: f64,
+    pub expert: f64,
+    pub zero: f64,
 }
 
 /// How an episode is judged, after every step: (success now, distance to the goal now).
@@ -61,6 +72,9 @@ pub struct Runner<'a, 'r> {
     actor: Option<Actor>,
     replan_ms: Vec<f64>,
     evaluations: usize,
+    /// The expert's actions from the start, to score at the first replan (goal-frame pairs).
+    reference: Option<Vec<[f32; 2]>>,
+    first_replan: Option<FirstReplan>,
 }
 
 fn frame_tensor(rgb: &[u8], size: i64) -> Tensor {
@@ -77,6 +91,8 @@ impl<'a, 'r> Runner<'a, 'r> {
             actor: None,
             replan_ms: vec![],
             evaluations: 0,
+            reference: None,
+            first_replan: None,
         }
     }
 
@@ -110,6 +126,8 @@ impl<'a, 'r> Runner<'a, 'r> {
         self.evaluations = 0;
         self.actor = None;
         self.history = None;
+        self.reference = None;
+        self.first_replan = None;
         match &mut self.acting {
             Acting::Planner { model, planner, .. } => {
                 planner.reset(seed);
@@ -137,6 +155,12 @@ impl<'a, 'r> Runner<'a, 'r> {
         Ok(())
     }
 
+    /// The expert's actions from the agent's start (a goal-frame pair's), scored beside the
+    /// planner's choice at its first replan.
+    pub fn set_reference(&mut self, actions: Vec<[f32; 2]>) {
+        self.reference = Some(actions);
+    }
+
     /// The agent's action in the state `env` is in.
     pub fn act(&mut self, env: &Env, info: &Info, goal: Option<&Tensor>) -> Result<[f32; 2]> {
         let action = match &mut self.acting {
@@ -154,6 +178,16 @@ impl<'a, 'r> Runner<'a, 'r> {
                     let t = Instant::now();
                     let plan = planner.plan(dynamics.as_ref(), &context, goal)?;
                     self.replan_ms.push(t.elapsed().as_secs_f64() * 1e3);
+                    if let (Some(reference), None) = (&self.reference, &self.first_replan) {
+                        let (h, w) = (plan.actions.size()[0], plan.actions.size()[1]);
+                        let mut flat: Vec<f32> = reference.iter().flatten().copied().collect();
+                        flat.resize((h * w) as usize, 0.0);
+                        let expert = Tensor::from_slice(&flat).view([1, h, w]);
+                        let zero = expert.zeros_like();
+                        let plans = Tensor::cat(&[expert, zero], 0);
+                        let e = planner.score(dynamics.as_ref(), &context, goal, &plans);
+                        self.first_replan = Some(FirstReplan { chosen: plan.energy, expert: e[0], zero: e[1] });
+                    }
                     self.evaluations += plan.evaluations;
                     // Execute the first model step of the plan, then replan from the next frame.
                     let block = Vec::<f32>::try_from(plan.actions.select(0, 0).to_kind(Kind::Float))?;
@@ -210,6 +244,7 @@ impl<'a, 'r> Runner<'a, 'r> {
             length,
             replan_ms: std::mem::take(&mut self.replan_ms),
             evaluations_per_replan: self.evaluations as f64 / replans as f64,
+            first_replan: self.first_replan.take(),
         })
     }
 }

@@ -15,7 +15,7 @@ mod episode;
 pub mod goals;
 mod report;
 
-pub use episode::{Acting, EpisodeResult, Runner};
+pub use episode::{Acting, EpisodeResult, FirstReplan, Runner};
 pub use report::{AgentSummary, Report, wilson};
 
 use std::io::Write;
@@ -118,14 +118,17 @@ struct Pair {
     seed: u64,
     /// The expert's actions before the agent takes over.
     actions: Vec<[f32; 2]>,
+    /// The expert's actions from the start to the goal frame.
+    to_goal: Vec<[f32; 2]>,
     goal_scene: SceneSnapshot,
     goal_cup: [f32; 2],
 }
 
 /// Held-out expert episodes (seeds from `seed`), each giving at most one pair: a start drawn
 /// among the steps whose cup moves at least the tolerance in the next 20 steps and stands
-/// upright on the table at the end of them.
-fn goal_frame_pairs(task: Task, n: u64, seed: u64) -> Result<Vec<Pair>> {
+/// upright on the table at the end of them. Starts fall on model steps (multiples of
+/// `frameskip`), so the planner plans from the first frame it is given.
+fn goal_frame_pairs(task: Task, n: u64, seed: u64, frameskip: usize) -> Result<Vec<Pair>> {
     let mut env = Env::new(EnvConfig::for_task(task))?;
     let mut pairs = vec![];
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed ^ 0x9A1F);
@@ -151,6 +154,7 @@ fn goal_frame_pairs(task: Task, n: u64, seed: u64) -> Result<Vec<Pair>> {
         let gap = GOAL_FRAME_GAP as usize;
         let cup = |i: &sim::Info| [i.cup.position[0], i.cup.position[2]];
         let valid: Vec<usize> = (0..infos.len().saturating_sub(gap))
+            .step_by(frameskip.max(1))
             .filter(|&t| {
                 let (a, b) = (&infos[t], &infos[t + gap]);
                 b.on_table && b.upright && goals::cup_distance(a, cup(b)) >= GOAL_FRAME_TOLERANCE
@@ -163,6 +167,7 @@ fn goal_frame_pairs(task: Task, n: u64, seed: u64) -> Result<Vec<Pair>> {
         pairs.push(Pair {
             seed: s,
             actions: actions[..t].to_vec(),
+            to_goal: actions[t..t + gap].to_vec(),
             goal_scene: scenes[t + gap].clone(),
             goal_cup: cup(&infos[t + gap]),
         });
@@ -274,7 +279,9 @@ pub fn run(opts: &AgentEvalOptions) -> Result<Report> {
     let size = trained.cfg.image_size as u32;
     let mut renderer = Renderer::new(RenderConfig { width: size, height: size, slots: 1, ..Default::default() })?;
     let pairs = match opts.protocol {
-        Protocol::GoalFrame => Some(goal_frame_pairs(opts.task, opts.episodes, opts.seed)?),
+        Protocol::GoalFrame => {
+            Some(goal_frame_pairs(opts.task, opts.episodes, opts.seed, trained.cfg.frameskip as usize)?)
+        }
         Protocol::Task => None,
     };
     let env_cfg = EnvConfig::for_task(opts.task);
@@ -323,6 +330,7 @@ pub fn run(opts: &AgentEvalOptions) -> Result<Report> {
                         info = env.step(a)?.info;
                     }
                     let (goal_rgb, goal) = runner.goal_latents(&p.goal_scene)?;
+                    runner.set_reference(p.to_goal.clone());
                     if first_agent && i < PICTURES {
                         let start = runner.look(&env, info.step)?;
                         pictures(&opts.out, i, &start, &goal_rgb, size)?;

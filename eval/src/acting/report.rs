@@ -21,6 +21,12 @@ pub fn wilson(k: u64, n: u64) -> [f64; 2] {
     [(centre - half).max(0.0), (centre + half).min(1.0)]
 }
 
+/// The share of episodes with a first-replan record for which `test` holds.
+fn share(results: &[&EpisodeResult], test: impl Fn(&super::FirstReplan) -> bool) -> Option<f64> {
+    let firsts: Vec<_> = results.iter().filter_map(|r| r.first_replan).collect();
+    (!firsts.is_empty()).then(|| firsts.iter().filter(|f| test(f)).count() as f64 / firsts.len() as f64)
+}
+
 fn quantile(sorted: &[f64], q: f64) -> f64 {
     if sorted.is_empty() {
         return f64::NAN;
@@ -42,6 +48,11 @@ pub struct AgentSummary {
     pub replan_ms_median: Option<f64>,
     pub replan_ms_p90: Option<f64>,
     pub evaluations_per_replan: Option<f64>,
+    /// Goal-frame pairs, planners: the share whose expert plan (the actions that reached the goal
+    /// frame) the energy scores below doing nothing: how often the energy points the right way.
+    pub expert_below_zero: Option<f64>,
+    /// ... and below the plan the planner chose: how often the search missed a better plan.
+    pub expert_below_chosen: Option<f64>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -81,6 +92,8 @@ impl Report {
                     replan_ms_p90: planned.then(|| quantile(&replans, 0.9)),
                     evaluations_per_replan: planned
                         .then(|| mine.iter().map(|r| r.evaluations_per_replan).sum::<f64>() / n as f64),
+                    expert_below_zero: share(&mine, |f| f.expert < f.zero),
+                    expert_below_chosen: share(&mine, |f| f.expert < f.chosen),
                 })
             })
             .collect();
@@ -119,6 +132,15 @@ impl Report {
                 a.mean_length,
                 replan,
                 evals
+            );
+        }
+        for a in self.agents.iter().filter(|a| a.expert_below_zero.is_some()) {
+            s += &format!(
+                "\n{}: at the first replan the energy scored the expert's own next actions (which reached the goal \
+                 frame) below doing nothing in {:.0}% of pairs, and below the planner's choice in {:.0}%.\n",
+                a.agent,
+                100.0 * a.expert_below_zero.unwrap_or(f64::NAN),
+                100.0 * a.expert_below_chosen.unwrap_or(f64::NAN)
             );
         }
         s += "\nSuccess that the controls (random-init and copy-last planners, random, zero) also reach \
