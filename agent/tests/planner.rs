@@ -34,7 +34,7 @@ fn context(at: &[f32]) -> PlanningContext {
 
 fn planner(solver: Solver, seed: u64) -> Planner {
     let energy = Energy { cost: Cost::Latent, distance: EnergyDistance::Squared, along_horizon: false };
-    Planner::new(PlannerConfig { horizon: 4, solver, energy, action_bound: 1.0, seed }).unwrap()
+    Planner::new(PlannerConfig { horizon: 4, solver, energy, action_bound: 1.0, hold: false, seed }).unwrap()
 }
 
 fn goal(at: &[f32]) -> Tensor {
@@ -168,4 +168,30 @@ fn bad_goals_configs_and_non_finite_energies_are_refused_by_name() {
         let e = Planner::new(cfg).err().expect("refused").to_string();
         assert!(e.contains(key), "{key}: {e}");
     }
+}
+
+/// The integrator with blocks of two frames' actions (frameskip 2 of 2-D actions).
+struct Blocks;
+
+impl LatentDynamics for Blocks {
+    fn action_width(&self) -> i64 {
+        4
+    }
+
+    fn imagine(&self, context: &PlanningContext, plans: &Tensor) -> Tensor {
+        let (n, h) = (plans.size()[0], plans.size()[1]);
+        let per_frame = plans.view([n, h, 2, 2]).sum_dim_intlist(&[2i64][..], false, Kind::Float);
+        Integrator { width: 2 }.imagine(context, &per_frame)
+    }
+}
+
+#[test]
+fn held_actions_repeat_across_the_block_and_still_reach_the_goal() {
+    let cfg = PlannerConfig { horizon: 4, hold: true, ..PlannerConfig::default() };
+    let mut p = Planner::new(cfg).unwrap();
+    let plan = p.plan(&Blocks, &context(&[0.0, 0.0]), &goal(&[0.3, -0.2])).unwrap();
+    assert_eq!(plan.actions.size(), [4, 4]);
+    assert!(plan.actions.narrow(1, 0, 2).equal(&plan.actions.narrow(1, 2, 2)), "{}", plan.actions);
+    assert_eq!(p.warm_start().unwrap().size(), [4, 2], "the search space is one action per model step");
+    assert!(plan.energy < 0.01, "held actions: energy {}", plan.energy);
 }

@@ -362,6 +362,9 @@ struct EvalAgentArgs {
     /// the cup probe (--probe) reads the cup in them (a supervised read-out, reported apart).
     #[arg(long, value_enum, default_value_t = CostArg::Latent)]
     cost: CostArg,
+    /// Search one action per model step, held for its frameskip frames (a smaller search space).
+    #[arg(long)]
+    hold: bool,
     /// The cup probe `eval-wm` writes (`probe.safetensors`), for --cost probe.
     #[arg(long)]
     probe: Option<PathBuf>,
@@ -447,6 +450,7 @@ fn eval_agent_cmd(a: EvalAgentArgs) -> Result<()> {
         horizon: a.horizon,
         solver: agent::planner::Solver::by_name(solver)?,
         energy: agent::planner::Energy { cost, ..Default::default() },
+        hold: a.hold,
         ..Default::default()
     };
     let report = eval::acting::run(&eval::acting::AgentEvalOptions {

@@ -61,6 +61,7 @@ fn with_the_true_state_as_latents_the_planner_reaches_goal_frames() {
         solver: Solver::Cem(CemConfig { samples: 48, elites: 6, iterations: 3, ..CemConfig::default() }),
         energy: Energy { cost: Cost::Latent, distance: EnergyDistance::L1, along_horizon: false },
         action_bound: 1.0,
+        hold: false,
         seed: 0,
     };
     let (mut tried, mut reached) = (0, 0);

@@ -8,6 +8,11 @@ pub trait LatentDynamics {
     /// Width of one model step's action block (`frameskip × action_dim`).
     fn action_width(&self) -> i64;
 
+    /// Width of one control action (the simulator's: 2).
+    fn action_dim(&self) -> i64 {
+        2
+    }
+
     /// From `context`, the latents after each model step of every candidate:
     /// `plans [N, H, action_width]` → `[N, H, P, D]`. Differentiable in `plans` unless the caller
     /// is in `no_grad`.
@@ -21,6 +26,10 @@ pub struct WorldModelDynamics<'a>(pub &'a WorldModel);
 impl LatentDynamics for WorldModelDynamics<'_> {
     fn action_width(&self) -> i64 {
         self.0.cfg.step_action_dim()
+    }
+
+    fn action_dim(&self) -> i64 {
+        self.0.cfg.action_dim
     }
 
     fn imagine(&self, context: &PlanningContext, plans: &Tensor) -> Tensor {

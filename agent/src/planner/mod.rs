@@ -61,6 +61,10 @@ pub struct PlannerConfig {
     pub energy: Energy,
     /// Every action component is kept within `[−bound, bound]` (the simulator's range is 1).
     pub action_bound: f64,
+    /// Search one action per model step, held for all its `frameskip` frames, instead of each
+    /// frame's: a `frameskip`-times smaller search space for the same budget.
+    #[serde(default)]
+    pub hold: bool,
     pub seed: u64,
 }
 
@@ -71,6 +75,7 @@ impl Default for PlannerConfig {
             solver: Solver::Cem(CemConfig::default()),
             energy: Energy::default(),
             action_bound: 1.0,
+            hold: false,
             seed: 0,
         }
     }
@@ -159,14 +164,18 @@ impl Planner {
                 "the probe cost needs a cup probe (eval-wm writes probe.safetensors; give --probe)".into(),
             ));
         }
-        let width = dynamics.action_width();
+        let full = dynamics.action_width();
+        let width = if self.cfg.hold { dynamics.action_dim() } else { full };
+        // Held actions repeat across the block: [a_x, a_z] × frameskip, the block's layout.
+        let reps = full / width;
+        let expand = |p: &Tensor| if reps == 1 { p.shallow_clone() } else { p.repeat([1, 1, reps]) };
         let h = self.cfg.horizon;
         let start = match self.warm.take() {
             Some(w) if w.size() == [h, width] => w,
             _ => Tensor::zeros([h, width], (Kind::Float, goal.device())),
         };
         let score = |plans: &Tensor| -> (Tensor, Tensor) {
-            let imagined = dynamics.imagine(context, plans);
+            let imagined = dynamics.imagine(context, &expand(plans));
             (self.cfg.energy.of(&imagined, goal, self.probe.as_ref()), imagined)
         };
         let bound = self.cfg.action_bound;
@@ -182,6 +191,7 @@ impl Planner {
             return Err(AgentError::NonFinite(format!("the plan's energy is {energy}")));
         }
         self.warm = Some(actions.shallow_clone());
+        let actions = expand(&actions.unsqueeze(0)).squeeze_dim(0);
         Ok(Plan { actions, energy, evaluations: evaluations + 1, imagined: imagined.squeeze_dim(0) })
     }
 
