@@ -185,8 +185,10 @@ fn resume(opts: &AgentEvalOptions) -> Result<Vec<EpisodeResult>> {
     let mine = serde_json::to_value(opts)?;
     match std::fs::read_to_string(&config) {
         Ok(text) => {
-            let theirs: serde_json::Value =
-                serde_json::from_str(&text).with_context(|| format!("{}: not JSON", config.display()))?;
+            // Read back through the options type, so keys added since (with their defaults) compare equal.
+            let theirs: AgentEvalOptions = serde_json::from_str(&text)
+                .with_context(|| format!("{}: not an eval-agent config", config.display()))?;
+            let theirs = serde_json::to_value(&theirs)?;
             let strip = |v: &serde_json::Value| {
                 let mut v = v.clone();
                 v.as_object_mut().map(|o| o.remove("progress"));
