@@ -15,6 +15,20 @@ fn bad(key: &str, why: String) -> Result<()> {
     Err(AgentError::Config(format!("planner {key}: {why}")))
 }
 
+/// The sampling budget CEM and MPPI share.
+fn sampling(samples: i64, elites: i64, iterations: usize) -> Result<()> {
+    if !(2..=65_536).contains(&samples) {
+        return bad("samples", format!("{samples} must be within 2..=65536"));
+    }
+    if !(1..=samples).contains(&elites) {
+        return bad("elites", format!("{elites} must be within 1..=samples ({samples})"));
+    }
+    if !(1..=1000).contains(&iterations) {
+        return bad("iterations", format!("{iterations} must be within 1..=1000"));
+    }
+    Ok(())
+}
+
 /// Cross-entropy method: sample around a Gaussian, refit it to the elites, repeat.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -36,15 +50,7 @@ impl Default for CemConfig {
 
 impl CemConfig {
     pub fn validate(&self) -> Result<()> {
-        if !(2..=65_536).contains(&self.samples) {
-            return bad("samples", format!("{} must be within 2..=65536", self.samples));
-        }
-        if !(1..=self.samples).contains(&self.elites) {
-            return bad("elites", format!("{} must be within 1..=samples ({})", self.elites, self.samples));
-        }
-        if !(1..=1000).contains(&self.iterations) {
-            return bad("iterations", format!("{} must be within 1..=1000", self.iterations));
-        }
+        sampling(self.samples, self.elites, self.iterations)?;
         if !(self.init_std.is_finite() && self.init_std > 0.0) {
             return bad("init_std", format!("{} must be positive", self.init_std));
         }
@@ -77,15 +83,7 @@ impl Default for MppiConfig {
 
 impl MppiConfig {
     pub fn validate(&self) -> Result<()> {
-        if !(2..=65_536).contains(&self.samples) {
-            return bad("samples", format!("{} must be within 2..=65536", self.samples));
-        }
-        if !(1..=self.samples).contains(&self.elites) {
-            return bad("elites", format!("{} must be within 1..=samples ({})", self.elites, self.samples));
-        }
-        if !(1..=1000).contains(&self.iterations) {
-            return bad("iterations", format!("{} must be within 1..=1000", self.iterations));
-        }
+        sampling(self.samples, self.elites, self.iterations)?;
         if !(self.noise_std.is_finite() && self.noise_std > 0.0) {
             return bad("noise_std", format!("{} must be positive", self.noise_std));
         }
