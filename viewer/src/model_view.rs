@@ -14,7 +14,7 @@ use bevy::{
 };
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 use render::{RenderConfig, RenderJob};
-use tch::{Device, Tensor};
+use tch::Device;
 use types::{Frame, FrameTag};
 use world_model::{CupProbe, LatentHistory, WorldModel};
 
@@ -113,7 +113,7 @@ impl WorldModelView {
         }
         let start = std::time::Instant::now();
         let (w, h) = (frame.width as i64, frame.height as i64);
-        let pixels = Tensor::from_slice(&frame.rgb).reshape([h, w, 3]).permute([2, 0, 1]).contiguous();
+        let pixels = world_model::rgb_frame(&frame.rgb, h, w);
         let surprise = self.model.step(&mut self.history, &pixels, action);
         // At frameskip s the encoding and the prediction fall on different frames of a model step.
         self.partial_ms += start.elapsed().as_secs_f64() * 1e3;

@@ -37,7 +37,7 @@ pub use checkpoint::{
 pub use config::{Distance, EmaConfig, EncoderConfig, LossConfig, OptimConfig, Phase, PredictorConfig, WmConfig};
 pub use device::parse_device;
 pub use loss::{Clips, Counterfactual, LossParts, LossTerms, prediction_distance};
-pub use model::{Collapse, WorldModel, collapse_stats, model_steps};
+pub use model::{Collapse, WorldModel, collapse_stats, model_steps, rgb_frame};
 pub use optim::AdamW;
 pub use probe::CupProbe;
 pub use surprise::{LatentHistory, PlanningContext, frame_curve, per_frame};

@@ -8,6 +8,12 @@ use crate::encoder::Encoder;
 use crate::predictor::{KvCache, Predictor};
 use crate::{Result, WmConfig, WmError};
 
+/// An RGB8 image (row-major, `height × width × 3` bytes, as the renderer gives it) as the
+/// `[3, H, W]` uint8 tensor the encoder takes.
+pub fn rgb_frame(rgb: &[u8], height: i64, width: i64) -> Tensor {
+    Tensor::from_slice(rgb).reshape([height, width, 3]).permute([2, 0, 1]).contiguous()
+}
+
 /// Layer norm over the latent dimension without affine parameters (targets and inputs alike).
 pub fn layer_norm(z: &Tensor) -> Tensor {
     let d = *z.size().last().expect("non-scalar");

@@ -77,10 +77,6 @@ pub struct Runner<'a, 'r> {
     first_replan: Option<FirstReplan>,
 }
 
-fn frame_tensor(rgb: &[u8], size: i64) -> Tensor {
-    Tensor::from_slice(rgb).reshape([size, size, 3]).permute([2, 0, 1]).contiguous()
-}
-
 impl<'a, 'r> Runner<'a, 'r> {
     pub fn new(renderer: &'r mut Renderer, acting: Acting<'a>) -> Runner<'a, 'r> {
         Runner {
@@ -107,7 +103,7 @@ impl<'a, 'r> Runner<'a, 'r> {
         let latents = match &self.acting {
             Acting::Planner { model, .. } => {
                 let size = model.cfg.image_size;
-                Some(model.encode_target(&frame_tensor(&rgb, size).unsqueeze(0)).squeeze_dim(0))
+                Some(model.encode_target(&world_model::rgb_frame(&rgb, size, size).unsqueeze(0)).squeeze_dim(0))
             }
             _ => None,
         };
@@ -146,7 +142,7 @@ impl<'a, 'r> Runner<'a, 'r> {
             let model: &WorldModel = model;
             let rgb = self.render(&env.scene(), info.step)?;
             let history = self.history.as_mut().expect("begin first");
-            model.observe(history, &frame_tensor(&rgb, model.cfg.image_size));
+            model.observe(history, &world_model::rgb_frame(&rgb, model.cfg.image_size, model.cfg.image_size));
             model.record_action(history, action);
         }
         if let Some(actor) = &mut self.actor {
@@ -171,7 +167,7 @@ impl<'a, 'r> Runner<'a, 'r> {
                 let rgb = self.render(&scene, info.step)?;
                 let Acting::Planner { model, dynamics, planner } = &mut self.acting else { unreachable!() };
                 let history = self.history.as_mut().expect("begin first");
-                model.observe(history, &frame_tensor(&rgb, model.cfg.image_size));
+                model.observe(history, &world_model::rgb_frame(&rgb, model.cfg.image_size, model.cfg.image_size));
                 if history.at_model_step() && self.queue.is_empty() {
                     let context = history.planning_context().expect("at a model step");
                     let goal = goal.ok_or_else(|| anyhow!("the planner needs a goal"))?;

@@ -26,7 +26,7 @@ use anyhow::{Context, Result, bail};
 use rand::{Rng, SeedableRng};
 use render::{RenderConfig, Renderer};
 use serde::{Deserialize, Serialize};
-use sim::{Actor, Env, EnvConfig, PolicyKind, Task, episode_seed};
+use sim::{Env, EnvConfig, PolicyKind, Task, episode_seed};
 use types::SceneSnapshot;
 use world_model::WorldModel;
 
@@ -137,20 +137,12 @@ fn goal_frame_pairs(task: Task, n: u64, seed: u64, frameskip: usize) -> Result<V
             break;
         }
         let s = episode_seed(seed, index);
-        let (_, mut info) = env.reset(s);
-        let mut actor = Actor::new(PolicyKind::Expert, task, s);
-        let (mut infos, mut scenes, mut actions) = (vec![info.clone()], vec![env.scene()], vec![]);
-        loop {
-            let a = actor.act(&info);
-            let r = env.step(a)?;
+        let mut infos = vec![env.reset(s).1];
+        let mut actions = vec![];
+        sim::rollout::run_episode(&mut env, PolicyKind::Expert, s, |_, a, r| {
             actions.push(a);
-            info = r.info;
-            infos.push(info.clone());
-            scenes.push(env.scene());
-            if r.terminated || r.truncated {
-                break;
-            }
-        }
+            infos.push(r.info.clone());
+        })?;
         let gap = GOAL_FRAME_GAP as usize;
         let cup = |i: &sim::Info| [i.cup.position[0], i.cup.position[2]];
         let valid: Vec<usize> = (0..infos.len().saturating_sub(gap))
@@ -164,11 +156,16 @@ fn goal_frame_pairs(task: Task, n: u64, seed: u64, frameskip: usize) -> Result<V
             continue;
         }
         let t = valid[rng.random_range(0..valid.len())];
+        // The goal frame's scene: the episode replayed to it (the simulator is deterministic).
+        env.reset(s);
+        for &a in &actions[..t + gap] {
+            env.step(a)?;
+        }
         pairs.push(Pair {
             seed: s,
             actions: actions[..t].to_vec(),
             to_goal: actions[t..t + gap].to_vec(),
-            goal_scene: scenes[t + gap].clone(),
+            goal_scene: env.scene(),
             goal_cup: cup(&infos[t + gap]),
         });
     }
@@ -274,8 +271,15 @@ pub fn run(opts: &AgentEvalOptions) -> Result<Report> {
             None => p,
         })
     };
-    let mut random_init = WorldModel::new(&trained.cfg, tch::Device::Cpu)?;
-    random_init.vs.freeze();
+    // Built only when that control runs.
+    let random_init = match opts.agents.contains(&AgentKind::PlannerRandomInit) {
+        true => {
+            let mut m = WorldModel::new(&trained.cfg, tch::Device::Cpu)?;
+            m.vs.freeze();
+            Some(m)
+        }
+        false => None,
+    };
     let mut done = resume(opts)?;
     let log = opts.out.join("episodes.jsonl");
     let size = trained.cfg.image_size as u32;
@@ -301,11 +305,10 @@ pub fn run(opts: &AgentEvalOptions) -> Result<Report> {
                 dynamics: Box::new(WorldModelDynamics(&trained)),
                 planner: planner()?,
             },
-            AgentKind::PlannerRandomInit => Acting::Planner {
-                model: &random_init,
-                dynamics: Box::new(WorldModelDynamics(&random_init)),
-                planner: planner()?,
-            },
+            AgentKind::PlannerRandomInit => {
+                let model = random_init.as_ref().expect("built when asked for");
+                Acting::Planner { model, dynamics: Box::new(WorldModelDynamics(model)), planner: planner()? }
+            }
             AgentKind::PlannerCopyLast => Acting::Planner {
                 model: &trained,
                 dynamics: Box::new(CopyLast { action_width: trained.cfg.step_action_dim() }),
