@@ -371,10 +371,14 @@ struct EvalAgentArgs {
     /// A world-model run directory or checkpoint.
     #[arg(long)]
     world_model: PathBuf,
+    /// push-to-goal or knock-off.
     #[arg(long)]
     task: Task,
+    /// goal-frame: reach a held-out expert episode's frame 20 steps ahead within 50 steps;
+    /// task: the environment's own success from reset, the goal drawn as an image.
     #[arg(long, value_enum, default_value_t = ProtocolArg::GoalFrame)]
     protocol: ProtocolArg,
+    /// Episodes (goal-frame: pairs) the agent and the cheap controls are scored on.
     #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..=100_000))]
     episodes: u64,
     /// Episodes the controls that plan are scored on (the first of --episodes).
