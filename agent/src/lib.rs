@@ -3,11 +3,16 @@
 //! - [`mamba`]: Mamba-1 selective state-space blocks: reference scan, chunked parallel scan, step.
 //! - [`moe`]: Mixture-of-Experts layer: top-k router, shared expert, balancing losses and bias.
 //! - [`policy`]: `MambaMoePolicy`: Mamba backbone + MoE heads → squashed Gaussian and value.
+//! - [`acting`]: what the policy sees of a frame (the world model's latents), its state over an
+//!   episode, its checkpoint.
+//! - [`cloning`]: the imitation loss, and how the experts split by task.
 //! - [`attention`]: a causal self-attention block with a KV cache (the benchmark's contrast).
 //! - [`planner`]: model-predictive control in the world model's latent space (CEM, MPPI, gradient
 //!   descent), towards a goal image's latents.
 
+pub mod acting;
 pub mod attention;
+pub mod cloning;
 pub mod mamba;
 pub mod moe;
 pub mod planner;
@@ -15,7 +20,7 @@ pub mod policy;
 
 pub use mamba::{BlockState, Mamba, MambaBlock, MambaConfig, Scan};
 pub use moe::{Moe, MoeConfig, MoeMetrics, MoeOutput};
-pub use policy::{MambaMoePolicy, PolicyConfig, PolicyOutput, load_checkpoint, save_checkpoint};
+pub use policy::{MambaMoePolicy, PolicyConfig, PolicyOutput, Routing, load_checkpoint, save_checkpoint};
 
 #[derive(Debug, thiserror::Error)]
 pub enum AgentError {

@@ -25,6 +25,20 @@ pub struct PolicyConfig {
     pub moe: MoeConfig,
     pub log_std_min: f64,
     pub log_std_max: f64,
+    /// What the head's router reads to choose experts.
+    pub routing: Routing,
+}
+
+/// What the MoE head's router reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Routing {
+    /// Each step's hidden state (token-level routing).
+    Token,
+    /// The goal image's features, projected: one choice of experts per goal, held for the
+    /// episode (task-level routing, as Task-MoE routes by task). With token routing the top-1
+    /// expert collapsed to one for both tasks (experiments/2026-12-07-policy).
+    Goal,
 }
 
 impl Default for PolicyConfig {
@@ -37,6 +51,7 @@ impl Default for PolicyConfig {
             moe: MoeConfig { d_model: 128, d_hidden: 256, n_experts: 4, top_k: 2, ..Default::default() },
             log_std_min: -5.0,
             log_std_max: 1.0,
+            routing: Routing::Goal,
         }
     }
 }
@@ -47,6 +62,9 @@ impl PolicyConfig {
         self.moe.validate().map_err(AgentError::Config)?;
         if self.obs_dim <= 0 || self.goal_dim < 0 || self.action_dim <= 0 {
             return Err(AgentError::Config("obs_dim and action_dim must be positive, goal_dim non-negative".into()));
+        }
+        if self.routing == Routing::Goal && self.goal_dim == 0 {
+            return Err(AgentError::Config("routing \"goal\" needs a goal (goal_dim above 0)".into()));
         }
         if self.log_std_min >= self.log_std_max {
             return Err(AgentError::Config("log_std_min must be below log_std_max".into()));
@@ -64,6 +82,8 @@ pub struct PolicyOutput {
     /// MoE balancing losses to add to the training loss.
     pub aux_loss: Tensor,
     pub moe: MoeMetrics,
+    /// The experts each step was routed to, best first: `[b, l, k]` (or `[b, k]`).
+    pub experts: Tensor,
 }
 
 impl PolicyOutput {
@@ -93,6 +113,8 @@ pub struct MambaMoePolicy {
     input: nn::Linear,
     backbone: Mamba,
     head: Moe,
+    /// Projects the goal for the router (`Routing::Goal`).
+    route: Option<nn::Linear>,
     mean: nn::Linear,
     log_std: nn::Linear,
     value: nn::Linear,
@@ -109,6 +131,8 @@ impl MambaMoePolicy {
             input: nn::linear(&p / "input", input_dim, d, Default::default()),
             backbone: Mamba::new(&p / "backbone", &cfg.mamba),
             head: Moe::new(&p / "head", &moe_cfg),
+            route: (cfg.routing == Routing::Goal)
+                .then(|| nn::linear(&p / "route", cfg.goal_dim, d, Default::default())),
             mean: nn::linear(&p / "mean", d, cfg.action_dim, Default::default()),
             log_std: nn::linear(&p / "log_std", d, cfg.action_dim, Default::default()),
             value: nn::linear(&p / "value", d, 1, Default::default()),
@@ -116,26 +140,44 @@ impl MambaMoePolicy {
         })
     }
 
-    fn heads(&self, h: &Tensor) -> PolicyOutput {
+    fn heads(&self, h: &Tensor, goal: &Tensor) -> PolicyOutput {
         // h: [..., d] → flatten tokens for the MoE, then restore.
         let shape = h.size();
         let d = *shape.last().expect("non-scalar");
-        let moe = self.head.forward(&h.reshape([-1, d]));
+        let tokens = h.reshape([-1, d]);
+        let moe = match &self.route {
+            Some(route) => {
+                self.head.forward_with_logits(&tokens, &self.head.router_logits(&goal.apply(route).reshape([-1, d])))
+            }
+            None => self.head.forward(&tokens),
+        };
         let z = (h + moe.y.reshape(&shape[..])).silu();
         let log_std = z.apply(&self.log_std).clamp(self.cfg.log_std_min, self.cfg.log_std_max);
+        let mut routed = shape[..shape.len() - 1].to_vec();
+        routed.push(self.cfg.moe.top_k);
         PolicyOutput {
             mean: z.apply(&self.mean),
             log_std,
             value: z.apply(&self.value).squeeze_dim(-1),
             aux_loss: moe.aux_loss,
             moe: moe.metrics,
+            experts: moe.experts.reshape(&routed),
         }
     }
 
     /// Whole sequences: `obs [b, l, o]`, `prev_action [b, l, a]`, `goal [b, l, g]`.
     pub fn forward(&self, obs: &Tensor, prev_action: &Tensor, goal: &Tensor, scan: Scan) -> PolicyOutput {
         let x = Tensor::cat(&[obs, prev_action, goal], -1).apply(&self.input);
-        self.heads(&self.backbone.forward(&x, scan))
+        self.heads(&self.backbone.forward(&x, scan), goal)
+    }
+
+    pub fn config(&self) -> &PolicyConfig {
+        &self.cfg
+    }
+
+    /// The head's MoE (its selection bias moves between optimiser steps when `bias_balancing` is on).
+    pub fn head_mut(&mut self) -> &mut Moe {
+        &mut self.head
     }
 
     pub fn zero_state(&self, batch: i64, device: tch::Device) -> Vec<BlockState> {
@@ -145,7 +187,7 @@ impl MambaMoePolicy {
     /// One timestep: `obs [b, o]`, `prev_action [b, a]`, `goal [b, g]`; memory constant in time.
     pub fn step(&self, obs: &Tensor, prev_action: &Tensor, goal: &Tensor, state: &mut [BlockState]) -> PolicyOutput {
         let x = Tensor::cat(&[obs, prev_action, goal], -1).apply(&self.input);
-        self.heads(&self.backbone.step(&x, state))
+        self.heads(&self.backbone.step(&x, state), goal)
     }
 }
 

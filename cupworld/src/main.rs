@@ -1,5 +1,6 @@
 //! `cupworld`: the command line. Every subcommand is a thin shell over the library crates.
 
+mod acting;
 mod bench;
 mod view;
 
@@ -53,7 +54,10 @@ enum Command {
     EvalWm(EvalWmArgs),
     /// Evaluate an agent that acts from 64×64 frames and a goal image (the planner in the world
     /// model's latent space), beside controls on the same episodes and goals.
-    EvalAgent(EvalAgentArgs),
+    EvalAgent(acting::EvalAgentArgs),
+    /// Train the Mamba-MoE policy on the world model's latents: cloning the expert on datasets,
+    /// then DAgger rounds of live rollouts.
+    TrainAgent(acting::TrainAgentArgs),
     /// Score episodes of any dataset with a world model: per-episode surprise (JSON) and curves (PNG).
     Surprise {
         #[arg(long)]
@@ -347,148 +351,6 @@ struct EvalWmArgs {
     threads: Option<i32>,
 }
 
-#[derive(Args)]
-struct EvalAgentArgs {
-    /// The agent scored first; the controls follow it (see --controls).
-    #[arg(long, value_enum, default_value_t = AgentArg::Planner)]
-    agent: AgentArg,
-    /// The planner's solver, at its default budget.
-    #[arg(long, value_enum, default_value_t = SolverArg::Cem)]
-    planner: SolverArg,
-    /// Model steps the planner imagines ahead.
-    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(i64).range(1..=64))]
-    horizon: i64,
-    /// What the planner's energy compares: the predicted and the goal image's latents, or where
-    /// the cup probe (--probe) reads the cup in them (a supervised read-out, reported apart).
-    #[arg(long, value_enum, default_value_t = CostArg::Latent)]
-    cost: CostArg,
-    /// Search one action per model step, held for its frameskip frames (a smaller search space).
-    #[arg(long)]
-    hold: bool,
-    /// The cup probe `eval-wm` writes (`probe.safetensors`), for --cost probe.
-    #[arg(long)]
-    probe: Option<PathBuf>,
-    /// A world-model run directory or checkpoint.
-    #[arg(long)]
-    world_model: PathBuf,
-    /// push-to-goal or knock-off.
-    #[arg(long)]
-    task: Task,
-    /// goal-frame: reach a held-out expert episode's frame 20 steps ahead within 50 steps;
-    /// task: the environment's own success from reset, the goal drawn as an image.
-    #[arg(long, value_enum, default_value_t = ProtocolArg::GoalFrame)]
-    protocol: ProtocolArg,
-    /// Episodes (goal-frame: pairs) the agent and the cheap controls are scored on.
-    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..=100_000))]
-    episodes: u64,
-    /// Episodes the controls that plan are scored on (the first of --episodes).
-    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u64).range(1..=100_000))]
-    control_episodes: u64,
-    /// Score the controls too: the planner on the random-init and copy-last models, random, zero
-    /// actions and the scripted expert.
-    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
-    controls: bool,
-    /// Held-out seeds start here (training data uses 0, the main job's held-out data 1,000).
-    #[arg(long, default_value_t = 50_000)]
-    seed: u64,
-    /// Where report.json, report.md and episodes.jsonl go; rerun with the same options to resume.
-    #[arg(long)]
-    out: PathBuf,
-    /// libtorch intra-op threads (default: libtorch's choice).
-    #[arg(long, value_parser = clap::value_parser!(i32).range(1..=1024))]
-    threads: Option<i32>,
-}
-
-#[derive(Clone, Copy, PartialEq, clap::ValueEnum)]
-enum AgentArg {
-    Planner,
-    Random,
-    Zero,
-    Expert,
-}
-
-#[derive(Clone, Copy, clap::ValueEnum)]
-enum SolverArg {
-    Cem,
-    Mppi,
-    Gd,
-}
-
-#[derive(Clone, Copy, clap::ValueEnum)]
-enum CostArg {
-    Latent,
-    Probe,
-}
-
-#[derive(Clone, Copy, clap::ValueEnum)]
-enum ProtocolArg {
-    GoalFrame,
-    Task,
-}
-
-fn eval_agent_cmd(a: EvalAgentArgs) -> Result<()> {
-    use eval::acting::{AgentKind, Protocol};
-    if let Some(n) = a.threads {
-        tch::set_num_threads(n);
-    }
-    let first = match a.agent {
-        AgentArg::Planner => AgentKind::Planner,
-        AgentArg::Random => AgentKind::Random,
-        AgentArg::Zero => AgentKind::Zero,
-        AgentArg::Expert => AgentKind::Expert,
-    };
-    let mut agents = vec![first];
-    if a.controls {
-        agents.extend(AgentKind::ALL.iter().copied().filter(|k| *k != first && *k != AgentKind::Planner));
-    }
-    let solver = match a.planner {
-        SolverArg::Cem => "cem",
-        SolverArg::Mppi => "mppi",
-        SolverArg::Gd => "gd",
-    };
-    let cost = match a.cost {
-        CostArg::Latent => agent::planner::Cost::Latent,
-        CostArg::Probe => agent::planner::Cost::Probe,
-    };
-    let planner = agent::planner::PlannerConfig {
-        horizon: a.horizon,
-        solver: agent::planner::Solver::by_name(solver)?,
-        energy: agent::planner::Energy { cost, ..Default::default() },
-        hold: a.hold,
-        ..Default::default()
-    };
-    let report = eval::acting::run(&eval::acting::AgentEvalOptions {
-        world_model: a.world_model,
-        task: a.task,
-        protocol: match a.protocol {
-            ProtocolArg::GoalFrame => Protocol::GoalFrame,
-            ProtocolArg::Task => Protocol::Task,
-        },
-        episodes: a.episodes,
-        control_episodes: a.control_episodes,
-        seed: a.seed,
-        planner,
-        probe: a.probe,
-        agents,
-        out: a.out.clone(),
-        progress: true,
-    })?;
-    for s in &report.agents {
-        println!(
-            "{:<20} success {:.2} [{:.2}, {:.2}] at end {:.2}, final distance {:.3} m, {} episodes",
-            s.agent,
-            s.success_once,
-            s.success_once_interval[0],
-            s.success_once_interval[1],
-            s.success_at_end,
-            s.mean_final_distance,
-            s.episodes
-        );
-    }
-    println!("report: {}", a.out.join("report.md").display());
-    Ok(())
-}
-
 /// `train-wm --preset`: the world model's built-in sizes.
 #[derive(Clone, Copy, clap::ValueEnum)]
 enum PresetArg {
@@ -773,7 +635,8 @@ fn run(cli: Cli) -> Result<()> {
         Command::View(a) => view::run(a),
         Command::TrainWm(a) => train_wm_cmd(a),
         Command::EvalWm(a) => eval_wm_cmd(a),
-        Command::EvalAgent(a) => eval_agent_cmd(a),
+        Command::EvalAgent(a) => acting::eval_agent_cmd(a),
+        Command::TrainAgent(a) => acting::train_agent_cmd(a),
         Command::Surprise { checkpoint, data, out, plots, device } => {
             let r = eval::surprise_cmd(&checkpoint, &data, &out, plots as usize, parse_device(&device)?)?;
             let n = r["episodes"].as_array().map(|v| v.len()).unwrap_or(0);

@@ -118,3 +118,94 @@ fn eval_agent_scores_the_planner_and_its_controls_and_resumes() {
     assert_eq!(report["planner"]["energy"]["cost"], "probe", "{report}");
     assert_eq!(report["agents"][0]["episodes"], 1, "{report}");
 }
+
+/// `train-agent` (cloning on a `gen` dataset, then a DAgger round) and `eval-agent --agent
+/// policy` as a user runs them: what they write, and the refusals.
+#[test]
+fn train_agent_then_eval_agent_scores_the_policy_beside_its_cloning_self_and_the_controls() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let data_s = data.to_str().unwrap();
+    #[rustfmt::skip]
+    ok(&["gen", "--task", "push-to-goal", "--episodes", "3", "--seed", "5", "--max-steps", "14", "--slots", "8",
+        "--out", data_s]);
+    let wm = dir.path().join("wm");
+    let wm_s = wm.to_str().unwrap();
+    #[rustfmt::skip]
+    ok(&["train-wm", "--data", data_s, "--config", NO_COUNTERFACTUALS, "--out", wm_s, "--preset", "tiny", "--steps", "2"]);
+    let small = dir.path().join("small.json");
+    std::fs::write(&small, r#"{"mamba": {"d_model": 16, "n_layers": 1}, "moe": {"d_hidden": 16}}"#).unwrap();
+    let run = dir.path().join("agent");
+    let run_s = run.to_str().unwrap();
+    #[rustfmt::skip]
+    let train = ["train-agent", "--world-model", wm_s, "--data", data_s, "--task", "push-to-goal", "--out", run_s,
+        "--config", small.to_str().unwrap(), "--cloning-steps", "4", "--dagger-rounds", "1", "--dagger-episodes", "1",
+        "--dagger-steps", "2", "--checkpoint-every", "2", "--batch", "2", "--threads", "1"];
+    let stdout = ok(&train);
+    assert!(stdout.contains("DAgger round 0") && stdout.contains("policy:"), "{stdout}");
+    for f in
+        ["config.json", "metrics.jsonl", "cloning.safetensors", "policy.safetensors", "rounds/round-00.safetensors"]
+    {
+        assert!(run.join(f).exists(), "{f}");
+    }
+    // A finished run reruns as a no-op; other options are refused, naming the key.
+    let lines = || std::fs::read_to_string(run.join("metrics.jsonl")).unwrap().lines().count();
+    let before = lines();
+    ok(&train);
+    assert_eq!(lines(), before);
+    let mut other = train.to_vec();
+    other.extend(["--lr", "0.5"]);
+    let e = fails(&other);
+    assert!(e.contains("lr") && e.contains("choose another --out"), "{e}");
+    // A config overlay naming a key the policy does not have.
+    let bad = dir.path().join("bad.json");
+    std::fs::write(&bad, r#"{"moe": {"experts": 3}}"#).unwrap();
+    let mut other = train.to_vec();
+    let at = other.iter().position(|a| *a == "--config").unwrap() + 1;
+    other[at] = bad.to_str().unwrap();
+    let e = fails(&other);
+    assert!(e.contains("moe.experts") && e.contains("bad.json"), "{e}");
+
+    let out = dir.path().join("eval");
+    let out_s = out.to_str().unwrap();
+    #[rustfmt::skip]
+    let eval = ["eval-agent", "--agent", "policy", "--policy-run", run_s, "--task", "push-to-goal", "--protocol", "task",
+        "--episodes", "2", "--control-episodes", "1", "--threads", "1", "--out", out_s];
+    ok(&eval);
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap()).unwrap();
+    let agents = report["agents"].as_array().unwrap();
+    let names: Vec<&str> = agents.iter().map(|a| a["agent"].as_str().unwrap()).collect();
+    #[rustfmt::skip]
+    assert_eq!(names, ["policy", "policy-cloning", "planner", "planner-random-init", "planner-copy-last", "random", "zero", "expert"]);
+    for a in agents {
+        let name = a["agent"].as_str().unwrap();
+        let planner = name.starts_with("planner");
+        assert_eq!(a["episodes"].as_u64().unwrap(), if planner { 1 } else { 2 }, "{name}");
+        // Every decision is timed: the policy's steps (150 a task episode it does not finish) and the planner's replans.
+        assert_eq!(a["replan_ms_median"].is_number(), planner || name.starts_with("policy"), "{name}: {a}");
+        assert_eq!(a["evaluations_per_replan"].is_number(), planner, "{name}: {a}");
+    }
+    let md = std::fs::read_to_string(out.join("report.md")).unwrap();
+    assert!(md.contains("the policy decides in") && md.contains("× longer"), "{md}");
+    // The policy reads its own world model: another one is refused, naming both.
+    let other_wm = dir.path().join("wm2");
+    #[rustfmt::skip]
+    ok(&["train-wm", "--data", data_s, "--config", NO_COUNTERFACTUALS, "--out", other_wm.to_str().unwrap(),
+        "--preset", "tiny", "--steps", "2", "--seed", "9"]);
+    let eval2 = dir.path().join("eval2");
+    let mut other = eval.to_vec();
+    other.extend(["--world-model", other_wm.to_str().unwrap()]);
+    let at = other.iter().position(|a| *a == "--out").unwrap() + 1;
+    other[at] = eval2.to_str().unwrap();
+    let e = fails(&other);
+    assert!(e.contains("was trained on the world model") && e.contains("wm2"), "{e}");
+    // A damaged policy checkpoint is named.
+    let policy = run.join("policy.safetensors");
+    let mut bytes = std::fs::read(&policy).unwrap();
+    let n = bytes.len();
+    bytes[n - 3] ^= 0xff;
+    std::fs::write(&policy, bytes).unwrap();
+    let e = fails(&eval);
+    assert!(e.contains("policy.safetensors") && e.contains("SHA-256"), "{e}");
+}

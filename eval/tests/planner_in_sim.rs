@@ -85,7 +85,7 @@ fn with_the_true_state_as_latents_the_planner_reaches_goal_frames() {
             }
         }
         let cup = |i: &Info| [i.cup.position[0], i.cup.position[2]];
-        let moved = |t: usize| eval::acting::goals::cup_distance(&infos[t], cup(&infos[t + 20])) >= 0.03;
+        let moved = |t: usize| sim::goal::cup_distance(&infos[t], cup(&infos[t + 20])) >= 0.03;
         let Some(start) = (0..infos.len().saturating_sub(20)).find(|&t| moved(t) && infos[t + 20].upright) else {
             continue;
         };
@@ -115,7 +115,7 @@ fn with_the_true_state_as_latents_the_planner_reaches_goal_frames() {
             for a in block.chunks(2) {
                 let r = env.step([a[0], a[1]]).unwrap();
                 info = r.info;
-                success |= eval::acting::goals::cup_distance(&info, cup(&infos[start + 20])) <= 0.03 && info.upright;
+                success |= sim::goal::cup_distance(&info, cup(&infos[start + 20])) <= 0.03 && info.upright;
                 over = r.terminated || r.truncated;
                 if over {
                     break;

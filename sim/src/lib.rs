@@ -2,6 +2,7 @@
 //!
 //! - [`counterfactual`]: the same moment drawn with the cup elsewhere (training pairs).
 //! - [`config`]: rates, limits and the ranges scenes are drawn from ([`EnvConfig`], [`Task`]).
+//! - [`goal`]: the task's goal scene (what a goal image shows) and the cup's distance to a goal.
 //! - [`env`]: the environment ([`Env`]): `reset(seed)`, `step(action)`, snapshots, state hash.
 //! - [`policy`]: scripted experts, a random policy and a mix ([`Actor`]).
 //! - [`rollout`]: run whole episodes and summarise them; per-episode seeds.
@@ -11,6 +12,7 @@
 pub mod config;
 pub mod counterfactual;
 pub mod env;
+pub mod goal;
 pub mod policy;
 pub mod rollout;
 pub mod violation;

@@ -238,6 +238,11 @@ impl ClipSampler {
         SamplerState { seed: self.seed, word_pos: self.rng.get_word_pos().to_string() }
     }
 
+    /// An index drawn uniformly from `0..n` (whole episodes, for the policy's batches).
+    pub fn draw_index(&mut self, n: usize) -> usize {
+        self.rng.random_range(0..n)
+    }
+
     pub fn restore(state: &SamplerState) -> Result<ClipSampler> {
         let mut s = ClipSampler::new(state.seed);
         let pos: u128 = state.word_pos.parse().map_err(|_| anyhow::anyhow!("sampler word_pos {:?}", state.word_pos))?;

@@ -2,11 +2,14 @@
 //!
 //! - [`trainer`]: the run directory (`config.json`, `metrics.jsonl`, `plots/`, rotated
 //!   checkpoints), exact resume, the non-finite guard, held-out validation; [`run`] trains.
+//! - [`agent`]: the Mamba-MoE policy's trainer (`train-agent`): cloning the expert on `gen`
+//!   datasets, then DAgger rounds of live rollouts.
 //! - [`data`]: episodes as tensors, the seeded clip sampler, the frozen encoder's latent cache,
 //!   the live replay buffer.
 //! - [`live`]: simulators → renderer → episodes over bounded crossbeam channels.
 //! - [`plot`]: line plots as PNG.
 
+pub mod agent;
 pub mod data;
 pub mod live;
 pub mod plot;

@@ -66,10 +66,18 @@ pub fn save_checkpoint(path: &Path, model: &WorldModel, opt: &AdamW, trainer_sta
         named.push((format!("adam_v.{k}"), v.detach()));
     }
     named.push(("meta.adam_t".into(), Tensor::from_slice(&[opt.t as i64])));
-    let config = serde_json::to_vec(&model.cfg).map_err(|e| err(e.to_string()))?;
-    named.push((CONFIG.into(), bytes_tensor(&config)));
-    let state = serde_json::to_vec(trainer_state).map_err(|e| err(e.to_string()))?;
-    named.push((STATE.into(), bytes_tensor(&state)));
+    let config = serde_json::to_value(&model.cfg).map_err(|e| err(e.to_string()))?;
+    write_checked(path, named, &[(CONFIG, &config), (STATE, trainer_state)])
+}
+
+/// Writes tensors and JSON entries (`meta.*` names) to `path` with a SHA-256 over all of them,
+/// atomically (a temporary name, then a rename): the format every cupworld checkpoint shares.
+pub fn write_checked(path: &Path, mut named: Vec<(String, Tensor)>, meta: &[(&str, &serde_json::Value)]) -> Result<()> {
+    let err = |m: String| WmError::Checkpoint(path.to_path_buf(), m);
+    for (name, value) in meta {
+        let bytes = serde_json::to_vec(value).map_err(|e| err(e.to_string()))?;
+        named.push((name.to_string(), bytes_tensor(&bytes)));
+    }
     let sum = digest(&named);
     named.push((CHECKSUM.into(), bytes_tensor(&sum)));
     // tch picks the format from the extension: the temporary name must end in .safetensors too.
@@ -79,28 +87,64 @@ pub fn save_checkpoint(path: &Path, model: &WorldModel, opt: &AdamW, trainer_sta
     std::fs::rename(&tmp, path).map_err(|e| err(format!("renaming into place: {e}")))
 }
 
-/// Reads and checks a checkpoint file: format, checksum, config. Returns the named tensors too.
-fn read_checked(path: &Path) -> Result<(Checkpoint, Vec<(String, Tensor)>)> {
-    let err = |m: String| WmError::Checkpoint(path.to_path_buf(), m);
-    if !path.exists() {
-        return Err(err("no such file".into()));
+/// A file [`write_checked`] wrote, its checksum verified: the tensors, and its JSON entries by name.
+pub struct CheckedFile {
+    pub path: std::path::PathBuf,
+    pub tensors: Vec<(String, Tensor)>,
+}
+
+impl CheckedFile {
+    /// Reads `path`; a missing, truncated or altered file is an error naming it. `kind` names
+    /// what the file should be, for the error when it is something else.
+    pub fn read(path: &Path, kind: &str) -> Result<CheckedFile> {
+        let err = |m: String| WmError::Checkpoint(path.to_path_buf(), m);
+        if !path.exists() {
+            return Err(err("no such file".into()));
+        }
+        let tensors = Tensor::read_safetensors(path)
+            .map_err(|e| err(format!("not a readable safetensors file (truncated or damaged?): {e}")))?;
+        let file = CheckedFile { path: path.to_path_buf(), tensors };
+        let stored = file.bytes(CHECKSUM, kind)?;
+        if stored != digest(&file.tensors) {
+            return Err(err("its SHA-256 does not match its contents: the file was altered or damaged".into()));
+        }
+        Ok(file)
     }
-    let named = Tensor::read_safetensors(path)
-        .map_err(|e| err(format!("not a readable safetensors file (truncated or damaged?): {e}")))?;
-    let find = |name: &str| {
-        named
+
+    fn bytes(&self, name: &str, kind: &str) -> Result<Vec<u8>> {
+        self.tensors.iter().find(|(n, _)| n == name).map(|(_, t)| tensor_bytes(t)).ok_or_else(|| {
+            WmError::Checkpoint(self.path.clone(), format!("{name:?} is missing: not a cupworld {kind}"))
+        })
+    }
+
+    /// The stored SHA-256 (hex): what names this file's contents.
+    pub fn sha256(&self) -> String {
+        hex::encode(self.bytes(CHECKSUM, "checkpoint").unwrap_or_default())
+    }
+
+    /// The JSON entry `name`, read as `T`.
+    pub fn json<T: serde::de::DeserializeOwned>(&self, name: &str, kind: &str) -> Result<T> {
+        serde_json::from_slice(&self.bytes(name, kind)?)
+            .map_err(|e| WmError::Checkpoint(self.path.clone(), format!("{name}: {e}")))
+    }
+
+    /// The tensor `name`.
+    pub fn tensor(&self, name: &str) -> Result<&Tensor> {
+        self.tensors
             .iter()
             .find(|(n, _)| n == name)
-            .map(|(_, t)| tensor_bytes(t))
-            .ok_or_else(|| err(format!("{name:?} is missing: not a cupworld world-model checkpoint")))
-    };
-    let stored = find(CHECKSUM)?;
-    if stored != digest(&named) {
-        return Err(err("its SHA-256 does not match its contents: the file was altered or damaged".into()));
+            .map(|(_, t)| t)
+            .ok_or_else(|| WmError::Checkpoint(self.path.clone(), format!("{name:?} is missing")))
     }
-    let config: WmConfig = serde_json::from_slice(&find(CONFIG)?).map_err(|e| err(format!("config: {e}")))?;
-    let trainer_state = serde_json::from_slice(&find(STATE)?).map_err(|e| err(format!("trainer state: {e}")))?;
-    Ok((Checkpoint { config, trainer_state }, named))
+}
+
+/// Reads and checks a checkpoint file: format, checksum, config. Returns the named tensors too.
+fn read_checked(path: &Path) -> Result<(Checkpoint, Vec<(String, Tensor)>)> {
+    const KIND: &str = "world-model checkpoint";
+    let file = CheckedFile::read(path, KIND)?;
+    let config: WmConfig = file.json(CONFIG, KIND)?;
+    let trainer_state = file.json(STATE, KIND)?;
+    Ok((Checkpoint { config, trainer_state }, file.tensors))
 }
 
 /// The config stored in a checkpoint (to build a model before loading it).

@@ -225,7 +225,9 @@ pub struct WmConfig {
 
 /// Lays `over` onto `base` key by key (objects merge, anything else replaces); a key that `base`
 /// does not have is refused with its dotted path.
-fn overlay(base: &mut serde_json::Value, over: &serde_json::Value, path: &str) -> Result<()> {
+/// Writes `over`'s keys onto `base` (JSON objects, recursively); a key `base` lacks is an error
+/// naming it and the keys known there. How every config overlay file is applied.
+pub fn overlay(base: &mut serde_json::Value, over: &serde_json::Value, path: &str) -> Result<()> {
     use serde_json::Value;
     match (base, over) {
         (Value::Object(b), Value::Object(o)) => {

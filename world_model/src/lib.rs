@@ -31,8 +31,8 @@ pub mod surprise;
 pub mod train_step;
 
 pub use checkpoint::{
-    Checkpoint, checkpoint_weights, load_checkpoint, load_model, load_model_online, read_checkpoint_config,
-    save_checkpoint,
+    CheckedFile, Checkpoint, checkpoint_weights, load_checkpoint, load_model, load_model_online,
+    read_checkpoint_config, save_checkpoint, write_checked,
 };
 pub use config::{Distance, EmaConfig, EncoderConfig, LossConfig, OptimConfig, Phase, PredictorConfig, WmConfig};
 pub use device::parse_device;

@@ -4,6 +4,8 @@
 use std::collections::VecDeque;
 use std::time::Instant;
 
+use agent::MambaMoePolicy;
+use agent::acting::PolicyActor;
 use agent::planner::{LatentDynamics, Planner};
 use anyhow::{Result, anyhow};
 use render::Renderer;
@@ -19,6 +21,12 @@ pub enum Acting<'a> {
         model: &'a WorldModel,
         dynamics: Box<dyn LatentDynamics + 'a>,
         planner: Planner,
+    },
+    /// The Mamba-MoE policy on the world model's frozen encoder, one step per control step.
+    Policy {
+        model: &'a WorldModel,
+        policy: &'a MambaMoePolicy,
+        actor: Option<PolicyActor<'a>>,
     },
     /// Uniform random actions (the simulator's random policy).
     Random,
@@ -43,7 +51,8 @@ pub struct EpisodeResult {
     pub final_distance: f32,
     /// Control steps the agent acted.
     pub length: u32,
-    /// Wall-clock time of each replan (milliseconds); empty for the controls.
+    /// Wall-clock time of each decision (milliseconds): a planner's replans, a policy's steps
+    /// (frame encoding included); empty for the controls.
     pub replan_ms: Vec<f64>,
     /// Action sequences imagined per replan.
     pub evaluations_per_replan: f64,
@@ -101,7 +110,7 @@ impl<'a, 'r> Runner<'a, 'r> {
     pub fn goal_latents(&mut self, goal: &SceneSnapshot) -> Result<(Vec<u8>, Option<Tensor>)> {
         let rgb = self.render(goal, 0)?;
         let latents = match &self.acting {
-            Acting::Planner { model, .. } => {
+            Acting::Planner { model, .. } | Acting::Policy { model, .. } => {
                 let size = model.cfg.image_size;
                 Some(model.encode_target(&world_model::rgb_frame(&rgb, size, size).unsqueeze(0)).squeeze_dim(0))
             }
@@ -129,6 +138,7 @@ impl<'a, 'r> Runner<'a, 'r> {
                 planner.reset(seed);
                 self.history = Some(LatentHistory::new(&model.cfg));
             }
+            Acting::Policy { actor, .. } => *actor = None,
             Acting::Random => self.actor = Some(Actor::new(PolicyKind::Random, env.config().task, seed)),
             Acting::Expert => self.actor = Some(Actor::new(PolicyKind::Expert, env.config().task, seed)),
             Acting::Zero => {}
@@ -162,6 +172,27 @@ impl<'a, 'r> Runner<'a, 'r> {
         let action = match &mut self.acting {
             Acting::Zero => [0.0, 0.0],
             Acting::Random | Acting::Expert => self.actor.as_mut().expect("begin first").act(info),
+            Acting::Policy { .. } => {
+                let rgb = self.render(&env.scene(), info.step)?;
+                let t = Instant::now();
+                let Acting::Policy { model, policy, actor } = &mut self.acting else { unreachable!() };
+                let size = model.cfg.image_size;
+                let features = agent::acting::frame_features(
+                    &model.encode_target(&world_model::rgb_frame(&rgb, size, size).unsqueeze(0)),
+                );
+                let actor = match actor {
+                    Some(a) => a,
+                    None => {
+                        let goal = goal.ok_or_else(|| anyhow!("the policy needs a goal"))?;
+                        actor.insert(PolicyActor::new(*policy, &agent::acting::frame_features(&goal.unsqueeze(0))))
+                    }
+                };
+                let mode = Vec::<f32>::try_from(actor.step(&features).mode().reshape([-1]))?;
+                let action = [mode[0], mode[1]];
+                actor.taken(&Tensor::from_slice(&action).view([1, 2]));
+                self.replan_ms.push(t.elapsed().as_secs_f64() * 1e3);
+                action
+            }
             Acting::Planner { .. } => {
                 let scene = env.scene();
                 let rgb = self.render(&scene, info.step)?;

@@ -5,14 +5,13 @@
 //! expert episode; the goal is that episode's frame 20 control steps later; 50 steps to get the
 //! cup within 3 cm of the goal frame's cup, upright. Pairs already solved at the start are left
 //! out. **task**: from `reset`, the environment's own success within its step limit, the goal
-//! image drawn by [`goals::task_goal_scene`].
+//! image drawn by [`sim::goal::task_goal_scene`].
 //!
 //! Every episode's result is appended to `episodes.jsonl` as it ends, so an interrupted
 //! evaluation resumes where it stopped (the same options) and a long one can be split by
 //! `--first-episode`.
 
 mod episode;
-pub mod goals;
 mod report;
 
 pub use episode::{Acting, EpisodeResult, FirstReplan, Runner};
@@ -53,10 +52,15 @@ impl Protocol {
     }
 }
 
-/// Who is scored. The planner on the trained world model is the agent; the rest are controls.
+/// Who is scored. The policy and the planner on the trained world model are agents; the rest
+/// are controls.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum AgentKind {
+    /// The Mamba-MoE policy (`train-agent`'s `policy.safetensors`).
+    Policy,
+    /// The same run's policy after cloning alone, before DAgger (`cloning.safetensors`).
+    PolicyCloning,
     Planner,
     /// The same planner on the world model before training (the same config and seed).
     PlannerRandomInit,
@@ -68,7 +72,9 @@ pub enum AgentKind {
 }
 
 impl AgentKind {
-    pub const ALL: [AgentKind; 6] = [
+    pub const ALL: [AgentKind; 8] = [
+        AgentKind::Policy,
+        AgentKind::PolicyCloning,
         AgentKind::Planner,
         AgentKind::PlannerRandomInit,
         AgentKind::PlannerCopyLast,
@@ -79,6 +85,8 @@ impl AgentKind {
 
     pub fn name(self) -> &'static str {
         match self {
+            AgentKind::Policy => "policy",
+            AgentKind::PolicyCloning => "policy-cloning",
             AgentKind::Planner => "planner",
             AgentKind::PlannerRandomInit => "planner-random-init",
             AgentKind::PlannerCopyLast => "planner-copy-last",
@@ -108,6 +116,9 @@ pub struct AgentEvalOptions {
     pub planner: PlannerConfig,
     /// The cup probe for the planner's probe cost (`eval-wm`'s `probe.safetensors`).
     pub probe: Option<PathBuf>,
+    /// A `train-agent` run directory (or policy checkpoint), for the policy's rows.
+    #[serde(default)]
+    pub policy: Option<PathBuf>,
     pub agents: Vec<AgentKind>,
     pub out: PathBuf,
     pub progress: bool,
@@ -149,7 +160,7 @@ fn goal_frame_pairs(task: Task, n: u64, seed: u64, frameskip: usize) -> Result<V
             .step_by(frameskip.max(1))
             .filter(|&t| {
                 let (a, b) = (&infos[t], &infos[t + gap]);
-                b.on_table && b.upright && goals::cup_distance(a, cup(b)) >= GOAL_FRAME_TOLERANCE
+                b.on_table && b.upright && sim::goal::cup_distance(a, cup(b)) >= GOAL_FRAME_TOLERANCE
             })
             .collect();
         if valid.is_empty() {
@@ -248,6 +259,38 @@ fn append(path: &Path, r: &EpisodeResult) -> Result<()> {
     Ok(())
 }
 
+/// The policy's checkpoint in a `train-agent` run directory (or the file itself).
+pub fn policy_checkpoint(path: &Path, cloning: bool) -> PathBuf {
+    if path.is_dir() {
+        path.join(if cloning { "cloning.safetensors" } else { "policy.safetensors" })
+    } else {
+        path.to_path_buf()
+    }
+}
+
+/// The policies the evaluation scores, each checked to read the world model it is given.
+fn load_policies(opts: &AgentEvalOptions, world_model: &Path) -> Result<Vec<(AgentKind, agent::acting::LoadedPolicy)>> {
+    let mut out = vec![];
+    for &kind in opts.agents.iter().filter(|k| matches!(k, AgentKind::Policy | AgentKind::PolicyCloning)) {
+        let run =
+            opts.policy.as_ref().with_context(|| format!("the {} agent needs a policy (--policy-run)", kind.name()))?;
+        let path = policy_checkpoint(run, kind == AgentKind::PolicyCloning);
+        let loaded = agent::acting::load_policy(&path, tch::Device::Cpu)?;
+        let sha = world_model::CheckedFile::read(world_model, "world-model checkpoint")?.sha256();
+        if loaded.record.world_model_sha256 != sha {
+            bail!(
+                "{} was trained on the world model {} (sha256 {}), not on {}",
+                path.display(),
+                loaded.record.world_model.display(),
+                loaded.record.world_model_sha256,
+                world_model.display()
+            );
+        }
+        out.push((kind, loaded));
+    }
+    Ok(out)
+}
+
 /// Runs the evaluation (resuming what `out` already holds) and writes `report.json` and
 /// `report.md`.
 pub fn run(opts: &AgentEvalOptions) -> Result<Report> {
@@ -280,6 +323,7 @@ pub fn run(opts: &AgentEvalOptions) -> Result<Report> {
         }
         false => None,
     };
+    let policies = load_policies(opts, &checkpoint)?;
     let mut done = resume(opts)?;
     let log = opts.out.join("episodes.jsonl");
     let size = trained.cfg.image_size as u32;
@@ -294,11 +338,7 @@ pub fn run(opts: &AgentEvalOptions) -> Result<Report> {
     let mut env = Env::new(env_cfg)?;
     for (k, &kind) in opts.agents.iter().enumerate() {
         let first_agent = k == 0;
-        let n = if kind.plans() && kind != AgentKind::Planner {
-            opts.control_episodes.min(opts.episodes)
-        } else {
-            opts.episodes
-        };
+        let n = if kind.plans() && !first_agent { opts.control_episodes.min(opts.episodes) } else { opts.episodes };
         let acting = match kind {
             AgentKind::Planner => Acting::Planner {
                 model: &trained,
@@ -314,6 +354,10 @@ pub fn run(opts: &AgentEvalOptions) -> Result<Report> {
                 dynamics: Box::new(CopyLast { action_width: trained.cfg.step_action_dim() }),
                 planner: planner()?,
             },
+            AgentKind::Policy | AgentKind::PolicyCloning => {
+                let loaded = policies.iter().find(|(k, _)| *k == kind).map(|(_, p)| p).expect("loaded when asked for");
+                Acting::Policy { model: &trained, policy: &loaded.policy, actor: None }
+            }
             AgentKind::Random => Acting::Random,
             AgentKind::Zero => Acting::Zero,
             AgentKind::Expert => Acting::Expert,
@@ -342,7 +386,7 @@ pub fn run(opts: &AgentEvalOptions) -> Result<Report> {
                     }
                     let goal_cup = p.goal_cup;
                     let judge = move |i: &sim::Info| {
-                        let d = goals::cup_distance(i, goal_cup);
+                        let d = sim::goal::cup_distance(i, goal_cup);
                         (d <= GOAL_FRAME_TOLERANCE && i.upright, d)
                     };
                     runner.run(&mut env, info, GOAL_FRAME_BUDGET, goal.as_ref(), &judge, kind.name(), i, p.seed)?
@@ -351,7 +395,7 @@ pub fn run(opts: &AgentEvalOptions) -> Result<Report> {
                     let s = episode_seed(opts.seed, i);
                     let (_, info) = env.reset(s);
                     runner.begin(&env, s);
-                    let goal_scene = goals::task_goal_scene(&mut env, &info);
+                    let goal_scene = sim::goal::task_goal_scene(&mut env, &info);
                     let (goal_rgb, goal) = runner.goal_latents(&goal_scene)?;
                     if first_agent && i < PICTURES {
                         let start = runner.look(&env, info.step)?;

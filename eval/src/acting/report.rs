@@ -45,6 +45,7 @@ pub struct AgentSummary {
     pub success_at_end: f64,
     pub mean_final_distance: f64,
     pub mean_length: f64,
+    /// A decision's wall-clock time: a planner's replan, a policy's step (its frame encoded).
     pub replan_ms_median: Option<f64>,
     pub replan_ms_p90: Option<f64>,
     pub evaluations_per_replan: Option<f64>,
@@ -90,7 +91,7 @@ impl Report {
                     mean_length: mine.iter().map(|r| r.length as f64).sum::<f64>() / n as f64,
                     replan_ms_median: planned.then(|| quantile(&replans, 0.5)),
                     replan_ms_p90: planned.then(|| quantile(&replans, 0.9)),
-                    evaluations_per_replan: planned
+                    evaluations_per_replan: (planned && kind.plans())
                         .then(|| mine.iter().map(|r| r.evaluations_per_replan).sum::<f64>() / n as f64),
                     expert_below_zero: share(&mine, |f| f.expert < f.zero),
                     expert_below_chosen: share(&mine, |f| f.expert < f.chosen),
@@ -112,7 +113,7 @@ impl Report {
             "# Agent evaluation: {}, {} protocol\n\nWorld model `{}`; planner `{}`; frames drawn on {}.\n\n",
             self.task, self.protocol, self.world_model, self.planner, self.adapter
         );
-        s += "| agent | episodes | success (once) | 95% interval | success at end | final distance (m) | length | replan median / p90 (ms) | imagined per replan |\n";
+        s += "| agent | episodes | success (once) | 95% interval | success at end | final distance (m) | length | decision median / p90 (ms) | imagined per replan |\n";
         s += "|---|---|---|---|---|---|---|---|---|\n";
         for a in &self.agents {
             let replan = match (a.replan_ms_median, a.replan_ms_p90) {
@@ -141,6 +142,15 @@ impl Report {
                 a.agent,
                 100.0 * a.expert_below_zero.unwrap_or(f64::NAN),
                 100.0 * a.expert_below_chosen.unwrap_or(f64::NAN)
+            );
+        }
+        let median = |name: &str| self.agents.iter().find(|a| a.agent == name).and_then(|a| a.replan_ms_median);
+        if let (Some(policy), Some(planner)) = (median("policy"), median("planner")) {
+            s += &format!(
+                "\nA decision is a planner's replan (once per model step) or a policy's step (every control step, \
+                 the frame's encoding included): the policy decides in {policy:.1} ms, the planner in {planner:.0} ms, \
+                 {:.0}× longer.\n",
+                planner / policy
             );
         }
         s += "\nSuccess that the controls (random-init and copy-last planners, random, zero) also reach \

@@ -1,6 +1,7 @@
-//! Goals as images: the scene drawn as it should end, through the same renderer as every frame.
+//! Goals as scenes: the task's end state for an agent given a goal image (the renderer draws it
+//! through the same pipeline as every frame), and the distance an evaluation judges by.
 
-use sim::{Env, Info, Task};
+use crate::{Env, Info, Task};
 use types::{ObjectKind, Pose, SceneSnapshot};
 
 /// The task protocol's goal scene of the episode `env` was just reset to. Push-to-goal: the cup
