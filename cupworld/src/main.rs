@@ -788,6 +788,14 @@ fn demo_cmd(out: PathBuf, scale: ScaleArg, device: tch::Device) -> Result<()> {
     };
     let s = demo::run(&demo::DemoOptions { out, scale, device, progress: std::io::stderr().is_terminal() })?;
     print_eval_summary(&s.report);
+    for r in &s.agent_reports {
+        for a in &r.agents {
+            println!(
+                "{} {:<16} success {:.2} [{:.2}, {:.2}] over {} episodes",
+                r.task, a.agent, a.success_once, a.success_once_interval[0], a.success_once_interval[1], a.episodes
+            );
+        }
+    }
     println!("report: {} (timing {})", s.report_md.display(), serde_json::Value::Object(s.timing));
     Ok(())
 }

@@ -267,8 +267,31 @@ fn main_job_at_tiny_scale_writes_the_report_and_surprise_scores() {
         serde_json::from_str(&std::fs::read_to_string(out.join("timing.json")).unwrap()).unwrap();
     // The stages' times add up to the whole (nothing runs outside them but bookkeeping).
     let part = |k: &str| timing[k].as_f64().unwrap();
-    let stages = part("generate_s") + part("train_s") + part("evaluate_s");
+    let stages =
+        part("generate_s") + part("train_s") + part("evaluate_s") + part("agent_train_s") + part("agent_evaluate_s");
     assert!(part("total_s") >= stages && part("total_s") < stages + 5.0, "{timing}");
+
+    // The agent: trained on the world model's latents and scored on both tasks beside the planner
+    // and the controls, in one report with the world model's tables.
+    assert!(out.join("agent/policy.safetensors").exists() && out.join("agent/cloning.safetensors").exists());
+    for task in ["push-to-goal", "knock-off"] {
+        let r: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(out.join(format!("agent-eval-{task}/report.json"))).unwrap())
+                .unwrap();
+        let names: Vec<&str> = r["agents"].as_array().unwrap().iter().map(|a| a["agent"].as_str().unwrap()).collect();
+        assert_eq!(names, ["policy", "policy-cloning", "planner", "random", "zero", "expert"], "{task}");
+        assert_eq!(r["agents"][0]["episodes"], 2);
+        assert_eq!(r["agents"][2]["episodes"], 1, "the planner on its smaller budget");
+    }
+    let md = std::fs::read_to_string(out.join("report.md")).unwrap();
+    assert!(
+        md.contains("violation of expectation")
+            && md.contains("](eval/voe_frames.png)")
+            && md.contains("| policy |")
+            && md.contains("knock-off, task protocol"),
+        "{md}"
+    );
+    assert!(stdout.contains("push-to-goal policy"), "{stdout}");
 
     let s = dir.path().join("surprise");
     ok(&[
@@ -412,6 +435,28 @@ fn voe_pairs_on_disk_verify_match_before_the_break_and_score() {
     let data = dataset(dir.path(), "knock-off", "3");
     let run = dir.path().join("run");
     ok(&refs(&train(&data, run.to_str().unwrap(), &["--steps", "4"])));
+    // The agent: trained on the world model's latents and scored on both tasks beside the planner
+    // and the controls, in one report with the world model's tables.
+    assert!(out.join("agent/policy.safetensors").exists() && out.join("agent/cloning.safetensors").exists());
+    for task in ["push-to-goal", "knock-off"] {
+        let r: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(out.join(format!("agent-eval-{task}/report.json"))).unwrap())
+                .unwrap();
+        let names: Vec<&str> = r["agents"].as_array().unwrap().iter().map(|a| a["agent"].as_str().unwrap()).collect();
+        assert_eq!(names, ["policy", "policy-cloning", "planner", "random", "zero", "expert"], "{task}");
+        assert_eq!(r["agents"][0]["episodes"], 2);
+        assert_eq!(r["agents"][2]["episodes"], 1, "the planner on its smaller budget");
+    }
+    let md = std::fs::read_to_string(out.join("report.md")).unwrap();
+    assert!(
+        md.contains("violation of expectation")
+            && md.contains("](eval/voe_frames.png)")
+            && md.contains("| policy |")
+            && md.contains("knock-off, task protocol"),
+        "{md}"
+    );
+    assert!(stdout.contains("push-to-goal policy"), "{stdout}");
+
     let s = dir.path().join("surprise");
     ok(&[
         "surprise",

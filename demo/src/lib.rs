@@ -1,7 +1,9 @@
 //! The main job (`cupworld demo`): generate push-to-goal and knock-off datasets (mixed policies,
 //! falls kept with linger steps) and the training sets' counterfactual companions, verify them,
-//! train the world model encoder first, evaluate it and write the report. Every stage resumes:
-//! complete datasets are kept, training continues from its newest checkpoint.
+//! train the world model encoder first and evaluate it; then train the Mamba-MoE policy on its
+//! latents (cloning the expert, then DAgger), score it on both tasks beside the planner and the
+//! controls, and write one report. Every stage resumes: complete datasets are kept, training
+//! continues from its newest checkpoint, evaluations from their last finished episode.
 
 use std::path::{Path, PathBuf};
 
@@ -22,14 +24,33 @@ struct Sizes {
     heldout_episodes: u64,
     preset: &'static str,
     voe_pairs: usize,
+    /// The policy's training: cloning steps, DAgger rounds, episodes per task and round, steps per round.
+    agent: (u64, u32, usize, u64),
+    /// Task episodes the policy (and the cheap controls) and the planner are scored on, per task.
+    agent_episodes: (u64, u64),
 }
 
 impl Scale {
     fn sizes(self) -> Sizes {
         match self {
             // 100 VoE pairs per category: one standard error of the overall accuracy ~2 points.
-            Scale::Small => Sizes { train_episodes: 400, heldout_episodes: 40, preset: "small", voe_pairs: 100 },
-            Scale::Tiny => Sizes { train_episodes: 6, heldout_episodes: 4, preset: "tiny", voe_pairs: 3 },
+            Scale::Small => Sizes {
+                train_episodes: 400,
+                heldout_episodes: 40,
+                preset: "small",
+                voe_pairs: 100,
+                agent: (3000, 4, 32, 1000),
+                // A planner episode replans ~35 times at ~1 s: 10 a task is ~6 min each.
+                agent_episodes: (200, 10),
+            },
+            Scale::Tiny => Sizes {
+                train_episodes: 6,
+                heldout_episodes: 4,
+                preset: "tiny",
+                voe_pairs: 3,
+                agent: (4, 1, 1, 2),
+                agent_episodes: (2, 1),
+            },
         }
     }
 }
@@ -50,9 +71,12 @@ impl Default for DemoOptions {
     }
 }
 
-/// What the main job produced: the evaluation report and the stage times (`timing.json`).
+/// What the main job produced: the world model's and the agent's reports, the stage times
+/// (`timing.json`).
 pub struct DemoSummary {
     pub report: eval::EvalReport,
+    pub agent_reports: Vec<eval::acting::Report>,
+    /// `report.md`: the world model's tables, then the agent's.
     pub report_md: PathBuf,
     pub timing: serde_json::Map<String, serde_json::Value>,
 }
@@ -150,7 +174,7 @@ pub fn run(opts: &DemoOptions) -> Result<DemoSummary> {
     let t = std::time::Instant::now();
     let eval_dir = out.join("eval");
     let report = eval::run(&eval::EvalOptions {
-        checkpoint: run_dir,
+        checkpoint: run_dir.clone(),
         data: heldout,
         // The probes fit on the training episodes and their counterfactual companions: the same
         // scenes with the cup (and the paw) elsewhere, so a probe cannot learn each scene instead
@@ -162,14 +186,84 @@ pub fn run(opts: &DemoOptions) -> Result<DemoSummary> {
         ..eval::EvalOptions::default()
     })?;
     timing.insert("evaluate_s".into(), t.elapsed().as_secs_f64().into());
+
+    let t = std::time::Instant::now();
+    let checkpoint = train::resolve_checkpoint(&run_dir)?;
+    let policy_run = out.join("agent");
+    let mut policy = agent::acting::policy_config(&world_model::read_checkpoint_config(&checkpoint)?);
+    if opts.scale == Scale::Tiny {
+        policy.mamba = agent::MambaConfig { d_model: 16, n_layers: 1, ..policy.mamba };
+        policy.moe.d_hidden = 16;
+    }
+    let (cloning_steps, dagger_rounds, dagger_episodes, dagger_steps) = sizes.agent;
+    let trained = train::agent::run(&train::agent::AgentTrainOptions {
+        world_model: checkpoint.clone(),
+        data: train.clone(),
+        tasks: tasks.iter().map(|(t, _)| *t).collect(),
+        out: policy_run.clone(),
+        policy,
+        cloning_steps,
+        dagger_rounds,
+        dagger_episodes,
+        dagger_steps,
+        beta: 0.5,
+        beta_decay: 0.5,
+        batch: 16,
+        lr: 1e-3,
+        seed: 0,
+        checkpoint_every: 100,
+        stop_before: None,
+    })?;
+    println!("trained the policy for {} steps: {}", trained.steps, trained.policy.display());
+    timing.insert("agent_train_s".into(), t.elapsed().as_secs_f64().into());
+
+    let t = std::time::Instant::now();
+    let (episodes, planner_episodes) = sizes.agent_episodes;
+    let mut agent_reports = vec![];
+    for (task, name) in tasks {
+        use eval::acting::AgentKind;
+        agent_reports.push(eval::acting::run(&eval::acting::AgentEvalOptions {
+            world_model: checkpoint.clone(),
+            task,
+            protocol: eval::acting::Protocol::Task,
+            episodes,
+            control_episodes: planner_episodes,
+            seed: 50_000,
+            planner: agent::planner::PlannerConfig::default(),
+            probe: None,
+            policy: Some(policy_run.clone()),
+            agents: vec![
+                AgentKind::Policy,
+                AgentKind::PolicyCloning,
+                AgentKind::Planner,
+                AgentKind::Random,
+                AgentKind::Zero,
+                AgentKind::Expert,
+            ],
+            out: out.join(format!("agent-eval-{name}")),
+            progress,
+        })?);
+    }
+    timing.insert("agent_evaluate_s".into(), t.elapsed().as_secs_f64().into());
     timing.insert("total_s".into(), began.elapsed().as_secs_f64().into());
     timing.insert("device".into(), format!("{device:?}").into());
     timing.insert("cpu".into(), datagen::host::cpu().into());
     std::fs::write(out.join("timing.json"), serde_json::to_string_pretty(&timing)?)?;
-    Ok(DemoSummary { report, report_md: eval_dir.join("report.md"), timing })
+    let mut md = format!(
+        "# cupworld main job\n\nThe world model, then the agent that acts from its latents. Stage times in `timing.json`.\n\n{}",
+        // The world model's figures sit beside its own report, in eval/.
+        std::fs::read_to_string(eval_dir.join("report.md"))?.replace("](", "](eval/")
+    );
+    for r in &agent_reports {
+        md += "\n";
+        md += &r.markdown();
+    }
+    let report_md = out.join("report.md");
+    std::fs::write(&report_md, md)?;
+    Ok(DemoSummary { report, agent_reports, report_md, timing })
 }
 
 /// The main job's output folder holds a finished report.
 pub fn is_complete(out: &Path) -> bool {
-    out.join("eval/report.json").is_file()
+    out.join("report.md").is_file()
 }

@@ -4,6 +4,10 @@
 use crate::{Env, Info, Task};
 use types::{ObjectKind, Pose, SceneSnapshot};
 
+/// Control steps between a goal-frame pair's start and its goal frame (the goal-frame protocol
+/// of DINO-WM and stable-worldmodel; the policy's hindsight goals use the same gap).
+pub const GOAL_FRAME_GAP: u32 = 20;
+
 /// The task protocol's goal scene of the episode `env` was just reset to. Push-to-goal: the cup
 /// standing on the goal disc, the pusher where the episode started. Knock-off: the table without
 /// the cup (fallen, out of the frame). The environment is left as it was.

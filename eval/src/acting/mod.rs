@@ -29,8 +29,7 @@ use sim::{Env, EnvConfig, PolicyKind, Task, episode_seed};
 use types::SceneSnapshot;
 use world_model::WorldModel;
 
-/// Control steps between a goal-frame pair's start and its goal.
-pub const GOAL_FRAME_GAP: u32 = 20;
+pub use sim::goal::GOAL_FRAME_GAP;
 /// Control steps the agent has in the goal-frame protocol.
 pub const GOAL_FRAME_BUDGET: u32 = 50;
 /// Success radius of the goal-frame protocol (metres).

@@ -178,6 +178,29 @@ pub fn demos_from_datasets(dirs: &[std::path::PathBuf], model: &WorldModel, link
     Ok(out)
 }
 
+/// Hindsight goals for the goal-frame protocol: each stretch of `GOAL_FRAME_GAP` steps the
+/// expert drove itself (the executed actions are its labels), from every `stride`-th step, with
+/// the frame that stretch reached as its goal image. What goal-conditioned cloning learns from
+/// (stable-worldmodel's GCBC); the policy starts each stretch afresh, as it starts a pair.
+pub fn hindsight_segments(demo: &Demo, stride: i64) -> Vec<Demo> {
+    let gap = sim::goal::GOAL_FRAME_GAP as i64;
+    let own = demo.taken.eq_tensor(&demo.teacher).all_dim(-1, false); // [T] the expert's own steps
+    let own = Vec::<bool>::try_from(&own).unwrap_or_default();
+    (0..demo.len() - gap)
+        .step_by(stride.max(1) as usize)
+        .filter(|&s| own[s as usize..(s + gap) as usize].iter().all(|&o| o))
+        .map(|s| Demo {
+            task: demo.task,
+            seed: demo.seed,
+            features: demo.features.narrow(0, s, gap),
+            taken: demo.taken.narrow(0, s, gap),
+            teacher: demo.teacher.narrow(0, s, gap),
+            returns: demo.returns.narrow(0, s, gap),
+            goal: demo.features.get(s + gap),
+        })
+        .collect()
+}
+
 /// A batch of whole episodes padded to the longest: features `[b, l, F]`, the previous action
 /// `[b, l, 2]`, goal `[b, l, F]`, teacher `[b, l, 2]`, returns `[b, l]`, mask `[b, l]`.
 pub struct Batch {
@@ -220,5 +243,37 @@ pub fn task_index(task: Task) -> usize {
     match task {
         Task::PushToGoal => 0,
         Task::KnockOff => 1,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hindsight_stretches_are_the_experts_own_and_aim_at_the_frame_they_reached() {
+        let t = 70;
+        let features = Tensor::arange(t, (Kind::Float, tch::Device::Cpu)).unsqueeze(-1).repeat([1, 3]);
+        let taken: Vec<[f32; 2]> = (0..t).map(|i| [i as f32 / 100.0, 0.5]).collect();
+        let mut teacher = taken.clone();
+        teacher[25] = [0.0, 0.0]; // a step someone else drove (a DAgger round's policy, noise)
+        let d = Demo::new(
+            Task::PushToGoal,
+            1,
+            features,
+            &taken,
+            &teacher,
+            &vec![0.0; t as usize],
+            Tensor::zeros([3], (Kind::Float, tch::Device::Cpu)),
+        );
+        let segments = hindsight_segments(&d, 20);
+        // Starts 0, 20, 40 fit (start + 20 < 70); the one from 20 holds step 25 and is left out.
+        let starts: Vec<f64> = segments.iter().map(|s| s.features.double_value(&[0, 0])).collect();
+        assert_eq!(starts, [0.0, 40.0]);
+        for s in &segments {
+            assert_eq!(s.len(), 20);
+            let start = s.features.double_value(&[0, 0]);
+            assert_eq!(s.goal.double_value(&[0]), start + 20.0, "the goal is the frame the stretch reached");
+        }
     }
 }

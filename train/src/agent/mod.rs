@@ -34,6 +34,10 @@ use crate::data::{ClipSampler, SamplerState};
 use collect::RoundStats;
 use demos::Demo;
 
+/// Steps between the starts of hindsight stretches: non-overlapping, so the task's whole
+/// episodes keep most of the tokens.
+const HINDSIGHT_STRIDE: i64 = sim::goal::GOAL_FRAME_GAP as i64;
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AgentTrainOptions {
@@ -269,6 +273,9 @@ pub fn run(opts: &AgentTrainOptions) -> Result<AgentTrainSummary> {
     let size = model.cfg.image_size as u32;
     let link = frames::FrameLink::spawn(size, 16)?;
     let mut data: Vec<Demo> = demos::demos_from_datasets(&opts.data, &model, &link)?;
+    let hindsight: Vec<Demo> = data.iter().flat_map(|d| demos::hindsight_segments(d, HINDSIGHT_STRIDE)).collect();
+    tracing::info!("{} episodes, {} hindsight stretches with frame goals", data.len(), hindsight.len());
+    data.extend(hindsight);
     let phases = opts.phases();
     // Rounds already gathered come back from disk.
     for &p in phases.iter().take(state.phase) {
