@@ -109,12 +109,24 @@ impl PolicyOutput {
 }
 
 #[derive(Debug)]
+struct GoalRouter {
+    center: Tensor,
+    proj: nn::Linear,
+    keys: Tensor,
+}
+
+/// Width of the goal router's space, and its temperature: cosine logits lie in ±1/τ.
+const ROUTE_DIM: i64 = 16;
+const ROUTE_TEMPERATURE: f64 = 0.2;
+
+#[derive(Debug)]
 pub struct MambaMoePolicy {
     input: nn::Linear,
     backbone: Mamba,
     head: Moe,
-    /// Projects the goal for the router (`Routing::Goal`).
-    route: Option<nn::Linear>,
+    /// The goal router (`Routing::Goal`): the training goals' mean (subtracted: what tells goals
+    /// apart is what routes), a projection, and one key per expert.
+    route: Option<GoalRouter>,
     mean: nn::Linear,
     log_std: nn::Linear,
     value: nn::Linear,
@@ -131,8 +143,14 @@ impl MambaMoePolicy {
             input: nn::linear(&p / "input", input_dim, d, Default::default()),
             backbone: Mamba::new(&p / "backbone", &cfg.mamba),
             head: Moe::new(&p / "head", &moe_cfg),
-            route: (cfg.routing == Routing::Goal)
-                .then(|| nn::linear(&p / "route", cfg.goal_dim, d, Default::default())),
+            route: (cfg.routing == Routing::Goal).then(|| {
+                let r = &p / "route";
+                GoalRouter {
+                    center: r.zeros_no_train("center", &[cfg.goal_dim]),
+                    proj: nn::linear(&r / "proj", cfg.goal_dim, ROUTE_DIM, Default::default()),
+                    keys: r.randn_standard("keys", &[cfg.moe.n_experts, ROUTE_DIM]),
+                }
+            }),
             mean: nn::linear(&p / "mean", d, cfg.action_dim, Default::default()),
             log_std: nn::linear(&p / "log_std", d, cfg.action_dim, Default::default()),
             value: nn::linear(&p / "value", d, 1, Default::default()),
@@ -146,8 +164,14 @@ impl MambaMoePolicy {
         let d = *shape.last().expect("non-scalar");
         let tokens = h.reshape([-1, d]);
         let moe = match &self.route {
-            Some(route) => {
-                self.head.forward_with_logits(&tokens, &self.head.router_logits(&goal.apply(route).reshape([-1, d])))
+            Some(r) => {
+                // Cosine routing (X-MoE) on the centred goal: bounded logits keep the softmax from
+                // saturating, and without the common part every goal looked alike to the router
+                // (both collapsed all goals onto one expert; experiments/2026-12-07-policy).
+                let unit = |t: &Tensor| t / t.norm_scalaropt_dim(2, [-1], true).clamp_min(1e-6);
+                let g = unit(&(goal - &r.center).apply(&r.proj).reshape([-1, ROUTE_DIM]));
+                let logits = g.matmul(&unit(&r.keys).transpose(0, 1)) / ROUTE_TEMPERATURE;
+                self.head.forward_with_logits(&tokens, &logits)
             }
             None => self.head.forward(&tokens),
         };
@@ -173,6 +197,14 @@ impl MambaMoePolicy {
 
     pub fn config(&self) -> &PolicyConfig {
         &self.cfg
+    }
+
+    /// Sets the goal router's centre to the mean of the training goals `[n, g]` (with
+    /// `Routing::Goal`; a no-op otherwise). It is saved with the weights.
+    pub fn set_route_center(&mut self, goals: &Tensor) {
+        if let Some(r) = &mut self.route {
+            tch::no_grad(|| r.center.copy_(&goals.mean_dim(0, false, tch::Kind::Float)));
+        }
     }
 
     /// The head's MoE (its selection bias moves between optimiser steps when `bias_balancing` is on).

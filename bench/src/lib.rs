@@ -2,6 +2,7 @@
 //! machines are noisy; ratios only to anchors measured in the same run.
 
 pub mod plan;
+pub mod policy;
 pub mod seq;
 pub mod wm;
 

@@ -203,13 +203,13 @@ pub struct TrainAgentArgs {
     #[arg(long, default_value_t = 3000)]
     cloning_steps: u64,
     /// DAgger rounds after cloning (0: cloning alone).
-    #[arg(long, default_value_t = 4)]
+    #[arg(long, default_value_t = 3)]
     dagger_rounds: u32,
     /// Episodes per task rolled out in each round.
     #[arg(long, default_value_t = 32)]
     dagger_episodes: usize,
     /// Optimiser steps after each round, on all the data gathered so far.
-    #[arg(long, default_value_t = 1000)]
+    #[arg(long, default_value_t = 800)]
     dagger_steps: u64,
     /// The chance the expert's action is executed in round 0 (β); each round multiplies it by --beta-decay.
     #[arg(long, default_value_t = 0.5)]

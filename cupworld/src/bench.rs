@@ -83,6 +83,21 @@ pub enum BenchCommand {
         #[arg(long)]
         json: bool,
     },
+    /// The Mamba-MoE policy: one decision at batch 1, alone and with the frame's encoding, at
+    /// steps 1 to 10,000 of an episode (its state stays the same size).
+    Policy {
+        /// The world model's preset (its encoder and latent sizes).
+        #[arg(long, default_value = "small")]
+        preset: String,
+        /// The deepest episode step timed (1, 10, 100, 1,000 and 10,000 up to it).
+        #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..=100_000))]
+        depth: u64,
+        /// Timed steps at each depth.
+        #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u64).range(1..=10_000))]
+        repeats: u64,
+        #[arg(long)]
+        json: bool,
+    },
     /// World model: training frames/s (and where the step's time goes), encoder and predictor
     /// inference latency.
     Wm {
@@ -121,6 +136,9 @@ pub fn run(cmd: BenchCommand) -> Result<()> {
         ),
         BenchCommand::Plan { preset, horizon, repeats, json } => {
             ::bench::plan::run(&preset, horizon, repeats as usize, json)
+        }
+        BenchCommand::Policy { preset, depth, repeats, json } => {
+            ::bench::policy::run(&preset, depth as usize, repeats as usize, json)
         }
         BenchCommand::Wm { preset, steps, device, json } => ::bench::wm::run(&preset, steps as usize, &device, json),
     }

@@ -209,3 +209,27 @@ fn train_agent_then_eval_agent_scores_the_policy_beside_its_cloning_self_and_the
     let e = fails(&eval);
     assert!(e.contains("policy.safetensors") && e.contains("SHA-256"), "{e}");
 }
+
+/// `bench plan` and `bench policy` at the tiny preset: their JSON holds every row they promise.
+#[test]
+fn bench_plan_and_policy_report_each_solver_and_each_depth() {
+    let plan: serde_json::Value =
+        serde_json::from_str(&ok(&["bench", "plan", "--preset", "tiny", "--repeats", "1", "--json"])).unwrap();
+    let solvers: Vec<&str> =
+        plan["solvers"].as_array().unwrap().iter().map(|s| s["solver"].as_str().unwrap()).collect();
+    assert_eq!(solvers, ["cem", "mppi", "gd"], "{plan}");
+    for s in plan["solvers"].as_array().unwrap() {
+        assert!(s["replan_ms_median"].as_f64().unwrap() > 0.0 && s["imagined_per_replan"].as_u64().unwrap() > 0, "{s}");
+    }
+    #[rustfmt::skip]
+    let policy: serde_json::Value = serde_json::from_str(&ok(&["bench", "policy", "--preset", "tiny", "--depth", "100",
+        "--repeats", "2", "--json"])).unwrap();
+    let rows = policy["rows"].as_array().unwrap();
+    let steps: Vec<u64> = rows.iter().map(|r| r["step"].as_u64().unwrap()).collect();
+    assert_eq!(steps, [1, 10, 100], "{policy}");
+    for r in rows {
+        let (alone, encoded) = (r["policy_ms_median"].as_f64().unwrap(), r["with_encoder_ms_median"].as_f64().unwrap());
+        assert!(alone > 0.0 && encoded > 0.0, "{r}");
+    }
+    assert!(policy["state_bytes"].as_u64().unwrap() > 0, "{policy}");
+}

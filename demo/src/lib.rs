@@ -39,7 +39,7 @@ impl Scale {
                 heldout_episodes: 40,
                 preset: "small",
                 voe_pairs: 100,
-                agent: (3000, 4, 32, 1000),
+                agent: (3000, 3, 32, 800),
                 // A planner episode replans ~35 times at ~1 s: 10 a task is ~6 min each.
                 agent_episodes: (200, 10),
             },

@@ -283,6 +283,10 @@ pub fn run(opts: &AgentTrainOptions) -> Result<AgentTrainSummary> {
             data.extend(read_round(&round_path(&opts.out, r))?);
         }
     }
+    if state.phase == 0 && state.step == 0 && !data.is_empty() {
+        let goals: Vec<Tensor> = data.iter().map(|d| d.goal.shallow_clone()).collect();
+        policy.set_route_center(&Tensor::stack(&goals, 0));
+    }
     let mut sampler = ClipSampler::restore(&state.sampler)?;
     let metrics_path = opts.out.join("metrics.jsonl");
     let mut rounds: Vec<RoundLine> = read_lines(&metrics_path)?.1;
