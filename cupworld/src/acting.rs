@@ -46,7 +46,7 @@ pub struct EvalAgentArgs {
     #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..=100_000))]
     episodes: u64,
     /// Episodes the controls that plan are scored on (the first of --episodes).
-    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u64).range(0..=100_000))]
     control_episodes: u64,
     /// Score the controls too: the planner on the random-init and copy-last models, random, zero
     /// actions and the scripted expert.
@@ -114,11 +114,18 @@ pub fn eval_agent_cmd(a: EvalAgentArgs) -> Result<()> {
     }
     if a.controls {
         // Beside the policy the planner is a control (on --control-episodes); beside the planner,
-        // the policies are not run.
-        let skip = |k: &AgentKind| {
-            *k == first
-                || matches!(k, AgentKind::Policy | AgentKind::PolicyCloning)
-                || (first != AgentKind::Policy && *k == AgentKind::Planner)
+        // its random-init and copy-last twins are, and the policies are not run.
+        let skip = |k: &AgentKind| match first {
+            AgentKind::Policy => {
+                matches!(
+                    k,
+                    AgentKind::Policy
+                        | AgentKind::PolicyCloning
+                        | AgentKind::PlannerRandomInit
+                        | AgentKind::PlannerCopyLast
+                )
+            }
+            _ => *k == first || matches!(k, AgentKind::Policy | AgentKind::PolicyCloning | AgentKind::Planner),
         };
         agents.extend(AgentKind::ALL.iter().copied().filter(|k| !skip(k)));
     }
