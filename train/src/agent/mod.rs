@@ -195,7 +195,13 @@ fn claim_run(opts: &AgentTrainOptions) -> Result<()> {
         Ok(text) => {
             let theirs: serde_json::Value =
                 serde_json::from_str(&text).with_context(|| format!("{}: not a train-agent config", path.display()))?;
-            if let Some((key, was, now)) = dataset::manifest::first_difference("", &theirs, &mine) {
+            // Where the run lives is not part of it: a moved run directory resumes.
+            let strip = |v: &serde_json::Value| {
+                let mut v = v.clone();
+                v.as_object_mut().map(|o| o.remove("out"));
+                v
+            };
+            if let Some((key, was, now)) = dataset::manifest::first_difference("", &strip(&theirs), &strip(&mine)) {
                 bail!(
                     "{} holds another run ({key}: {was} there, {now} now); resume it with its own options or choose another --out",
                     opts.out.display()
