@@ -20,7 +20,7 @@ pub mod policy;
 
 pub use mamba::{BlockState, Mamba, MambaBlock, MambaConfig, Scan};
 pub use moe::{Moe, MoeConfig, MoeMetrics, MoeOutput};
-pub use policy::{MambaMoePolicy, PolicyConfig, PolicyOutput, Routing, load_checkpoint, save_checkpoint};
+pub use policy::{MambaMoePolicy, PolicyConfig, PolicyOutput, Routing};
 
 #[derive(Debug, thiserror::Error)]
 pub enum AgentError {

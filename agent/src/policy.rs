@@ -5,8 +5,6 @@
 //! Dimension letters: `b` batch, `l` time, `o` observation embedding, `g` goal embedding,
 //! `a` action, `d` model width.
 
-use std::path::Path;
-
 use serde::{Deserialize, Serialize};
 use tch::{Kind, Tensor, nn};
 
@@ -221,17 +219,4 @@ impl MambaMoePolicy {
         let x = Tensor::cat(&[obs, prev_action, goal], -1).apply(&self.input);
         self.heads(&self.backbone.step(&x, state), goal)
     }
-}
-
-/// Saves a var store as safetensors, atomically (temp file, then rename).
-pub fn save_checkpoint(vs: &nn::VarStore, path: &Path) -> Result<()> {
-    // tch picks the format from the extension: the temp file must end in .safetensors too.
-    let tmp = path.with_extension("partial.safetensors");
-    vs.save(&tmp).map_err(|e| AgentError::Checkpoint(path.to_path_buf(), e.to_string()))?;
-    std::fs::rename(&tmp, path).map_err(|e| AgentError::Checkpoint(path.to_path_buf(), e.to_string()))
-}
-
-/// Loads safetensors into a var store whose variables must all be present with equal shapes.
-pub fn load_checkpoint(vs: &mut nn::VarStore, path: &Path) -> Result<()> {
-    vs.load(path).map_err(|e| AgentError::Checkpoint(path.to_path_buf(), e.to_string()))
 }

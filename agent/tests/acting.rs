@@ -87,6 +87,10 @@ fn a_saved_policy_loads_whole_and_a_damaged_one_is_refused_by_name() {
     std::fs::write(&path, bytes).unwrap();
     let e = load_policy(&path, Device::Cpu).err().unwrap().to_string();
     assert!(e.contains("policy.safetensors") && e.contains("SHA-256"), "{e}");
+    let bytes = std::fs::read(&path).unwrap();
+    std::fs::write(&path, &bytes[..bytes.len() / 2]).unwrap();
+    let e = load_policy(&path, Device::Cpu).err().unwrap().to_string();
+    assert!(e.contains("policy.safetensors") && e.contains("truncated"), "{e}");
     let e = load_policy(&dir.path().join("none.safetensors"), Device::Cpu).err().unwrap().to_string();
     assert!(e.contains("none.safetensors") && e.contains("no such file"), "{e}");
 }

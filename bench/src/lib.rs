@@ -21,6 +21,13 @@ const CITED_SIM: &str = "MuJoCo 4.0 mj_step on an equivalent scene: ~200,000 ste
 const CITED_RENDER: &str = "at 64x64 on lavapipe, measured 2026-11 on a 2-core Xeon, not on this host: bevy's one-camera \
      headless example ~72 frames/s, MuJoCo's software-GL renderer ~31";
 
+/// The median and the 90th percentile (nearest rank) of timings.
+pub fn median_and_p90(mut v: Vec<f64>) -> (f64, f64) {
+    v.sort_by(f64::total_cmp);
+    let at = |q: f64| v[((v.len() - 1) as f64 * q).round() as usize];
+    (at(0.5), at(0.9))
+}
+
 pub fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.partial_cmp(b).expect("finite"));
     v[v.len() / 2]

@@ -6,6 +6,8 @@ use std::time::Instant;
 
 use agent::planner::{LatentDynamics, Planner, PlannerConfig, Solver, WorldModelDynamics};
 use anyhow::Result;
+
+use crate::median_and_p90;
 use serde::Serialize;
 use tch::{Device, Kind, Tensor};
 use world_model::{LatentHistory, WmConfig, WorldModel};
@@ -33,12 +35,6 @@ struct PlanBench {
     horizon: i64,
     rollout: Vec<BatchRate>,
     solvers: Vec<SolverTime>,
-}
-
-fn median_and_p90(mut v: Vec<f64>) -> (f64, f64) {
-    v.sort_by(f64::total_cmp);
-    let at = |q: f64| v[((v.len() - 1) as f64 * q).round() as usize];
-    (at(0.5), at(0.9))
 }
 
 pub fn run(preset: &str, horizon: i64, repeats: usize, json: bool) -> Result<()> {

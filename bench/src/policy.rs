@@ -7,6 +7,8 @@ use std::time::Instant;
 use agent::MambaMoePolicy;
 use agent::acting::{PolicyActor, frame_features, policy_config};
 use anyhow::Result;
+
+use crate::median_and_p90;
 use serde::Serialize;
 use tch::{Device, Kind, Tensor, nn};
 use world_model::{WmConfig, WorldModel};
@@ -30,12 +32,6 @@ struct PolicyBench {
     preset: String,
     state_bytes: usize,
     rows: Vec<StepRow>,
-}
-
-fn median_and_p90(mut v: Vec<f64>) -> (f64, f64) {
-    v.sort_by(f64::total_cmp);
-    let at = |q: f64| v[((v.len() - 1) as f64 * q).round() as usize];
-    (at(0.5), at(0.9))
 }
 
 pub fn run(preset: &str, depth: usize, repeats: usize, json: bool) -> Result<()> {
