@@ -153,8 +153,18 @@ impl Report {
                 planner / policy
             );
         }
-        s += "\nSuccess that the controls (random-init and copy-last planners, random, zero) also reach \
-              is not the world model's.\n";
+        let controls: Vec<&str> = self
+            .agents
+            .iter()
+            .map(|a| a.agent.as_str())
+            .filter(|a| matches!(*a, "planner-random-init" | "planner-copy-last" | "random" | "zero"))
+            .collect();
+        if !controls.is_empty() {
+            s += &format!(
+                "\nSuccess that the controls ({}) also reach is not the world model's.\n",
+                controls.join(", ")
+            );
+        }
         s
     }
 
