@@ -206,6 +206,10 @@ pub struct TrainAgentArgs {
     /// `{"moe": {"n_experts": 1, "top_k": 1}}` for a dense head); unknown keys are refused.
     #[arg(long)]
     config: Option<PathBuf>,
+    /// Start from this policy checkpoint's weights (the same config and world model): DAgger from
+    /// a cloned policy (`--cloning-steps 0`), or more rounds for a trained one.
+    #[arg(long)]
+    init: Option<PathBuf>,
     /// Optimiser steps of cloning on the datasets.
     #[arg(long, default_value_t = 3000)]
     cloning_steps: u64,
@@ -259,6 +263,7 @@ pub fn train_agent_cmd(a: TrainAgentArgs) -> Result<()> {
         tasks,
         out: a.out,
         policy,
+        init: a.init,
         cloning_steps: a.cloning_steps,
         dagger_rounds: a.dagger_rounds,
         dagger_episodes: a.dagger_episodes,

@@ -202,6 +202,7 @@ pub fn run(opts: &DemoOptions) -> Result<DemoSummary> {
         tasks: tasks.iter().map(|(t, _)| *t).collect(),
         out: policy_run.clone(),
         policy,
+        init: None,
         cloning_steps,
         dagger_rounds,
         dagger_episodes,

@@ -59,6 +59,7 @@ fn options(wm: &Path, data: &Path, out: &Path) -> AgentTrainOptions {
             moe: MoeConfig { d_model: 16, d_hidden: 16, n_experts: 2, top_k: 1, ..Default::default() },
             ..base
         },
+        init: None,
         cloning_steps: 5,
         dagger_rounds: 1,
         dagger_episodes: 1,
@@ -140,6 +141,22 @@ fn interrupted_and_resumed_training_ends_with_identical_weights() {
     }
     assert!(full.join("cloning.safetensors").exists());
     assert!(full.join("plots/action_mse.png").exists() && full.join("plots/experts.png").exists());
+
+    // More DAgger rounds from the finished policy (--init): its weights are where they start.
+    let more = dir.path().join("more");
+    let init = full.join("policy.safetensors");
+    let opts = AgentTrainOptions { init: Some(init.clone()), cloning_steps: 0, ..options(&wm, &data, &more) };
+    let stop_at_once = AgentTrainOptions { stop_before: Some(0), ..opts.clone() };
+    assert!(train::agent::run(&stop_at_once).is_err());
+    let started = tensors(&more.join("checkpoints/latest.safetensors"));
+    let finished = tensors(&init);
+    for ((na, ta), (_, tb)) in started.iter().zip(&finished).filter(|((n, _), _)| n.starts_with("policy.")) {
+        assert!(ta.equal(tb), "{na}: not the --init policy's");
+    }
+    train::agent::run(&opts).unwrap();
+    let other = PolicyConfig { log_std_min: -4.0, ..opts.policy.clone() };
+    let e = train::agent::run(&AgentTrainOptions { policy: other, out: dir.path().join("other"), ..opts }).unwrap_err();
+    assert!(e.to_string().contains("another config"), "{e}");
 
     // Another run's options into the same directory are refused, naming the key.
     let e = train::agent::run(&AgentTrainOptions { dagger_steps: 4, ..options(&wm, &data, &full) }).unwrap_err();

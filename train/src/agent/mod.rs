@@ -49,6 +49,10 @@ pub struct AgentTrainOptions {
     pub tasks: Vec<Task>,
     pub out: PathBuf,
     pub policy: PolicyConfig,
+    /// A policy checkpoint to start from instead of fresh weights (same config and world model):
+    /// DAgger from a cloned policy, or more rounds for a trained one.
+    #[serde(default)]
+    pub init: Option<PathBuf>,
     /// Optimiser steps of cloning on the datasets.
     pub cloning_steps: u64,
     pub dagger_rounds: u32,
@@ -193,8 +197,10 @@ fn claim_run(opts: &AgentTrainOptions) -> Result<()> {
     let mine = serde_json::to_value(opts)?;
     match std::fs::read_to_string(&path) {
         Ok(text) => {
-            let theirs: serde_json::Value =
+            // Read back through the options type, so keys added since (with their defaults) compare equal.
+            let theirs: AgentTrainOptions =
                 serde_json::from_str(&text).with_context(|| format!("{}: not a train-agent config", path.display()))?;
+            let theirs = serde_json::to_value(&theirs)?;
             // Where the run lives is not part of it: a moved run directory resumes.
             let strip = |v: &serde_json::Value| {
                 let mut v = v.clone();
@@ -267,6 +273,19 @@ pub fn run(opts: &AgentTrainOptions) -> Result<AgentTrainSummary> {
         state = serde_json::from_value(loaded.record.trainer_state)
             .with_context(|| format!("{}: trainer state", ckpt.display()))?;
         tracing::info!("resuming {} at phase {} step {}", opts.out.display(), state.phase, state.step);
+    } else if let Some(init) = &opts.init {
+        let loaded = load_policy(init, tch::Device::Cpu)?;
+        if loaded.record.world_model_sha256 != wm_file.sha256() {
+            bail!("--init {}: trained on another world model than {}", init.display(), wm_path.display());
+        }
+        if loaded.record.config != opts.policy {
+            bail!("--init {}: a policy of another config than this run's", init.display());
+        }
+        tch::no_grad(|| {
+            for (k, mut v) in vs.variables() {
+                v.copy_(&loaded.vs.variables()[&k]);
+            }
+        });
     }
     let save = |vs: &nn::VarStore, opt: &AdamW, state: &TrainerState, path: &Path| -> Result<()> {
         let mut extra: Vec<(String, Tensor)> = vec![];
@@ -289,7 +308,7 @@ pub fn run(opts: &AgentTrainOptions) -> Result<AgentTrainSummary> {
             data.extend(read_round(&round_path(&opts.out, r))?);
         }
     }
-    if state.phase == 0 && state.step == 0 && !data.is_empty() {
+    if state.phase == 0 && state.step == 0 && opts.init.is_none() && !data.is_empty() {
         let goals: Vec<Tensor> = data.iter().map(|d| d.goal.shallow_clone()).collect();
         policy.set_route_center(&Tensor::stack(&goals, 0));
     }
