@@ -176,10 +176,7 @@ impl<'a, 'r> Runner<'a, 'r> {
                 let rgb = self.render(&env.scene(), info.step)?;
                 let t = Instant::now();
                 let Acting::Policy { model, policy, actor } = &mut self.acting else { unreachable!() };
-                let size = model.cfg.image_size;
-                let features = agent::acting::frame_features(
-                    &model.encode_target(&world_model::rgb_frame(&rgb, size, size).unsqueeze(0)),
-                );
+                let features = train::agent::frames::features_of_rgb(model, std::slice::from_ref(&rgb));
                 let actor = match actor {
                     Some(a) => a,
                     None => {

@@ -188,34 +188,7 @@ fn goal_frame_pairs(task: Task, n: u64, seed: u64, frameskip: usize) -> Result<V
 /// The finished episodes in `out/episodes.jsonl`, after checking that `out` holds this very
 /// evaluation (or nothing).
 fn resume(opts: &AgentEvalOptions) -> Result<Vec<EpisodeResult>> {
-    let config = opts.out.join("config.json");
-    let mine = serde_json::to_value(opts)?;
-    match std::fs::read_to_string(&config) {
-        Ok(text) => {
-            // Read back through the options type, so keys added since (with their defaults) compare equal.
-            let theirs: AgentEvalOptions = serde_json::from_str(&text)
-                .with_context(|| format!("{}: not an eval-agent config", config.display()))?;
-            let theirs = serde_json::to_value(&theirs)?;
-            let strip = |v: &serde_json::Value| {
-                let mut v = v.clone();
-                v.as_object_mut().map(|o| o.remove("progress"));
-                v
-            };
-            if strip(&theirs) != strip(&mine) {
-                let (key, was, now) =
-                    dataset::manifest::first_difference("", &strip(&theirs), &strip(&mine)).unwrap_or_default();
-                bail!(
-                    "{} holds another evaluation ({key}: {was} there, {now} now); resume it with its own \
-                     options or choose another --out",
-                    opts.out.display()
-                );
-            }
-        }
-        Err(_) => {
-            std::fs::create_dir_all(&opts.out).with_context(|| format!("creating {}", opts.out.display()))?;
-            std::fs::write(&config, serde_json::to_string_pretty(&mine)?)?;
-        }
-    }
+    train::claim::claim_dir(&opts.out, opts, &["progress"], "evaluation")?;
     let log = opts.out.join("episodes.jsonl");
     let mut done = vec![];
     if let Ok(text) = std::fs::read_to_string(&log) {

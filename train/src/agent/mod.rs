@@ -191,37 +191,6 @@ fn round_path(out: &Path, r: u32) -> PathBuf {
     out.join("rounds").join(format!("round-{r:02}.safetensors"))
 }
 
-/// The run's config, written once; a rerun must ask for the same run.
-fn claim_run(opts: &AgentTrainOptions) -> Result<()> {
-    let path = opts.out.join("config.json");
-    let mine = serde_json::to_value(opts)?;
-    match std::fs::read_to_string(&path) {
-        Ok(text) => {
-            // Read back through the options type, so keys added since (with their defaults) compare equal.
-            let theirs: AgentTrainOptions =
-                serde_json::from_str(&text).with_context(|| format!("{}: not a train-agent config", path.display()))?;
-            let theirs = serde_json::to_value(&theirs)?;
-            // Where the run lives is not part of it: a moved run directory resumes.
-            let strip = |v: &serde_json::Value| {
-                let mut v = v.clone();
-                v.as_object_mut().map(|o| o.remove("out"));
-                v
-            };
-            if let Some((key, was, now)) = dataset::manifest::first_difference("", &strip(&theirs), &strip(&mine)) {
-                bail!(
-                    "{} holds another run ({key}: {was} there, {now} now); resume it with its own options or choose another --out",
-                    opts.out.display()
-                );
-            }
-        }
-        Err(_) => {
-            std::fs::create_dir_all(opts.out.join("checkpoints"))?;
-            std::fs::write(&path, serde_json::to_string_pretty(&mine)?)?;
-        }
-    }
-    Ok(())
-}
-
 /// Trains (resuming what `out` holds) and returns where the policy is.
 pub fn run(opts: &AgentTrainOptions) -> Result<AgentTrainSummary> {
     opts.validate()?;
@@ -239,7 +208,9 @@ pub fn run(opts: &AgentTrainOptions) -> Result<AgentTrainSummary> {
             expected.obs_dim
         );
     }
-    claim_run(opts)?;
+    // Where the run lives is not part of it: a moved run directory resumes.
+    crate::claim::claim_dir(&opts.out, opts, &["out"], "run")?;
+    std::fs::create_dir_all(opts.out.join("checkpoints"))?;
     let record = |state: &TrainerState| PolicyRecord {
         config: opts.policy.clone(),
         world_model: wm_path.clone(),
@@ -258,11 +229,7 @@ pub fn run(opts: &AgentTrainOptions) -> Result<AgentTrainSummary> {
         if loaded.record.world_model_sha256 != wm_file.sha256() {
             bail!("{}: trained on another world model than {}", ckpt.display(), wm_path.display());
         }
-        tch::no_grad(|| {
-            for (k, mut v) in vs.variables() {
-                v.copy_(&loaded.vs.variables()[&k]);
-            }
-        });
+        copy_weights(&vs, &loaded.vs);
         for (k, m) in opt.m.iter_mut() {
             m.copy_(loaded.file.tensor(&format!("adam_m.{k}"))?);
         }
@@ -281,11 +248,7 @@ pub fn run(opts: &AgentTrainOptions) -> Result<AgentTrainSummary> {
         if loaded.record.config != opts.policy {
             bail!("--init {}: a policy of another config than this run's", init.display());
         }
-        tch::no_grad(|| {
-            for (k, mut v) in vs.variables() {
-                v.copy_(&loaded.vs.variables()[&k]);
-            }
-        });
+        copy_weights(&vs, &loaded.vs);
     }
     let save = |vs: &nn::VarStore, opt: &AdamW, state: &TrainerState, path: &Path| -> Result<()> {
         let mut extra: Vec<(String, Tensor)> = vec![];
@@ -443,6 +406,16 @@ pub fn run(opts: &AgentTrainOptions) -> Result<AgentTrainSummary> {
     save(&vs, &opt, &state, &policy_path)?;
     write_plots(&opts.out)?;
     Ok(AgentTrainSummary { policy: policy_path, steps: state.total_steps, last, rounds })
+}
+
+/// Every variable of `from` into the same-named one of `to` (both built from one config).
+fn copy_weights(to: &nn::VarStore, from: &nn::VarStore) {
+    let from = from.variables();
+    tch::no_grad(|| {
+        for (k, mut v) in to.variables() {
+            v.copy_(&from[&k]);
+        }
+    });
 }
 
 fn append(path: &Path, v: &serde_json::Value) -> Result<()> {
