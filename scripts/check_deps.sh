@@ -29,6 +29,8 @@ forbid eval $window
 forbid bench $window
 forbid demo $window
 forbid viewer parquet
+# The Python extension must not bring libtorch into a process where the user's own torch lives.
+forbid cupworld-py tch parquet $window
 # The command line holds no pipeline of its own: it reaches the simulator, the renderer and the
 # datasets through the library crates above (checked by its size in lines, outside tests).
 lines=$(cat cupworld/src/*.rs | wc -l)

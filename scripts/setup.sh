@@ -3,8 +3,9 @@
 #  - Mesa's Vulkan drivers (lavapipe): bevy renders on the CPU when there is no GPU.
 #  - Xvfb (a virtual X display) and the X11 client libraries winit loads: the viewer's tests
 #    open a real window on it.
-#  - A project-local Python venv (.venv) with pyarrow (the tests read datasets with it) and the
-#    PyPI torch 2.13.0 wheel, whose libtorch the `agent` crate (tch 0.26) links against.
+#  - A project-local Python venv (.venv) with pyarrow (the tests read datasets with it), the
+#    PyPI torch 2.13.0 wheel, whose libtorch the `agent` crate (tch 0.26) links against, and what
+#    the Python package's tests use (gymnasium, numpy, pillow, pytest).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -27,4 +28,8 @@ fi
 if ! .venv/bin/python3 -c "import torch, sys; sys.exit(torch.__version__.split('+')[0] != '2.13.0')" 2>/dev/null; then
   echo "setup: installing torch==2.13.0 into .venv (libtorch for tch; ~5 GB, once)" >&2
   .venv/bin/pip install -q --disable-pip-version-check torch==2.13.0
+fi
+if ! .venv/bin/python3 -c "import gymnasium, numpy, PIL, pytest" 2>/dev/null; then
+  echo "setup: installing gymnasium, numpy, pillow and pytest into .venv" >&2
+  .venv/bin/pip install -q --disable-pip-version-check "gymnasium>=1.0,<2" "numpy>=1.24" pillow pytest
 fi
