@@ -81,7 +81,7 @@ class CupworldEnv(gym.Env):
     def __init__(self, task="push-to-goal", render_mode=None, width=64, height=64, privileged=False, max_steps=None):
         if render_mode not in (None, "rgb_array"):
             raise ValueError(f"render_mode = {render_mode!r}: cupworld renders 'rgb_array' only")
-        self._sim = _native.VectorSim(task, 1, width, height, max_steps, 1)
+        self._sim = _native.VectorSim(task, 1, width, height, max_steps, 1, 1)
         self.task, self.render_mode, self.privileged = task, render_mode, privileged
         self._size = (height, width)
         self.observation_space, self.action_space = _spaces(width, height, privileged)
@@ -145,8 +145,9 @@ class CupworldVectorEnv(VectorEnv):
     for all frames), with Gymnasium 1.x's next-step autoreset: the step after an episode ends
     resets that environment (its action is ignored, its reward 0).
 
-    `reset(seed=s)` seeds environment i with s + i (Gymnasium's convention); `threads` sets the
-    simulator threads (default: the CPU's cores).
+    `reset(seed=s)` seeds environment i with s + i (Gymnasium's convention). `threads`: simulator
+    threads (default: the CPU's cores). `renderers`: render threads, each drawing its share of the
+    frames (default: the CPU's cores, at most 4); the frames do not depend on either.
     """
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 10, "autoreset_mode": AutoresetMode.NEXT_STEP}
@@ -161,10 +162,11 @@ class CupworldVectorEnv(VectorEnv):
         privileged=False,
         max_steps=None,
         threads=None,
+        renderers=None,
     ):
         if render_mode not in (None, "rgb_array"):
             raise ValueError(f"render_mode = {render_mode!r}: cupworld renders 'rgb_array' only")
-        self._sim = _native.VectorSim(task, num_envs, width, height, max_steps, threads)
+        self._sim = _native.VectorSim(task, num_envs, width, height, max_steps, threads, renderers)
         self.num_envs, self.task, self.render_mode, self.privileged = num_envs, task, render_mode, privileged
         self._size = (height, width)
         self.single_observation_space, self.single_action_space = _spaces(width, height, privileged)

@@ -1,5 +1,5 @@
-//! N push-the-cup simulators and one renderer, stepped together: the native half of the Python
-//! package's `Env` (N = 1) and `VectorEnv`.
+//! N push-the-cup simulators and their renderers, stepped together: the native half of the
+//! Python package's `Env` (N = 1) and `VectorEnv`.
 //!
 //! Episode seeds follow `cupworld gen`: an environment seeded with `s` plays the episodes
 //! `episode_seed(s, 0)`, `episode_seed(s, 1)`, …, so `reset(seed=s)` and `gen --seed s` show the
@@ -16,10 +16,12 @@ use sim::{Actor, Env, EnvConfig, Info, Observation, PolicyKind, Task, episode_se
 use types::SceneSnapshot;
 
 use crate::no_panic;
-use crate::render_thread::RenderThread;
+use crate::render_thread::RenderPool;
 
-/// The renderer's batch: one bevy update draws up to this many frames.
+/// A renderer's batch: one bevy update draws up to this many frames.
 const MAX_SLOTS: usize = 64;
+/// Renderers by default: one per core up to this many (as `cupworld gen`).
+const DEFAULT_MAX_RENDERERS: usize = 4;
 
 /// One environment of the vector, and where it stands in its sequence of episodes.
 struct Lane {
@@ -107,18 +109,18 @@ fn each_lane(
     results.into_iter().enumerate().try_for_each(|(i, r)| r.map_err(|e| format!("environment {i}: {e}")))
 }
 
-/// N simulators of one task and the renderer that draws them.
+/// N simulators of one task and the renderers that draw them.
 #[pyclass(module = "cupworld._native")]
 pub struct VectorSim {
     task: Task,
     lanes: Vec<Lane>,
-    renderer: Option<RenderThread>,
+    renderer: Option<RenderPool>,
     threads: usize,
     frame_bytes: usize,
 }
 
 impl VectorSim {
-    fn renderer(&self) -> PyResult<&RenderThread> {
+    fn renderer(&self) -> PyResult<&RenderPool> {
         self.renderer.as_ref().ok_or_else(|| PyRuntimeError::new_err("the environment is closed"))
     }
 
@@ -198,9 +200,10 @@ fn parse_actions(raw: &[u8], n: usize) -> PyResult<Vec<[f32; 2]>> {
 #[pymethods]
 impl VectorSim {
     /// `task`: "push-to-goal" or "knock-off". `threads`: simulator threads (default: the CPU's
-    /// cores, at most `num_envs`).
+    /// cores, at most `num_envs`). `renderers`: render threads, each a bevy app drawing its share
+    /// of the frames (default: the CPU's cores, at most 4 and at most `num_envs`).
     #[new]
-    #[pyo3(signature = (task, num_envs, width=64, height=64, max_steps=None, threads=None))]
+    #[pyo3(signature = (task, num_envs, width=64, height=64, max_steps=None, threads=None, renderers=None))]
     fn new(
         py: Python<'_>,
         task: &str,
@@ -209,6 +212,7 @@ impl VectorSim {
         height: u32,
         max_steps: Option<u32>,
         threads: Option<usize>,
+        renderers: Option<usize>,
     ) -> PyResult<VectorSim> {
         let task: Task = task.parse().map_err(|e: sim::SimError| PyValueError::new_err(format!("task: {e}")))?;
         if !(1..=4096).contains(&num_envs) {
@@ -217,21 +221,26 @@ impl VectorSim {
         if threads == Some(0) {
             return Err(PyValueError::new_err("threads = 0: expected at least 1"));
         }
+        if let Some(r) = renderers.filter(|r| !(1..=16).contains(r)) {
+            return Err(PyValueError::new_err(format!("renderers = {r}: expected 1 to 16")));
+        }
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let renderers = renderers.unwrap_or(cores.min(DEFAULT_MAX_RENDERERS)).min(num_envs);
         let mut config = EnvConfig::for_task(task);
         if let Some(m) = max_steps {
             config.max_steps = m;
         }
         config.validate().map_err(|e| PyValueError::new_err(format!("max_steps = {max_steps:?}: {e}")))?;
-        let render = RenderConfig { width, height, slots: num_envs.min(MAX_SLOTS), ..RenderConfig::default() };
+        let slots = num_envs.div_ceil(renderers).min(MAX_SLOTS);
+        let render = RenderConfig { width, height, slots, ..RenderConfig::default() };
         render.validate().map_err(|e| PyValueError::new_err(e.to_string()))?;
         let lanes = (0..num_envs)
             .map(|_| Env::new(config.clone()).map(|env| Lane { env, base_seed: None, episodes: 0, episode: None }))
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| PyValueError::new_err(e.to_string()))?;
         let renderer = no_panic("starting the renderer", || {
-            py.detach(|| RenderThread::spawn(render)).map_err(PyRuntimeError::new_err)
+            py.detach(|| RenderPool::spawn(render, renderers)).map_err(PyRuntimeError::new_err)
         })?;
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         let threads = threads.unwrap_or(cores).min(num_envs);
         let frame_bytes = (width * height * 3) as usize;
         Ok(VectorSim { task, lanes, renderer: Some(renderer), threads, frame_bytes })
@@ -250,6 +259,11 @@ impl VectorSim {
     #[getter]
     fn max_steps(&self) -> u32 {
         self.lanes[0].env.config().max_steps
+    }
+
+    #[getter]
+    fn renderers(&self) -> PyResult<usize> {
+        Ok(self.renderer()?.renderers())
     }
 
     /// The graphics adapter drawing the frames (lavapipe on a machine without a GPU).
@@ -351,7 +365,7 @@ impl VectorSim {
         })
     }
 
-    /// Stops the renderer's thread; later calls raise `RuntimeError`. Safe to call twice.
+    /// Stops the render threads; later calls raise `RuntimeError`. Safe to call twice.
     fn close(&mut self, py: Python<'_>) {
         let renderer = self.renderer.take();
         py.detach(move || drop(renderer));

@@ -79,6 +79,8 @@ def test_bad_arguments_raise_value_error_naming_them():
         cupworld.CupworldVectorEnv(num_envs=0)
     with pytest.raises(ValueError, match="512x4"):
         cupworld.CupworldEnv(width=512, height=4)
+    with pytest.raises(ValueError, match="renderers = 0"):
+        cupworld.CupworldVectorEnv(num_envs=2, renderers=0)
     with pytest.raises(ValueError, match="render_mode"):
         cupworld.CupworldEnv(render_mode="human")
 

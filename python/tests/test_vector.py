@@ -44,16 +44,17 @@ def test_environment_i_is_the_single_env_seeded_s_plus_i():
     envs.close()
 
 
-def test_threads_do_not_change_a_byte():
+def test_threads_and_renderers_do_not_change_a_byte():
     runs = []
-    for threads in (1, 2):
-        envs = make(5, threads=threads)
+    for threads, renderers in ((1, 1), (2, 2), (2, 3)):
+        envs = make(5, threads=threads, renderers=renderers)
+        assert envs.unwrapped._sim.renderers == renderers
         envs.reset(seed=9)
         rng = np.random.default_rng(0)
         frames = [envs.step(rng.uniform(-1, 1, (5, 2)).astype(np.float32))[0]["pixels"].copy() for _ in range(6)]
         runs.append(np.stack(frames))
         envs.close()
-    assert np.array_equal(runs[0], runs[1])
+    assert np.array_equal(runs[0], runs[1]) and np.array_equal(runs[0], runs[2])
 
 
 def test_next_step_autoreset():
