@@ -161,7 +161,9 @@ def train(args: Args):
         minibatch = max(1, batch // args.num_minibatches)
         for _ in range(args.update_epochs):
             order = torch.randperm(batch)
-            for s in range(0, batch, minibatch):
+            # Whole minibatches only: autoreset steps are masked out, so the batch size varies, and a
+            # remainder of one sample has no advantage spread to normalise by.
+            for s in range(0, batch - minibatch + 1, minibatch):
                 mb = order[s : s + minibatch]
                 _, newlogprob, entropy, newvalue, _ = agent.act(b_px[mb], b_st[mb], b_actions[mb])
                 ratio = (newlogprob - b_logprobs[mb]).exp()

@@ -1,4 +1,6 @@
 """One environment through Gymnasium: its checker, its spaces and the errors a user can hit."""
+import os
+
 import gymnasium as gym
 import numpy as np
 import pytest
@@ -108,3 +110,19 @@ def test_the_native_layer_refuses_bad_bytes_and_panics_become_runtime_errors():
     with pytest.raises(RuntimeError, match="deliberate panic"):
         _native._panic_for_test()
     sim.close()
+
+
+def test_close_stops_the_threads_it_started():
+    def threads():
+        return len(os.listdir("/proc/self/task"))
+
+    counts = []
+    for _ in range(2):
+        envs = cupworld.CupworldVectorEnv(num_envs=4, renderers=2)
+        running = threads()
+        envs.close()
+        counts.append((running, threads()))
+    # Each close ends at least the two render threads, and a second env leaks none beyond the
+    # first (bevy keeps its process-wide task pools).
+    assert all(running - closed >= 2 for running, closed in counts), counts
+    assert counts[1] == counts[0], counts
