@@ -30,6 +30,8 @@ pub enum AgentError {
     Checkpoint(std::path::PathBuf, String),
     #[error("non-finite plan: {0}")]
     NonFinite(String),
+    #[error("libtorch: {0}")]
+    Tch(#[from] tch::TchError),
 }
 
 pub type Result<T> = std::result::Result<T, AgentError>;

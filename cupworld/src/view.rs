@@ -11,9 +11,15 @@ pub struct ViewArgs {
     pub task: sim::Task,
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    /// Who moves the pusher: keyboard (arrows / WASD), expert or random.
+    /// Who moves the pusher: keyboard (arrows / WASD), expert, random, agent (the trained policy
+    /// of --agent) or planner (CEM on --world-model; with --probe, its imagined cup path shows),
+    /// the last two acting from the models' frames and the goal image.
     #[arg(long, default_value = "keyboard")]
     pub policy: String,
+    /// With --policy agent: a `train-agent` run directory (its policy.safetensors) or a policy
+    /// checkpoint. Its world model is the one it was trained on.
+    #[arg(long)]
+    pub agent: Option<PathBuf>,
     /// Camera at start (`[` `]` cycle, Esc back to free).
     #[arg(long, value_enum, default_value_t = CameraArg::Free)]
     pub camera: CameraArg,
@@ -114,6 +120,11 @@ pub fn run(a: ViewArgs) -> Result<()> {
         inject_at_step: a.inject_at_step,
         world_model,
         probe: a.probe,
+        agent: match &a.agent {
+            Some(p) if !p.exists() => bail!("--agent {}: no such file or directory", p.display()),
+            Some(p) => Some(eval::acting::policy_checkpoint(p, false)),
+            None => None,
+        },
         out: a.out.clone(),
         frames: a.frames,
         screenshot: a.screenshot.clone(),

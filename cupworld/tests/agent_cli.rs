@@ -187,6 +187,24 @@ fn train_agent_then_eval_agent_scores_the_policy_beside_its_cloning_self_and_the
     }
     let md = std::fs::read_to_string(out.join("report.md")).unwrap();
     assert!(md.contains("the policy decides in") && md.contains("× longer"), "{md}");
+
+    // The same policy drives the paw in the viewer: every control step waits for its decision.
+    let view_out = dir.path().join("view");
+    #[rustfmt::skip]
+    let view = common::view_under_xvfb(&["--policy", "agent", "--agent", run_s, "--task", "push-to-goal",
+        "--quality", "low", "--frames", "40", "--out", view_out.to_str().unwrap()]);
+    common::succeeded(view, "cupworld view --policy agent");
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(view_out.join("view-summary.json")).unwrap()).unwrap();
+    let (steps, decisions) = (summary["sim_steps"].as_u64().unwrap(), summary["agent_decisions"].as_u64().unwrap());
+    assert!(steps >= 5 && (steps..=steps + 1).contains(&decisions), "{summary}");
+    let load: u64 = summary["agent_expert_load"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap()).sum();
+    assert_eq!(load, decisions, "{summary}");
+    assert!(summary["agent_decision_ms_median"].as_f64().unwrap() > 0.0, "{summary}");
+    let e = fails(&["view", "--policy", "agent", "--frames", "1"]);
+    assert!(e.contains("--policy agent needs --agent"), "{e}");
+    let e = fails(&["view", "--policy", "expert", "--agent", run_s, "--frames", "1"]);
+    assert!(e.contains("--agent drives the paw only with --policy agent"), "{e}");
     // The policy reads its own world model: another one is refused, naming both.
     let other_wm = dir.path().join("wm2");
     #[rustfmt::skip]

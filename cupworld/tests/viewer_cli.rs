@@ -41,25 +41,11 @@ fn nearest<'a>(pixel: [u8; 3], palette: &[(&'a str, [f32; 3])]) -> &'a str {
         .unwrap()
 }
 
-fn run_viewer(args: &[&str]) -> std::process::Output {
-    let status = Command::new("xvfb-run").arg("--help").output();
-    assert!(
-        status.is_ok(),
-        "xvfb-run is missing: install the `xvfb` package (scripts/setup.sh does) to test the viewer"
-    );
-    Command::new("xvfb-run")
-        .args(["-a", "-s", "-screen 0 1280x800x24", env!("CARGO_BIN_EXE_cupworld"), "view"])
-        .args(args)
-        .env_remove("WAYLAND_DISPLAY")
-        .output()
-        .unwrap()
-}
-
 #[test]
 fn the_window_shows_table_cup_pusher_and_hud_under_xvfb() {
     let dir = tempfile::tempdir().unwrap();
     let png = dir.path().join("view.png");
-    let out = run_viewer(&[
+    let out = common::view_under_xvfb(&[
         "--policy",
         "expert",
         "--camera",
@@ -161,6 +147,8 @@ fn without_a_display_the_viewer_says_so() {
 fn bad_viewer_flags_are_named() {
     let err = common::fails(&["view", "--policy", "joystick"]);
     assert!(err.contains("--policy") && err.contains("joystick"), "{err}");
+    let err = common::fails(&["view", "--policy", "planner", "--frames", "1"]);
+    assert!(err.contains("--policy planner needs --world-model"), "{err}");
     let err = common::fails(&["view", "--violation", "explode"]);
     assert!(err.contains("--violation") && err.contains("explode"), "{err}");
     let err = common::fails(&["view", "--world-model", "/nonexistent/wm.safetensors"]);
@@ -198,7 +186,7 @@ fn the_world_model_overlay_scores_every_step_and_places_the_ghost() {
     let weight = tch::Tensor::zeros([features, 2], (tch::Kind::Float, tch::Device::Cpu));
     let bias = tch::Tensor::from_slice(&[0.05f32, -0.02]);
     tch::Tensor::write_safetensors(&[("weight", &weight), ("bias", &bias)], &probe).unwrap();
-    let out = run_viewer(&[
+    let out = common::view_under_xvfb(&[
         "--policy",
         "expert",
         "--seed",
@@ -242,11 +230,37 @@ fn the_world_model_overlay_scores_every_step_and_places_the_ghost() {
     let ghost = summary["ghost"].as_array().expect("a ghost position");
     assert!((ghost[0].as_f64().unwrap() - 0.05).abs() < 1e-6 && (ghost[1].as_f64().unwrap() + 0.02).abs() < 1e-6);
 
+    // The planner drives the paw on the same model; the probe (all bias) reads its imagined cup
+    // path, one point per model step of the plan.
+    let planner_out = dir.path().join("planner");
+    #[rustfmt::skip]
+    let out = common::view_under_xvfb(&["--policy", "planner", "--world-model", run.to_str().unwrap(),
+        "--probe", probe.to_str().unwrap(), "--quality", "low", "--frames", "12",
+        "--out", planner_out.to_str().unwrap()]);
+    common::succeeded(out, "cupworld view --policy planner");
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(planner_out.join("view-summary.json")).unwrap()).unwrap();
+    let (steps, decisions) = (summary["sim_steps"].as_u64().unwrap(), summary["agent_decisions"].as_u64().unwrap());
+    assert!(steps >= 2 && (steps..=steps + 1).contains(&decisions), "{summary}");
+    assert!(summary["agent_replans"].as_u64().unwrap() >= 1 && summary["agent_energy"].is_number(), "{summary}");
+    let path = summary["agent_path"].as_array().unwrap();
+    assert_eq!(path.len(), agent::planner::PlannerConfig::default().horizon as usize, "{summary}");
+    for p in path {
+        assert!((p[0].as_f64().unwrap() - 0.05).abs() < 1e-6 && (p[1].as_f64().unwrap() + 0.02).abs() < 1e-6, "{p}");
+    }
+
     // A probe of the wrong size is refused, naming the file.
     let bad = dir.path().join("bad_probe.safetensors");
     let weight = tch::Tensor::zeros([7, 2], (tch::Kind::Float, tch::Device::Cpu));
     tch::Tensor::write_safetensors(&[("weight", &weight), ("bias", &bias)], &bad).unwrap();
-    let out = run_viewer(&["--world-model", run.to_str().unwrap(), "--probe", bad.to_str().unwrap(), "--frames", "5"]);
+    let out = common::view_under_xvfb(&[
+        "--world-model",
+        run.to_str().unwrap(),
+        "--probe",
+        bad.to_str().unwrap(),
+        "--frames",
+        "5",
+    ]);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("bad_probe.safetensors") && err.contains("[256, 2]"), "{err}");
@@ -259,7 +273,7 @@ fn an_early_screenshot_shows_the_scene() {
     let dir = tempfile::tempdir().unwrap();
     let png = dir.path().join("early.png");
     #[rustfmt::skip]
-    let out = run_viewer(&["--seed", "3", "--camera", "model", "--frames", "3", "--screenshot", png.to_str().unwrap(),
+    let out = common::view_under_xvfb(&["--seed", "3", "--camera", "model", "--frames", "3", "--screenshot", png.to_str().unwrap(),
         "--out", dir.path().to_str().unwrap()]);
     common::succeeded(out, "cupworld view --frames 3");
     let image = image::open(&png).unwrap().to_rgb8();

@@ -10,6 +10,7 @@ use bevy_egui::{EguiContexts, EguiPrimaryContextPass, EguiTextureHandle, egui};
 use crate::control::ViewState;
 use crate::keys::help_rows;
 use crate::model_view::{ModelFrames, SURPRISE_WINDOW, WorldModelView};
+use crate::pilot::{Pilot, PilotKind};
 use crate::session::Session;
 
 /// Control steps actually taken per second of wall time, smoothed.
@@ -47,10 +48,15 @@ fn draw_hud(
     diagnostics: Res<DiagnosticsStore>,
     frames: Option<Res<ModelFrames>>,
     wm: Option<NonSend<WorldModelView>>,
+    pilot: Option<Res<Pilot>>,
     mut pip_texture: Local<Option<egui::TextureId>>,
+    mut goal_texture: Local<Option<egui::TextureId>>,
 ) -> Result {
     if let (Some(f), None) = (&frames, *pip_texture) {
         *pip_texture = Some(contexts.add_image(EguiTextureHandle::Weak(f.image.id())));
+    }
+    if let (Some(p), None) = (&pilot, *goal_texture) {
+        *goal_texture = Some(contexts.add_image(EguiTextureHandle::Weak(p.goal_image.id())));
     }
     let ctx = contexts.ctx_mut()?;
     let over_ui = ctx.is_pointer_over_egui() || ctx.egui_wants_pointer_input();
@@ -107,6 +113,54 @@ fn draw_hud(
                 ui.small(format!("{}×{} as the models get it · {tag}", f.size, f.size));
                 if f.dropped > 0 {
                     ui.small(format!("{} frames dropped (renderer behind)", f.dropped));
+                }
+            });
+    }
+
+    if let (Some(p), Some(tex)) = (&pilot, *goal_texture) {
+        egui::Window::new("agent")
+            .anchor(egui::Align2::RIGHT_BOTTOM, [-8.0, -8.0])
+            .resizable(false)
+            .collapsible(false)
+            .show(ctx, |ui| {
+                ui.horizontal(|ui| {
+                    ui.add(egui::Image::new((tex, egui::vec2(128.0, 128.0))));
+                    ui.vertical(|ui| {
+                        ui.small("goal image");
+                        match (&p.kind, &p.last, &p.last_replan) {
+                            (PilotKind::Policy { .. }, Some(d), _) => {
+                                ui.monospace(format!("value    {:+.3}", d.value.unwrap_or(f32::NAN)));
+                                ui.monospace(format!("action   {:+.2} {:+.2}", d.action[0], d.action[1]));
+                                ui.monospace(format!("experts  {:?}", d.experts));
+                                ui.monospace(format!("decision {:.1} ms", d.ms));
+                            }
+                            (PilotKind::Planner { probe, .. }, Some(d), Some(r)) => {
+                                ui.monospace(format!("energy   {:.4}", r.energy.unwrap_or(f64::NAN)));
+                                ui.monospace(format!("action   {:+.2} {:+.2}", d.action[0], d.action[1]));
+                                ui.monospace(format!("replan   {:.0} ms", r.ms));
+                                ui.monospace(format!("replans  {}", p.replans));
+                                if probe.is_none() {
+                                    ui.small("no --probe: no imagined cup path");
+                                }
+                            }
+                            _ => {
+                                ui.monospace("deciding…");
+                            }
+                        }
+                    });
+                });
+                match &p.kind {
+                    PilotKind::Policy { checkpoint } => {
+                        ui.small(format!("top-1 expert load, {} (this session)", session.task().name()));
+                        expert_bars(ui, &p.expert_load);
+                        ui.small(checkpoint.display().to_string());
+                    }
+                    PilotKind::Planner { world_model, .. } => {
+                        ui.small(format!("CEM on {} · orange: the plan's imagined cup", world_model.display()));
+                    }
+                }
+                if let Some(e) = &p.error {
+                    ui.colored_label(egui::Color32::from_rgb(255, 120, 90), e);
                 }
             });
     }
@@ -182,6 +236,29 @@ fn surprise_plot(ui: &mut egui::Ui, wm: &WorldModelView) {
         egui::FontId::monospace(11.0),
         egui::Color32::GRAY,
     );
+}
+
+/// One bar per expert: its share of the top-1 routings so far.
+fn expert_bars(ui: &mut egui::Ui, load: &[u64]) {
+    let total = load.iter().sum::<u64>().max(1) as f32;
+    let (rect, _) = ui.allocate_exact_size(egui::vec2(240.0, 14.0 * load.len() as f32), egui::Sense::hover());
+    let painter = ui.painter_at(rect);
+    for (i, &n) in load.iter().enumerate() {
+        let share = n as f32 / total;
+        let top = rect.top() + 14.0 * i as f32;
+        let bar = egui::Rect::from_min_size(egui::pos2(rect.left() + 28.0, top + 2.0), egui::vec2(170.0 * share, 10.0));
+        painter.rect_filled(bar, 1.0, egui::Color32::from_rgb(120, 200, 255));
+        let font = egui::FontId::monospace(10.0);
+        painter.text(
+            egui::pos2(rect.left(), top),
+            egui::Align2::LEFT_TOP,
+            format!("e{i}"),
+            font.clone(),
+            egui::Color32::GRAY,
+        );
+        let label = format!("{:.0}%", 100.0 * share);
+        painter.text(egui::pos2(rect.right() - 36.0, top), egui::Align2::LEFT_TOP, label, font, egui::Color32::GRAY);
+    }
 }
 
 fn yes_no(b: bool) -> String {

@@ -9,12 +9,14 @@
 //! - [`control`]: key presses → session and view changes (testable under `MinimalPlugins`).
 //! - [`scene_view`]: 3D entities mirroring the scene; free / fixed cameras.
 //! - [`model_view`]: the models' 64×64 frames and the world model's surprise and ghost.
+//! - [`pilot`]: the trained policy or the latent planner at the controls, on a thread of its own.
 //! - [`hud`]: the egui overlay.
 
 pub mod control;
 pub mod hud;
 pub mod keys;
 pub mod model_view;
+pub mod pilot;
 pub mod scene_view;
 pub mod session;
 
@@ -49,6 +51,8 @@ pub struct ViewerOptions {
     pub inject_at_step: Option<u32>,
     pub world_model: Option<PathBuf>,
     pub probe: Option<PathBuf>,
+    /// The policy checkpoint that drives the paw with `policy: Agent`.
+    pub agent: Option<PathBuf>,
     /// Folder for screenshots taken with F12 and the run summary.
     pub out: PathBuf,
     /// Run this many frames, then (after the screenshot, if any) exit.
@@ -83,6 +87,16 @@ pub struct ViewerSummary {
     pub surprise_curve: Vec<model_view::SurprisePoint>,
     /// Where the probe put the ghost cup last (table-plane x, z).
     pub ghost: Option<[f32; 2]>,
+    /// With `--policy agent` or `planner`: its decisions, their median time (encoder and policy,
+    /// or a replan, ms), the control steps that waited for one, each expert's top-1 count
+    /// (policy), the replans and the last one's energy and imagined cup path (planner).
+    pub agent_decisions: u64,
+    pub agent_decision_ms_median: Option<f64>,
+    pub agent_waits: u64,
+    pub agent_expert_load: Vec<u64>,
+    pub agent_replans: u64,
+    pub agent_energy: Option<f64>,
+    pub agent_path: Vec<[f32; 2]>,
     pub window: [u32; 2],
 }
 
@@ -138,6 +152,18 @@ struct RunControl {
 
 /// Opens the window and runs until it is closed (or `frames` have been drawn).
 pub fn run(options: ViewerOptions) -> Result<ViewerSummary> {
+    let pilot_kind = match (options.policy, &options.agent, &options.world_model) {
+        (PolicyChoice::Agent, Some(a), _) => Some(pilot::PilotKind::Policy { checkpoint: a.clone() }),
+        (PolicyChoice::Agent, None, _) => {
+            bail!("--policy agent needs --agent (a train-agent run or policy checkpoint)")
+        }
+        (_, Some(_), _) => bail!("--agent drives the paw only with --policy agent"),
+        (PolicyChoice::Planner, None, Some(wm)) => {
+            Some(pilot::PilotKind::Planner { world_model: wm.clone(), probe: options.probe.clone() })
+        }
+        (PolicyChoice::Planner, None, None) => bail!("--policy planner needs --world-model (the model it plans with)"),
+        _ => None,
+    };
     check_display()?;
     std::fs::create_dir_all(&options.out).with_context(|| format!("creating {}", options.out.display()))?;
     let mut session = Session::new(options.task, options.policy, options.seed)?;
@@ -191,6 +217,7 @@ pub fn run(options: ViewerOptions) -> Result<ViewerSummary> {
     .insert_resource(ViewState { show_help: options.show_help, ..default() })
     .add_plugins(scene_view::SceneViewPlugin { initial_camera: options.camera, high_quality: options.high_quality })
     .add_plugins(model_view::ModelViewPlugin)
+    .add_plugins(pilot::PilotPlugin)
     .add_plugins(hud::HudPlugin);
 
     if options.model_frame || wm.is_some() {
@@ -201,6 +228,10 @@ pub fn run(options: ViewerOptions) -> Result<ViewerSummary> {
     }
     if let Some(wm) = wm {
         app.insert_non_send(wm);
+    }
+    if let Some(kind) = &pilot_kind {
+        let pilot = pilot::start_pilot(kind, &mut app.world_mut().resource_mut::<Assets<Image>>())?;
+        app.insert_resource(pilot);
     }
     app.insert_resource(RunControl {
         options,
@@ -347,6 +378,7 @@ fn record_summary(
     session: Res<Session>,
     frames: Option<Res<model_view::ModelFrames>>,
     wm: Option<NonSend<model_view::WorldModelView>>,
+    pilot: Option<Res<pilot::Pilot>>,
     adapter: Option<Res<bevy::render::renderer::RenderAdapterInfo>>,
 ) {
     let mut s = run.summary.lock().expect("summary");
@@ -373,6 +405,19 @@ fn record_summary(
         s.mean_surprise = Some(wm.curve.iter().map(|p| p.surprise).sum::<f64>() / wm.curve.len() as f64);
         s.surprise_curve = wm.curve.iter().copied().collect();
         s.ghost = wm.ghost;
+    }
+    s.agent_waits = session.agent_waits;
+    if let Some(p) = pilot {
+        s.agent_decisions = p.decisions;
+        let mut ms = p.decision_ms.clone();
+        ms.sort_by(f64::total_cmp);
+        s.agent_decision_ms_median = ms.get(ms.len() / 2).copied();
+        s.agent_expert_load = p.expert_load.clone();
+        s.agent_replans = p.replans;
+        if let Some(r) = &p.last_replan {
+            s.agent_energy = r.energy;
+            s.agent_path = r.path.clone().unwrap_or_default();
+        }
     }
     s.screenshots =
         run.captured.lock().expect("screenshot list").iter().filter_map(|r| r.as_ref().ok().cloned()).collect();

@@ -18,6 +18,11 @@ pub enum PolicyChoice {
     Keyboard,
     Expert,
     Random,
+    /// The trained policy (`--agent RUN`), acting from the models' frames; the session waits for
+    /// each of its decisions.
+    Agent,
+    /// The latent planner on `--world-model` (CEM at its default budget), waited for likewise.
+    Planner,
 }
 
 impl std::str::FromStr for PolicyChoice {
@@ -27,7 +32,9 @@ impl std::str::FromStr for PolicyChoice {
             "keyboard" => Ok(PolicyChoice::Keyboard),
             "expert" => Ok(PolicyChoice::Expert),
             "random" => Ok(PolicyChoice::Random),
-            _ => Err(format!("unknown policy {s:?} (expected keyboard, expert or random)")),
+            "agent" => Ok(PolicyChoice::Agent),
+            "planner" => Ok(PolicyChoice::Planner),
+            _ => Err(format!("unknown policy {s:?} (expected keyboard, expert, random, agent or planner)")),
         }
     }
 }
@@ -38,6 +45,8 @@ impl PolicyChoice {
             PolicyChoice::Keyboard => "keyboard",
             PolicyChoice::Expert => "expert",
             PolicyChoice::Random => "random",
+            PolicyChoice::Agent => "agent",
+            PolicyChoice::Planner => "planner",
         }
     }
 }
@@ -105,6 +114,12 @@ pub struct Session {
     pub total_steps: u64,
     /// Control steps for the model path, oldest first (drained by the picture-in-picture).
     pub frames: VecDeque<StepFrame>,
+    /// The episode's goal image as a scene (`sim::goal`), for an agent given a goal.
+    pub goal_scene: SceneSnapshot,
+    /// The agent's action for the frame of this tag (policy or planner), until it is taken.
+    agent_action: Option<(FrameTag, [f32; 2])>,
+    /// Control steps that waited for the agent's decision.
+    pub agent_waits: u64,
 }
 
 impl Session {
@@ -140,6 +155,9 @@ impl Session {
             phase: 0.0,
             total_steps: 0,
             frames: VecDeque::new(),
+            goal_scene: SceneSnapshot { objects: vec![], camera: Default::default() },
+            agent_action: None,
+            agent_waits: 0,
         };
         s.begin_episode(seed, info);
         Ok(s)
@@ -178,13 +196,33 @@ impl Session {
         self.violation = None;
         self.owed = 0.0;
         self.actor = match self.policy {
-            PolicyChoice::Keyboard => None,
+            PolicyChoice::Keyboard | PolicyChoice::Agent | PolicyChoice::Planner => None,
             PolicyChoice::Expert => Some(Actor::new(PolicyKind::Expert, self.task(), seed)),
             PolicyChoice::Random => Some(Actor::new(PolicyKind::Random, self.task(), seed)),
         };
+        self.agent_action = None;
+        self.goal_scene = sim::goal::task_goal_scene(&mut self.env, &self.info.clone());
         self.scene = self.drawn_scene();
         self.previous_scene = self.scene.clone();
         self.phase = 0.0;
+    }
+
+    /// Whether an agent outside the session (policy or planner) chooses the actions.
+    pub fn piloted(&self) -> bool {
+        matches!(self.policy, PolicyChoice::Agent | PolicyChoice::Planner)
+    }
+
+    /// The frame the agent must decide on, while no decision for it is in.
+    pub fn decision_needed(&self) -> Option<(FrameTag, &SceneSnapshot)> {
+        let waiting = self.piloted() && !self.ended && self.agent_action.is_none();
+        waiting.then(|| (FrameTag { episode: self.episode, step: self.step }, &self.scene))
+    }
+
+    /// The agent's action for the frame `tag`; a decision for another frame (stale) is dropped.
+    pub fn take_decision(&mut self, tag: FrameTag, action: [f32; 2]) {
+        if tag == (FrameTag { episode: self.episode, step: self.step }) {
+            self.agent_action = Some((tag, action));
+        }
     }
 
     /// A new episode with the next seed.
@@ -239,8 +277,12 @@ impl Session {
         self.owed = self.owed.min(8.0);
         let mut taken = 0;
         while self.owed >= 1.0 {
+            if !self.control_step() {
+                // Waiting for the agent: time does not pile up behind its decision.
+                self.owed = self.owed.min(1.0);
+                break;
+            }
             self.owed -= 1.0;
-            self.control_step();
             taken += 1;
         }
         self.phase = self.owed as f32;
@@ -249,24 +291,32 @@ impl Session {
 
     /// Exactly one control step, paused or not (the → key).
     pub fn step_once(&mut self) {
-        self.control_step();
+        let _ = self.control_step();
         self.phase = 0.0;
     }
 
-    fn control_step(&mut self) {
+    /// One control step; false when it waits for the agent's decision (nothing happened).
+    fn control_step(&mut self) -> bool {
         if self.ended {
             self.end_hold += 1;
             if self.end_hold >= END_HOLD_STEPS {
                 self.next_seed();
             }
-            return;
+            return true;
         }
         if self.inject_at_step == Some(self.step) && self.violation.is_none() {
             self.inject_violation();
         }
-        let action = match &mut self.actor {
-            Some(actor) => actor.act(&self.info),
-            None => self.teleop,
+        let action = match (&mut self.actor, self.policy) {
+            (Some(actor), _) => actor.act(&self.info),
+            (None, PolicyChoice::Agent | PolicyChoice::Planner) => match self.agent_action.take() {
+                Some((_, action)) => action,
+                None => {
+                    self.agent_waits += 1;
+                    return false;
+                }
+            },
+            (None, _) => self.teleop,
         };
         self.push_frame(action);
         let result = match self.env.step(action) {
@@ -274,7 +324,7 @@ impl Session {
             Err(e) => {
                 self.notice = Some(format!("simulator: {e}"));
                 self.ended = true;
-                return;
+                return true;
             }
         };
         if let Some(v) = &self.violation {
@@ -290,6 +340,7 @@ impl Session {
         self.ended = result.terminated || result.truncated;
         let drawn = self.drawn_scene();
         self.previous_scene = std::mem::replace(&mut self.scene, drawn);
+        true
     }
 
     fn push_frame(&mut self, action: [f32; 2]) {

@@ -10,10 +10,12 @@
 
 mod dynamics;
 mod energy;
+mod receding;
 mod solvers;
 
 pub use dynamics::{CopyLast, LatentDynamics, WorldModelDynamics};
 pub use energy::{Cost, Energy, EnergyDistance};
+pub use receding::{RecedingHorizon, Replan};
 pub use solvers::{CemConfig, GdConfig, MppiConfig, mppi_weights};
 
 use rand::SeedableRng;

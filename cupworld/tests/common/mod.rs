@@ -31,3 +31,18 @@ pub fn fails(args: &[&str]) -> String {
     assert!(!out.status.success(), "cupworld {args:?} should have failed");
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
+
+/// `cupworld view ARGS` in a virtual X display (xvfb-run).
+pub fn view_under_xvfb(args: &[&str]) -> Output {
+    let status = Command::new("xvfb-run").arg("--help").output();
+    assert!(
+        status.is_ok(),
+        "xvfb-run is missing: install the `xvfb` package (scripts/setup.sh does) to test the viewer"
+    );
+    Command::new("xvfb-run")
+        .args(["-a", "-s", "-screen 0 1280x800x24", env!("CARGO_BIN_EXE_cupworld"), "view"])
+        .args(args)
+        .env_remove("WAYLAND_DISPLAY")
+        .output()
+        .unwrap()
+}

@@ -1,19 +1,18 @@
 //! One episode of an agent acting from frames: the simulator steps, the renderer draws what the
 //! agent sees, the agent chooses the next action.
 
-use std::collections::VecDeque;
 use std::time::Instant;
 
 use agent::MambaMoePolicy;
 use agent::acting::PolicyActor;
-use agent::planner::{LatentDynamics, Planner};
+use agent::planner::{LatentDynamics, Planner, RecedingHorizon};
 use anyhow::{Result, anyhow};
 use render::Renderer;
 use serde::{Deserialize, Serialize};
 use sim::{Actor, Env, Info, PolicyKind};
-use tch::{Kind, Tensor};
+use tch::Tensor;
 use types::{FrameTag, SceneSnapshot};
-use world_model::{LatentHistory, WorldModel};
+use world_model::WorldModel;
 
 /// What acts: the planner (on some dynamics) or a control that needs no model.
 pub enum Acting<'a> {
@@ -76,8 +75,7 @@ pub type Judge<'a> = &'a dyn Fn(&Info) -> (bool, f32);
 pub struct Runner<'a, 'r> {
     pub renderer: &'r mut Renderer,
     pub acting: Acting<'a>,
-    history: Option<LatentHistory>,
-    queue: VecDeque<[f32; 2]>,
+    horizon: Option<RecedingHorizon>,
     actor: Option<Actor>,
     replan_ms: Vec<f64>,
     evaluations: usize,
@@ -91,8 +89,7 @@ impl<'a, 'r> Runner<'a, 'r> {
         Runner {
             renderer,
             acting,
-            history: None,
-            queue: VecDeque::new(),
+            horizon: None,
             actor: None,
             replan_ms: vec![],
             evaluations: 0,
@@ -126,17 +123,16 @@ impl<'a, 'r> Runner<'a, 'r> {
 
     /// Starts an episode the simulator was just reset to (seed `seed`).
     pub fn begin(&mut self, env: &Env, seed: u64) {
-        self.queue.clear();
         self.replan_ms.clear();
         self.evaluations = 0;
         self.actor = None;
-        self.history = None;
+        self.horizon = None;
         self.reference = None;
         self.first_replan = None;
         match &mut self.acting {
             Acting::Planner { model, planner, .. } => {
                 planner.reset(seed);
-                self.history = Some(LatentHistory::new(&model.cfg));
+                self.horizon = Some(RecedingHorizon::new(model));
             }
             Acting::Policy { actor, .. } => *actor = None,
             Acting::Random => self.actor = Some(Actor::new(PolicyKind::Random, env.config().task, seed)),
@@ -151,9 +147,8 @@ impl<'a, 'r> Runner<'a, 'r> {
         if let Acting::Planner { model, .. } = &self.acting {
             let model: &WorldModel = model;
             let rgb = self.render(&env.scene(), info.step)?;
-            let history = self.history.as_mut().expect("begin first");
-            model.observe(history, &world_model::rgb_frame(&rgb, model.cfg.image_size, model.cfg.image_size));
-            model.record_action(history, action);
+            let frame = world_model::rgb_frame(&rgb, model.cfg.image_size, model.cfg.image_size);
+            self.horizon.as_mut().expect("begin first").witness(model, &frame, action);
         }
         if let Some(actor) = &mut self.actor {
             let _ = actor.act(info); // keeps a stateful actor in step
@@ -191,35 +186,26 @@ impl<'a, 'r> Runner<'a, 'r> {
                 action
             }
             Acting::Planner { .. } => {
-                let scene = env.scene();
-                let rgb = self.render(&scene, info.step)?;
+                let rgb = self.render(&env.scene(), info.step)?;
                 let Acting::Planner { model, dynamics, planner } = &mut self.acting else { unreachable!() };
-                let history = self.history.as_mut().expect("begin first");
-                model.observe(history, &world_model::rgb_frame(&rgb, model.cfg.image_size, model.cfg.image_size));
-                if history.at_model_step() && self.queue.is_empty() {
-                    let context = history.planning_context().expect("at a model step");
-                    let goal = goal.ok_or_else(|| anyhow!("the planner needs a goal"))?;
-                    let t = Instant::now();
-                    let plan = planner.plan(dynamics.as_ref(), &context, goal)?;
-                    self.replan_ms.push(t.elapsed().as_secs_f64() * 1e3);
+                let goal = goal.ok_or_else(|| anyhow!("the planner needs a goal"))?;
+                let frame = world_model::rgb_frame(&rgb, model.cfg.image_size, model.cfg.image_size);
+                let horizon = self.horizon.as_mut().expect("begin first");
+                let (action, replan) = horizon.act(model, planner, dynamics.as_ref(), &frame, goal)?;
+                if let Some(r) = replan {
+                    self.replan_ms.push(r.ms);
                     if let (Some(reference), None) = (&self.reference, &self.first_replan) {
-                        let (h, w) = (plan.actions.size()[0], plan.actions.size()[1]);
+                        let (h, w) = (r.plan.actions.size()[0], r.plan.actions.size()[1]);
                         let mut flat: Vec<f32> = reference.iter().flatten().copied().collect();
                         flat.resize((h * w) as usize, 0.0);
                         let expert = Tensor::from_slice(&flat).view([1, h, w]);
                         let zero = expert.zeros_like();
                         let plans = Tensor::cat(&[expert, zero], 0);
-                        let e = planner.score(dynamics.as_ref(), &context, goal, &plans);
-                        self.first_replan = Some(FirstReplan { chosen: plan.energy, expert: e[0], zero: e[1] });
+                        let e = planner.score(dynamics.as_ref(), &r.context, goal, &plans);
+                        self.first_replan = Some(FirstReplan { chosen: r.plan.energy, expert: e[0], zero: e[1] });
                     }
-                    self.evaluations += plan.evaluations;
-                    // Execute the first model step of the plan, then replan from the next frame.
-                    let block = Vec::<f32>::try_from(plan.actions.select(0, 0).to_kind(Kind::Float))?;
-                    self.queue.extend(block.chunks(model.cfg.action_dim as usize).map(|a| [a[0], a[1]]));
-                    planner.shift(1);
+                    self.evaluations += r.plan.evaluations;
                 }
-                let action = self.queue.pop_front().unwrap_or([0.0, 0.0]);
-                model.record_action(history, action);
                 action
             }
         };
