@@ -85,6 +85,19 @@ pub struct Pilot {
     episode_sent: Option<u64>,
     requested: Option<FrameTag>,
     pub error: Option<String>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for Pilot {
+    /// Ends the agent's thread before the process does: a replan still running in libtorch
+    /// while the process tears down crashed it.
+    fn drop(&mut self) {
+        drop(std::mem::replace(&mut self.requests, crossbeam_channel::bounded(0).0));
+        drop(std::mem::replace(&mut self.replies, crossbeam_channel::never()));
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
 }
 
 /// Loads the agent (a policy with the world model it was trained on, checked to belong together,
@@ -94,7 +107,7 @@ pub fn start_pilot(kind: &PilotKind, images: &mut Assets<Image>) -> Result<Pilot
     let (rep_tx, rep_rx) = crossbeam_channel::bounded::<Reply>(4);
     let (ready_tx, ready_rx) = crossbeam_channel::bounded::<Result<(u32, usize), String>>(1);
     let thread_kind = kind.clone();
-    std::thread::Builder::new()
+    let thread = std::thread::Builder::new()
         .name("cupworld-agent".into())
         .spawn(move || {
             let result = match &thread_kind {
@@ -144,6 +157,7 @@ pub fn start_pilot(kind: &PilotKind, images: &mut Assets<Image>) -> Result<Pilot
         episode_sent: None,
         requested: None,
         error: None,
+        thread: Some(thread),
     })
 }
 
