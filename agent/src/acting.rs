@@ -12,8 +12,7 @@ use serde::{Deserialize, Serialize};
 use tch::{Device, Kind, Tensor, nn};
 use world_model::WmConfig;
 
-use crate::mamba::BlockState;
-use crate::policy::{MambaMoePolicy, PolicyConfig, PolicyOutput};
+use crate::policy::{MambaMoePolicy, PolicyConfig, PolicyOutput, PolicyState};
 use crate::{AgentError, Result};
 
 /// What the policy sees of a frame: patch latents `[.., P, D]` flattened, beside their mean over
@@ -40,7 +39,7 @@ pub fn policy_config(wm: &WmConfig) -> PolicyConfig {
 /// `n` episodes acted in lock-step: the Mamba state, the last actions and the goals.
 pub struct PolicyActor<'a> {
     policy: &'a MambaMoePolicy,
-    state: Vec<BlockState>,
+    state: PolicyState,
     last_action: Tensor,
     goal: Tensor,
 }
@@ -69,9 +68,10 @@ impl<'a> PolicyActor<'a> {
         self.last_action = actions.to_kind(Kind::Float).to_device(self.goal.device());
     }
 
-    /// Bytes of recurrent state per episode: constant in the episode's length.
+    /// Bytes of recurrent state per episode: constant in the episode's length with Mamba,
+    /// growing with it with attention.
     pub fn state_bytes(&self) -> usize {
-        self.state.iter().map(|s| s.bytes()).sum::<usize>() / self.goal.size()[0].max(1) as usize
+        self.state.bytes() / self.goal.size()[0].max(1) as usize
     }
 }
 

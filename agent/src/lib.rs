@@ -20,7 +20,7 @@ pub mod policy;
 
 pub use mamba::{BlockState, Mamba, MambaBlock, MambaConfig, Scan};
 pub use moe::{Moe, MoeConfig, MoeMetrics, MoeOutput};
-pub use policy::{MambaMoePolicy, PolicyConfig, PolicyOutput, Routing};
+pub use policy::{Backbone, MambaMoePolicy, PolicyConfig, PolicyOutput, PolicyState, Routing};
 
 #[derive(Debug, thiserror::Error)]
 pub enum AgentError {

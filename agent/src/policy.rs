@@ -1,6 +1,7 @@
 //! `MambaMoePolicy`: per step an observation embedding, the previous action and a goal embedding
-//! go through a Mamba backbone; Mixture-of-Experts heads give a tanh-squashed Gaussian over the
-//! 2-D pusher velocity and a value estimate.
+//! go through a Mamba backbone (or, for the ablation, causal attention of the same width and
+//! depth); Mixture-of-Experts heads give a tanh-squashed Gaussian over the 2-D pusher velocity
+//! and a value estimate.
 //!
 //! Dimension letters: `b` batch, `l` time, `o` observation embedding, `g` goal embedding,
 //! `a` action, `d` model width.
@@ -8,7 +9,8 @@
 use serde::{Deserialize, Serialize};
 use tch::{Kind, Tensor, nn};
 
-use crate::mamba::{BlockState, Mamba, MambaConfig, Scan};
+use crate::attention::{AttentionBlock, KvCache};
+use crate::mamba::{BlockState, Mamba, MambaConfig, RmsNorm, Scan};
 use crate::moe::{Moe, MoeConfig, MoeMetrics};
 use crate::{AgentError, Result};
 
@@ -25,7 +27,25 @@ pub struct PolicyConfig {
     pub log_std_max: f64,
     /// What the head's router reads to choose experts.
     pub routing: Routing,
+    /// The sequence model: Mamba, or attention for the ablation (`mamba.d_model` and
+    /// `mamba.n_layers` give either its width and depth).
+    pub backbone: Backbone,
 }
+
+/// The sequence model the policy's steps go through.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Backbone {
+    /// Mamba blocks: a constant-size state carries the episode.
+    #[default]
+    Mamba,
+    /// Causal self-attention blocks (4 heads; the causal mask gives the order, no positional
+    /// encoding) with a KV cache that grows with the episode: the ablation's contrast.
+    Attention,
+}
+
+/// Heads of the attention backbone.
+const ATTENTION_HEADS: i64 = 4;
 
 /// What the MoE head's router reads.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -50,6 +70,7 @@ impl Default for PolicyConfig {
             log_std_min: -5.0,
             log_std_max: 1.0,
             routing: Routing::Goal,
+            backbone: Backbone::Mamba,
         }
     }
 }
@@ -63,6 +84,12 @@ impl PolicyConfig {
         }
         if self.routing == Routing::Goal && self.goal_dim == 0 {
             return Err(AgentError::Config("routing \"goal\" needs a goal (goal_dim above 0)".into()));
+        }
+        if self.backbone == Backbone::Attention && self.mamba.d_model % ATTENTION_HEADS != 0 {
+            return Err(AgentError::Config(format!(
+                "backbone \"attention\" needs mamba.d_model ({}) divisible by its {ATTENTION_HEADS} heads",
+                self.mamba.d_model
+            )));
         }
         if self.log_std_min >= self.log_std_max {
             return Err(AgentError::Config("log_std_min must be below log_std_max".into()));
@@ -118,9 +145,32 @@ const ROUTE_DIM: i64 = 16;
 const ROUTE_TEMPERATURE: f64 = 0.2;
 
 #[derive(Debug)]
+enum Sequence {
+    Mamba(Mamba),
+    /// The blocks (each residual with its own pre-norm) and a final norm, as `Mamba` has.
+    Attention(Vec<AttentionBlock>, RmsNorm),
+}
+
+/// The backbone's state over an episode: Mamba's is constant in size, attention's KV cache grows.
+#[derive(Debug)]
+pub enum PolicyState {
+    Mamba(Vec<BlockState>),
+    Attention(Vec<KvCache>),
+}
+
+impl PolicyState {
+    pub fn bytes(&self) -> usize {
+        match self {
+            PolicyState::Mamba(s) => s.iter().map(|b| b.bytes()).sum(),
+            PolicyState::Attention(c) => c.iter().map(|k| k.bytes()).sum(),
+        }
+    }
+}
+
+#[derive(Debug)]
 pub struct MambaMoePolicy {
     input: nn::Linear,
-    backbone: Mamba,
+    backbone: Sequence,
     head: Moe,
     /// The goal router (`Routing::Goal`): the training goals' mean (subtracted: what tells goals
     /// apart is what routes), a projection, and one key per expert.
@@ -139,7 +189,15 @@ impl MambaMoePolicy {
         let input_dim = cfg.obs_dim + cfg.action_dim + cfg.goal_dim;
         Ok(MambaMoePolicy {
             input: nn::linear(&p / "input", input_dim, d, Default::default()),
-            backbone: Mamba::new(&p / "backbone", &cfg.mamba),
+            backbone: match cfg.backbone {
+                Backbone::Mamba => Sequence::Mamba(Mamba::new(&p / "backbone", &cfg.mamba)),
+                Backbone::Attention => {
+                    let b = &p / "backbone";
+                    let blocks =
+                        (0..cfg.mamba.n_layers).map(|i| AttentionBlock::new(&b / "layers" / i, d, ATTENTION_HEADS));
+                    Sequence::Attention(blocks.collect(), RmsNorm::new(&b / "norm_f", d, cfg.mamba.norm_eps))
+                }
+            },
             head: Moe::new(&p / "head", &moe_cfg),
             route: (cfg.routing == Routing::Goal).then(|| {
                 let r = &p / "route";
@@ -190,7 +248,11 @@ impl MambaMoePolicy {
     /// Whole sequences: `obs [b, l, o]`, `prev_action [b, l, a]`, `goal [b, l, g]`.
     pub fn forward(&self, obs: &Tensor, prev_action: &Tensor, goal: &Tensor, scan: Scan) -> PolicyOutput {
         let x = Tensor::cat(&[obs, prev_action, goal], -1).apply(&self.input);
-        self.heads(&self.backbone.forward(&x, scan), goal)
+        let h = match &self.backbone {
+            Sequence::Mamba(m) => m.forward(&x, scan),
+            Sequence::Attention(blocks, norm) => blocks.iter().fold(x, |h, b| b.forward(&h)).apply(norm),
+        };
+        self.heads(&h, goal)
     }
 
     pub fn config(&self) -> &PolicyConfig {
@@ -210,13 +272,26 @@ impl MambaMoePolicy {
         &mut self.head
     }
 
-    pub fn zero_state(&self, batch: i64, device: tch::Device) -> Vec<BlockState> {
-        self.backbone.zero_state(batch, device)
+    pub fn zero_state(&self, batch: i64, device: tch::Device) -> PolicyState {
+        match &self.backbone {
+            Sequence::Mamba(m) => PolicyState::Mamba(m.zero_state(batch, device)),
+            Sequence::Attention(blocks, _) => {
+                PolicyState::Attention(blocks.iter().map(|_| KvCache::default()).collect())
+            }
+        }
     }
 
-    /// One timestep: `obs [b, o]`, `prev_action [b, a]`, `goal [b, g]`; memory constant in time.
-    pub fn step(&self, obs: &Tensor, prev_action: &Tensor, goal: &Tensor, state: &mut [BlockState]) -> PolicyOutput {
+    /// One timestep: `obs [b, o]`, `prev_action [b, a]`, `goal [b, g]`; with Mamba, memory
+    /// constant in time.
+    pub fn step(&self, obs: &Tensor, prev_action: &Tensor, goal: &Tensor, state: &mut PolicyState) -> PolicyOutput {
         let x = Tensor::cat(&[obs, prev_action, goal], -1).apply(&self.input);
-        self.heads(&self.backbone.step(&x, state), goal)
+        let h = match (&self.backbone, state) {
+            (Sequence::Mamba(m), PolicyState::Mamba(s)) => m.step(&x, s),
+            (Sequence::Attention(blocks, norm), PolicyState::Attention(caches)) => {
+                blocks.iter().zip(caches.iter_mut()).fold(x, |h, (b, c)| b.step(&h, c)).apply(norm)
+            }
+            _ => panic!("a policy state of the other backbone (zero_state makes the right one)"),
+        };
+        self.heads(&h, goal)
     }
 }

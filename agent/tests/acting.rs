@@ -4,7 +4,7 @@
 use agent::acting::{PolicyActor, PolicyRecord, frame_features, load_policy, save_policy};
 use agent::mamba::{MambaConfig, Scan};
 use agent::moe::MoeConfig;
-use agent::{MambaMoePolicy, PolicyConfig, Routing};
+use agent::{Backbone, MambaMoePolicy, PolicyConfig, Routing};
 use tch::{Device, Kind, Tensor, nn};
 
 fn config(routing: Routing) -> PolicyConfig {
@@ -28,11 +28,13 @@ fn frame_features_keep_the_grid_and_append_its_mean() {
 }
 
 #[test]
-fn stepping_an_episode_gives_the_whole_sequence_pass_for_both_routings() {
-    for routing in [Routing::Goal, Routing::Token] {
+fn stepping_an_episode_gives_the_whole_sequence_pass_for_both_routings_and_backbones() {
+    for (routing, backbone) in
+        [(Routing::Goal, Backbone::Mamba), (Routing::Token, Backbone::Mamba), (Routing::Goal, Backbone::Attention)]
+    {
         tch::manual_seed(4);
         let vs = nn::VarStore::new(Device::Cpu);
-        let mut policy = MambaMoePolicy::new(vs.root(), &config(routing)).unwrap();
+        let mut policy = MambaMoePolicy::new(vs.root(), &PolicyConfig { backbone, ..config(routing) }).unwrap();
         let (b, l) = (3, 12);
         let obs = Tensor::randn([b, l, 15], (Kind::Float, Device::Cpu));
         let goal = Tensor::randn([b, 15], (Kind::Float, Device::Cpu));
@@ -42,12 +44,22 @@ fn stepping_an_episode_gives_the_whole_sequence_pass_for_both_routings() {
         let whole =
             tch::no_grad(|| policy.forward(&obs, &prev, &goal.unsqueeze(1).expand([b, l, 15], false), Scan::Chunked));
         let mut actor = PolicyActor::new(&policy, &goal);
+        let mut state_bytes = vec![];
         for t in 0..l {
             let out = actor.step(&obs.select(1, t));
             let diff = (out.mean - whole.mean.select(1, t)).abs().max().double_value(&[]);
-            assert!(diff < 1e-4, "{routing:?} step {t}: {diff}");
-            assert!(out.experts.equal(&whole.experts.select(1, t)), "{routing:?} step {t}: routed elsewhere");
+            assert!(diff < 1e-4, "{routing:?} {backbone:?} step {t}: {diff}");
+            assert!(
+                out.experts.equal(&whole.experts.select(1, t)),
+                "{routing:?} {backbone:?} step {t}: routed elsewhere"
+            );
             actor.taken(&taken.select(1, t));
+            state_bytes.push(actor.state_bytes());
+        }
+        // Mamba carries the episode in a constant state; attention's cache grows by a step each step.
+        match backbone {
+            Backbone::Mamba => assert!(state_bytes.iter().all(|&b| b == state_bytes[0])),
+            Backbone::Attention => assert!(state_bytes.windows(2).all(|w| w[1] - w[0] == state_bytes[0])),
         }
         if routing == Routing::Goal {
             // One expert choice per goal, held for the whole episode.

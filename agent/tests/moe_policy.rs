@@ -141,7 +141,7 @@ fn policy_step_mode_matches_sequence_mode() {
         (Tensor::randn([b, l, 12], opts), Tensor::randn([b, l, 2], opts), Tensor::randn([b, l, 3], opts));
     let seq = tch::no_grad(|| policy.forward(&obs, &act, &goal, Scan::Chunked));
     let mut state = policy.zero_state(b, Device::Cpu);
-    let bytes: usize = state.iter().map(|s| s.bytes()).sum();
+    let bytes = state.bytes();
     for t in 0..l {
         let out = tch::no_grad(|| policy.step(&obs.select(1, t), &act.select(1, t), &goal.select(1, t), &mut state));
         for (name, a, s) in
@@ -150,7 +150,7 @@ fn policy_step_mode_matches_sequence_mode() {
             let d = (a.select(1, t) - s).abs().max().double_value(&[]);
             assert!(d < 1e-4, "t = {t}: {name} differs by {d}");
         }
-        assert_eq!(state.iter().map(|s| s.bytes()).sum::<usize>(), bytes, "state grew");
+        assert_eq!(state.bytes(), bytes, "state grew");
     }
     let (action, log_prob) = seq.sample();
     assert!(action.abs().max().double_value(&[]) <= 1.0);

@@ -1,11 +1,12 @@
 //! `bench policy`: what one decision of the Mamba-MoE policy costs, batch 1, at step 1 and deep
 //! into an episode (its state is constant in size, so the cost should be flat), with and without
 //! encoding the frame through the world model's encoder. Fresh weights: they do not change time.
+//! `--backbone attention` times the ablation's attention backbone, whose cache grows.
 
 use std::time::Instant;
 
-use agent::MambaMoePolicy;
 use agent::acting::{PolicyActor, frame_features, policy_config};
+use agent::{Backbone, MambaMoePolicy, PolicyConfig};
 use anyhow::Result;
 
 use crate::median_and_p90;
@@ -23,6 +24,8 @@ struct StepRow {
     /// The frame encoded by the world model's encoder, then the policy's step.
     with_encoder_ms_median: f64,
     with_encoder_ms_p90: f64,
+    /// The backbone's state per episode when this step is reached.
+    state_bytes: usize,
 }
 
 #[derive(Serialize)]
@@ -30,16 +33,16 @@ struct PolicyBench {
     cpu: String,
     threads: i32,
     preset: String,
-    state_bytes: usize,
+    backbone: Backbone,
     rows: Vec<StepRow>,
 }
 
-pub fn run(preset: &str, depth: usize, repeats: usize, json: bool) -> Result<()> {
+pub fn run(preset: &str, backbone: Backbone, depth: usize, repeats: usize, json: bool) -> Result<()> {
     let cfg = WmConfig::preset(preset)?;
     let mut model = WorldModel::new(&cfg, Device::Cpu)?;
     model.vs.freeze();
     let vs = nn::VarStore::new(Device::Cpu);
-    let policy = MambaMoePolicy::new(vs.root(), &policy_config(&cfg))?;
+    let policy = MambaMoePolicy::new(vs.root(), &PolicyConfig { backbone, ..policy_config(&cfg) })?;
     let s = cfg.image_size;
     let frame = Tensor::randint(256, [1, 3, s, s], (Kind::Uint8, Device::Cpu));
     let features = tch::no_grad(|| frame_features(&model.encode_target(&frame)));
@@ -56,6 +59,7 @@ pub fn run(preset: &str, depth: usize, repeats: usize, json: bool) -> Result<()>
             actor.taken(&action);
             step += 1;
         }
+        let state_bytes = actor.state_bytes();
         let (mut alone, mut encoded) = (vec![], vec![]);
         for _ in 0..repeats {
             let t = Instant::now();
@@ -77,28 +81,26 @@ pub fn run(preset: &str, depth: usize, repeats: usize, json: bool) -> Result<()>
             policy_ms_p90: pp,
             with_encoder_ms_median: em,
             with_encoder_ms_p90: ep,
+            state_bytes,
         });
     }
     let out = PolicyBench {
         cpu: datagen::host::cpu(),
         threads: tch::get_num_threads(),
         preset: preset.into(),
-        state_bytes: actor.state_bytes(),
+        backbone,
         rows,
     };
     if json {
         println!("{}", serde_json::to_string_pretty(&out)?);
         return Ok(());
     }
-    println!(
-        "policy step, batch 1, {} libtorch threads, {} ({} bytes of state per episode):",
-        out.threads, out.cpu, out.state_bytes
-    );
-    println!("  step    policy alone (median / p90)    with the encoder (median / p90)");
+    println!("policy step ({:?} backbone), batch 1, {} libtorch threads, {}:", out.backbone, out.threads, out.cpu);
+    println!("  step    policy alone (median / p90)    with the encoder (median / p90)    state per episode");
     for r in &out.rows {
         println!(
-            "  {:>6}  {:>8.3} / {:>8.3} ms           {:>8.3} / {:>8.3} ms",
-            r.step, r.policy_ms_median, r.policy_ms_p90, r.with_encoder_ms_median, r.with_encoder_ms_p90
+            "  {:>6}  {:>8.3} / {:>8.3} ms           {:>8.3} / {:>8.3} ms           {:>10} bytes",
+            r.step, r.policy_ms_median, r.policy_ms_p90, r.with_encoder_ms_median, r.with_encoder_ms_p90, r.state_bytes
         );
     }
     Ok(())

@@ -84,8 +84,11 @@ pub enum BenchCommand {
         json: bool,
     },
     /// The Mamba-MoE policy: one decision at batch 1, alone and with the frame's encoding, at
-    /// steps 1 to 10,000 of an episode (its state stays the same size).
+    /// steps 1 to 10,000 of an episode (its state stays the same size), and its state's bytes.
     Policy {
+        /// mamba, or attention (the ablation's backbone: its KV cache grows with the episode).
+        #[arg(long, default_value = "mamba")]
+        backbone: String,
         /// The world model's preset (its encoder and latent sizes).
         #[arg(long, default_value = "small")]
         preset: String,
@@ -137,8 +140,13 @@ pub fn run(cmd: BenchCommand) -> Result<()> {
         BenchCommand::Plan { preset, horizon, repeats, json } => {
             ::bench::plan::run(&preset, horizon, repeats as usize, json)
         }
-        BenchCommand::Policy { preset, depth, repeats, json } => {
-            ::bench::policy::run(&preset, depth as usize, repeats as usize, json)
+        BenchCommand::Policy { backbone, preset, depth, repeats, json } => {
+            let backbone = match backbone.as_str() {
+                "mamba" => agent::Backbone::Mamba,
+                "attention" => agent::Backbone::Attention,
+                other => anyhow::bail!("--backbone {other:?}: expected mamba or attention"),
+            };
+            ::bench::policy::run(&preset, backbone, depth as usize, repeats as usize, json)
         }
         BenchCommand::Wm { preset, steps, device, json } => ::bench::wm::run(&preset, steps as usize, &device, json),
     }

@@ -238,15 +238,25 @@ fn bench_plan_and_policy_report_each_solver_and_each_depth() {
     for s in plan["solvers"].as_array().unwrap() {
         assert!(s["replan_ms_median"].as_f64().unwrap() > 0.0 && s["imagined_per_replan"].as_u64().unwrap() > 0, "{s}");
     }
-    #[rustfmt::skip]
-    let policy: serde_json::Value = serde_json::from_str(&ok(&["bench", "policy", "--preset", "tiny", "--depth", "100",
-        "--repeats", "2", "--json"])).unwrap();
-    let rows = policy["rows"].as_array().unwrap();
-    let steps: Vec<u64> = rows.iter().map(|r| r["step"].as_u64().unwrap()).collect();
-    assert_eq!(steps, [1, 10, 100], "{policy}");
-    for r in rows {
-        let (alone, encoded) = (r["policy_ms_median"].as_f64().unwrap(), r["with_encoder_ms_median"].as_f64().unwrap());
-        assert!(alone > 0.0 && encoded > 0.0, "{r}");
+    for backbone in ["mamba", "attention"] {
+        #[rustfmt::skip]
+        let policy: serde_json::Value = serde_json::from_str(&ok(&["bench", "policy", "--preset", "tiny",
+            "--backbone", backbone, "--depth", "100", "--repeats", "2", "--json"])).unwrap();
+        let rows = policy["rows"].as_array().unwrap();
+        let steps: Vec<u64> = rows.iter().map(|r| r["step"].as_u64().unwrap()).collect();
+        assert_eq!(steps, [1, 10, 100], "{policy}");
+        for r in rows {
+            let (alone, encoded) =
+                (r["policy_ms_median"].as_f64().unwrap(), r["with_encoder_ms_median"].as_f64().unwrap());
+            assert!(alone > 0.0 && encoded > 0.0, "{r}");
+        }
+        // Mamba's state is the same size at every depth; attention's cache grows with the episode.
+        let bytes: Vec<u64> = rows.iter().map(|r| r["state_bytes"].as_u64().unwrap()).collect();
+        match backbone {
+            "mamba" => assert!(bytes[0] > 0 && bytes.iter().all(|&b| b == bytes[0]), "{policy}"),
+            _ => assert!(bytes.windows(2).all(|w| w[1] > w[0]), "{policy}"),
+        }
     }
-    assert!(policy["state_bytes"].as_u64().unwrap() > 0, "{policy}");
+    let e = fails(&["bench", "policy", "--backbone", "transformer"]);
+    assert!(e.contains("--backbone \"transformer\""), "{e}");
 }
