@@ -1,17 +1,22 @@
 """Draws PPO's training curve (mean return of the last 32 episodes against environment steps) with
-Pillow, beside the random policy's and standing still's held-out returns as flat lines.
+Pillow, beside the random policy's and standing still's held-out returns as flat lines (a
+`result.json`), or the curve alone (a `.jsonl` of the lines ppo.py prints while training).
 
-    python plot_curve.py RESULT_JSON OUT_PNG
+    python plot_curve.py RESULT_JSON_OR_CURVE_JSONL OUT_PNG
 """
 import json
 import sys
 
 from PIL import Image, ImageDraw
 
-result = json.load(open(sys.argv[1]))
+if sys.argv[1].endswith(".jsonl"):
+    result = {"curve": [json.loads(line) for line in open(sys.argv[1])]}
+    refs = {}
+else:
+    result = json.load(open(sys.argv[1]))
+    refs = {"random (held out)": result["random_return"], "standing still": result["zero_return"],
+            "trained, deterministic (held out)": result["trained_return"]}
 points = [(c["steps"], c["episode_return"]) for c in result["curve"] if c["episode_return"] == c["episode_return"]]
-refs = {"random (held out)": result["random_return"], "standing still": result["zero_return"],
-        "trained, deterministic (held out)": result["trained_return"]}
 w, h, pad = 640, 400, 60
 xs = [p[0] for p in points]
 ys = [p[1] for p in points] + list(refs.values())

@@ -11,6 +11,5 @@ target=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json, 
 .venv/bin/pip install -q --disable-pip-version-check "gymnasium[mujoco]"
 export PYTHONPATH="$target/python-package"
 MUJOCO_GL=egl .venv/bin/python3 python/examples/bench.py --mujoco --cupworld-bin "$target/debug/cupworld" --json "$here/bench.json"
-.venv/bin/python3 python/examples/ppo.py --total-timesteps 98304 --num-envs 16 --max-steps 50 \
-  --eval-episodes 64 --learning-rate 0.001 --out "$here/ppo"
+.venv/bin/python3 python/examples/ppo.py --eval-episodes 64 --out "$here/ppo"  # 98,304 steps, 16 envs, 50-step episodes
 .venv/bin/python3 "$here/plot_curve.py" "$here/ppo/result.json" "$here/ppo/curve.png"

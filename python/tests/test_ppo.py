@@ -14,9 +14,7 @@ spec.loader.exec_module(ppo)
 
 
 def test_ppo_from_pixels_beats_random_and_standing_still():
-    args = ppo.Args(
-        total_timesteps=16_384, num_envs=16, max_steps=50, eval_episodes=32, learning_rate=1e-3, seed=1
-    )
+    args = ppo.Args(total_timesteps=16_384, eval_episodes=32, seed=1)
     result = ppo.train(args)
     assert len(result["curve"]) == 16
     # Random wanders (and sometimes pushes the cup away); standing still earns about 0 (the cup

@@ -144,6 +144,25 @@ impl Plugin for ModelViewPlugin {
     }
 }
 
+/// A dark `size`² image for the HUD, drawn pixel for pixel (nearest sampling), until
+/// [`show_rgb`] fills it.
+pub fn frame_image(size: u32) -> Image {
+    let mut image = Image::new_fill(
+        Extent3d { width: size, height: size, depth_or_array_layers: 1 },
+        TextureDimension::D2,
+        &[40, 40, 40, 255],
+        TextureFormat::Rgba8UnormSrgb,
+        RenderAssetUsages::default(),
+    );
+    image.sampler = bevy::image::ImageSampler::nearest();
+    image
+}
+
+/// Puts an RGB8 frame into an image made by [`frame_image`].
+pub fn show_rgb(image: &mut Image, rgb: &[u8]) {
+    image.data = Some(rgb.chunks_exact(3).flat_map(|p| [p[0], p[1], p[2], 255]).collect());
+}
+
 /// Starts the headless renderer thread at the models' frame size; blocks until it is up.
 pub fn start_model_frames(size: u32, images: &mut Assets<Image>) -> Result<ModelFrames> {
     let (job_tx, job_rx) = crossbeam_channel::bounded(16);
@@ -156,18 +175,10 @@ pub fn start_model_frames(size: u32, images: &mut Assets<Image>) -> Result<Model
         .recv()
         .context("the model-frame render thread stopped before starting")?
         .map_err(|e| anyhow::anyhow!("model-frame renderer: {e}"))?;
-    let mut image = Image::new_fill(
-        Extent3d { width: size, height: size, depth_or_array_layers: 1 },
-        TextureDimension::D2,
-        &[40, 40, 40, 255],
-        TextureFormat::Rgba8UnormSrgb,
-        RenderAssetUsages::default(),
-    );
-    image.sampler = bevy::image::ImageSampler::nearest();
     Ok(ModelFrames {
         jobs: job_tx,
         frames: frame_rx,
-        image: images.add(image),
+        image: images.add(frame_image(size)),
         size,
         adapter,
         latest: None,
@@ -224,8 +235,7 @@ fn receive_frames(
     };
     frames.latest = Some(frame.tag);
     if let Some(mut image) = images.get_mut(frames.image.id()) {
-        let rgba: Vec<u8> = frame.rgb.chunks_exact(3).flat_map(|p| [p[0], p[1], p[2], 255]).collect();
-        image.data = Some(rgba);
+        show_rgb(&mut image, &frame.rgb);
     }
 }
 

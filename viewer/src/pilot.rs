@@ -10,11 +10,7 @@ use std::time::{Duration, Instant};
 use agent::acting::{PolicyActor, frame_features, load_policy};
 use agent::planner::{Planner, PlannerConfig, RecedingHorizon, WorldModelDynamics};
 use anyhow::{Context, Result, anyhow, bail};
-use bevy::{
-    asset::RenderAssetUsages,
-    prelude::*,
-    render::render_resource::{Extent3d, TextureDimension, TextureFormat},
-};
+use bevy::prelude::*;
 use crossbeam_channel::{Receiver, Sender};
 use render::{RenderConfig, Renderer};
 use tch::{Device, Tensor};
@@ -22,6 +18,7 @@ use types::{FrameTag, SceneSnapshot};
 use world_model::{CupProbe, WorldModel};
 
 use crate::control::ControlSet;
+use crate::model_view::{frame_image, show_rgb};
 use crate::session::Session;
 
 /// How long a drawn frame waits for the decision it asked for (the window stays responsive).
@@ -135,19 +132,11 @@ pub fn start_pilot(kind: &PilotKind, images: &mut Assets<Image>) -> Result<Pilot
                 }
             )
         })?;
-    let mut image = Image::new_fill(
-        Extent3d { width: size, height: size, depth_or_array_layers: 1 },
-        TextureDimension::D2,
-        &[40, 40, 40, 255],
-        TextureFormat::Rgba8UnormSrgb,
-        RenderAssetUsages::default(),
-    );
-    image.sampler = bevy::image::ImageSampler::nearest();
     Ok(Pilot {
         requests: req_tx,
         replies: rep_rx,
         kind: kind.clone(),
-        goal_image: images.add(image),
+        goal_image: images.add(frame_image(size)),
         last: None,
         last_replan: None,
         replans: 0,
@@ -368,7 +357,7 @@ fn drive(pilot: Option<ResMut<Pilot>>, mut session: ResMut<Session>, mut images:
         match reply {
             Reply::Goal { episode, rgb } if episode == session.episode => {
                 if let Some(mut image) = images.get_mut(pilot.goal_image.id()) {
-                    image.data = Some(rgb.chunks_exact(3).flat_map(|p| [p[0], p[1], p[2], 255]).collect());
+                    show_rgb(&mut image, &rgb);
                 }
             }
             Reply::Goal { .. } => {}
