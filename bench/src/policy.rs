@@ -47,17 +47,16 @@ pub fn run(preset: &str, backbone: Backbone, depth: usize, repeats: usize, json:
     let frame = Tensor::randint(256, [1, 3, s, s], (Kind::Uint8, Device::Cpu));
     let features = tch::no_grad(|| frame_features(&model.encode_target(&frame)));
     let goal = features.shallow_clone();
-    let mut actor = PolicyActor::new(&policy, &goal);
     let action = Tensor::zeros([1, 2], (Kind::Float, Device::Cpu));
-    let marks: Vec<usize> = [1, 10, 100, 1_000, 10_000].into_iter().filter(|&m| m <= depth).collect();
+    let marks: Vec<usize> = [1, 10, 100, 150, 1_000, 10_000].into_iter().filter(|&m| m <= depth).collect();
     let mut rows = vec![];
-    let mut step = 0;
     for &mark in &marks {
-        // Walk the episode to the mark, then time `repeats` more steps there (each moves it on).
-        while step + 1 < mark {
+        // A fresh episode walked to the mark, then `repeats` more steps timed there (each moves
+        // it on), so that every row starts at its own step whatever the repeats.
+        let mut actor = PolicyActor::new(&policy, &goal);
+        for _ in 1..mark {
             actor.step(&features);
             actor.taken(&action);
-            step += 1;
         }
         let state_bytes = actor.state_bytes();
         let (mut alone, mut encoded) = (vec![], vec![]);
@@ -72,7 +71,6 @@ pub fn run(preset: &str, backbone: Backbone, depth: usize, repeats: usize, json:
             encoded.push(t.elapsed().as_secs_f64() * 1e3);
             actor.taken(&action);
         }
-        step += 2 * repeats;
         let (pm, pp) = median_and_p90(alone);
         let (em, ep) = median_and_p90(encoded);
         rows.push(StepRow {

@@ -92,7 +92,7 @@ pub enum BenchCommand {
         /// The world model's preset (its encoder and latent sizes).
         #[arg(long, default_value = "small")]
         preset: String,
-        /// The deepest episode step timed (1, 10, 100, 1,000 and 10,000 up to it).
+        /// The deepest episode step timed (1, 10, 100, 150 (a task episode's end), 1,000 and 10,000 up to it).
         #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..=100_000))]
         depth: u64,
         /// Timed steps at each depth.
