@@ -222,7 +222,12 @@ pub struct TrainAgentArgs {
     /// Optimiser steps after each round, on all the data gathered so far.
     #[arg(long, default_value_t = 800)]
     dagger_steps: u64,
-    /// The chance the expert's action is executed in round 0 (β); each round multiplies it by --beta-decay.
+    /// Who labels the DAgger rounds' states: expert, or planner (the latent planner on the world
+    /// model: planner distillation, with no --data and --cloning-steps 0; --beta 1 makes round 0
+    /// the planner's own demonstrations).
+    #[arg(long, default_value = "expert")]
+    teacher: String,
+    /// The chance the teacher's action is executed in round 0 (β); each round multiplies it by --beta-decay.
     #[arg(long, default_value_t = 0.5)]
     beta: f64,
     #[arg(long, default_value_t = 0.5)]
@@ -274,6 +279,11 @@ pub fn train_agent_cmd(a: TrainAgentArgs) -> Result<()> {
         lr: a.lr,
         seed: a.seed,
         checkpoint_every: a.checkpoint_every,
+        teacher: match a.teacher.as_str() {
+            "expert" => train::agent::Teacher::Expert,
+            "planner" => train::agent::Teacher::Planner,
+            other => anyhow::bail!("--teacher {other:?}: expected expert or planner"),
+        },
         stop_before: None,
     })?;
     for r in &summary.rounds {

@@ -213,6 +213,7 @@ pub fn run(opts: &DemoOptions) -> Result<DemoSummary> {
         lr: 1e-3,
         seed: 0,
         checkpoint_every: 100,
+        teacher: train::agent::Teacher::Expert,
         stop_before: None,
     })?;
     println!("trained the policy for {} steps: {}", trained.steps, trained.policy.display());

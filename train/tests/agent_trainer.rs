@@ -7,7 +7,7 @@ use agent::PolicyConfig;
 use agent::mamba::MambaConfig;
 use agent::moe::MoeConfig;
 use tch::Tensor;
-use train::agent::{AgentTrainOptions, demos};
+use train::agent::{AgentTrainOptions, Teacher, demos};
 
 /// A short-episode dataset of `task` driven by `policy`.
 fn dataset(dir: PathBuf, task: sim::Task, policy: sim::PolicyKind) -> PathBuf {
@@ -70,6 +70,7 @@ fn options(wm: &Path, data: &Path, out: &Path) -> AgentTrainOptions {
         lr: 1e-3,
         seed: 3,
         checkpoint_every: 2,
+        teacher: Teacher::Expert,
         stop_before: None,
     }
 }
@@ -185,7 +186,40 @@ fn options_that_cannot_train_are_refused_before_anything_is_written() {
     let e = train::agent::run(&AgentTrainOptions { dagger_rounds: 1, cloning_steps: 0, beta: 1.5, ..base.clone() })
         .unwrap_err();
     assert!(e.to_string().contains("--beta 1.5"), "{e}");
+    let planner = AgentTrainOptions { teacher: Teacher::Planner, dagger_rounds: 1, cloning_steps: 0, ..base.clone() };
+    let e = train::agent::run(&AgentTrainOptions { data: vec!["/nonexistent".into()], ..planner.clone() }).unwrap_err();
+    assert!(e.to_string().contains("--teacher planner") && e.to_string().contains("drop --data"), "{e}");
+    let e = train::agent::run(&AgentTrainOptions { dagger_rounds: 0, ..planner }).unwrap_err();
+    assert!(e.to_string().contains("--dagger-rounds"), "{e}");
     let e = train::agent::run(&AgentTrainOptions { dagger_rounds: 1, cloning_steps: 0, ..base }).unwrap_err();
     assert!(format!("{e:#}").contains("/nonexistent/wm.safetensors"), "{e:#}");
     assert!(!out.exists());
+}
+
+/// Planner distillation: no datasets, the latent planner acts in round 0 (β = 1) and labels every
+/// state it visits; the policy trains on its labels alone.
+#[test]
+fn the_planner_teaches_from_the_world_model_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dataset(dir.path().join("data"), sim::Task::KnockOff, sim::PolicyKind::Expert);
+    let wm = world_model(&data, &dir.path().join("wm"));
+    let out = dir.path().join("run");
+    let opts = AgentTrainOptions {
+        data: vec![],
+        cloning_steps: 0,
+        beta: 1.0,
+        teacher: Teacher::Planner,
+        ..options(&wm, &data, &out)
+    };
+    let summary = train::agent::run(&opts).unwrap();
+    let round = &summary.rounds[0];
+    // β = 1: every executed action was the planner's, and it labelled every state.
+    assert_eq!(round.stats.expert_share, 1.0, "{:?}", round.stats);
+    assert!(round.stats.labels > 0 && round.stats.labels == round.stats.frames, "{:?}", round.stats);
+    let gathered = train::agent::read_round(&out.join("rounds/round-00.safetensors")).unwrap();
+    for d in &gathered {
+        // The planner's labels were executed as they were given.
+        assert!(d.teacher.equal(&d.taken), "taken differ from the labels");
+    }
+    assert!(out.join("policy.safetensors").exists());
 }

@@ -37,9 +37,24 @@ impl RecedingHorizon {
         model.record_action(&mut self.history, action);
     }
 
-    /// The action for `frame` (`[3, H, W]` u8) towards `goal`'s latents, and the replan if this
-    /// frame began one.
+    /// The action for `frame` (`[3, H, W]` u8) towards `goal`'s latents, taken: the replan, if
+    /// this frame began one, comes with it.
     pub fn act(
+        &mut self,
+        model: &WorldModel,
+        planner: &mut Planner,
+        dynamics: &dyn LatentDynamics,
+        frame: &Tensor,
+        goal: &Tensor,
+    ) -> Result<([f32; 2], Option<Replan>)> {
+        let (action, replan) = self.decide(model, planner, dynamics, frame, goal)?;
+        self.executed(model, action);
+        Ok((action, replan))
+    }
+
+    /// The planner's action for `frame` without taking it: as a teacher's label, when someone
+    /// else may act. Call [`RecedingHorizon::executed`] with what was done.
+    pub fn decide(
         &mut self,
         model: &WorldModel,
         planner: &mut Planner,
@@ -60,8 +75,12 @@ impl RecedingHorizon {
             planner.shift(1);
             replan = Some(Replan { plan, context, ms });
         }
-        let action = self.queue.pop_front().unwrap_or([0.0, 0.0]);
+        Ok((self.queue.pop_front().unwrap_or([0.0, 0.0]), replan))
+    }
+
+    /// The action executed after the last frame (the plan's, or another agent's): the next
+    /// plans start from what happened.
+    pub fn executed(&mut self, model: &WorldModel, action: [f32; 2]) {
         model.record_action(&mut self.history, action);
-        Ok((action, replan))
     }
 }

@@ -1,9 +1,11 @@
-//! DAgger's live rounds: simulators run the current policy (the expert's action mixed in with
+//! DAgger's live rounds: simulators run the current policy (the teacher's action mixed in with
 //! probability β), the renderer draws what the policy sees over bounded channels, the frozen
-//! encoder turns frames into features, and the expert labels every visited state.
+//! encoder turns frames into features, and the teacher labels every visited state: the scripted
+//! expert (privileged state), or the latent planner (the world model alone).
 
 use agent::MambaMoePolicy;
 use agent::acting::PolicyActor;
+use agent::planner::{Planner, PlannerConfig, RecedingHorizon, WorldModelDynamics};
 use anyhow::Result;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -11,6 +13,7 @@ use sim::{Actor, Env, EnvConfig, Info, PolicyKind, Task, episode_seed};
 use tch::{Kind, Tensor};
 use world_model::WorldModel;
 
+use super::Teacher;
 use super::demos::Demo;
 use super::frames::{FrameLink, features_of_rgb};
 
@@ -19,9 +22,9 @@ use super::frames::{FrameLink, features_of_rgb};
 pub struct RoundStats {
     pub episodes: usize,
     pub frames: usize,
-    /// States the expert labelled (every visited one).
+    /// States the teacher labelled (every visited one).
     pub labels: usize,
-    /// Share of executed actions that were the expert's.
+    /// Share of executed actions that were the teacher's.
     pub expert_share: f64,
     /// Episodes that reached the task's success, per task (push-to-goal, knock-off).
     pub successes: [usize; 2],
@@ -29,7 +32,8 @@ pub struct RoundStats {
 }
 
 /// Runs `per_task` episodes of each task in lock-step (seeds from `base_seed`), the policy acting
-/// by its mean action except where the expert's is taken (probability `beta`, drawn per step).
+/// by its mean action except where the teacher's is taken (probability `beta`, drawn per step).
+#[allow(clippy::too_many_arguments)]
 pub fn rollouts(
     model: &WorldModel,
     policy: &MambaMoePolicy,
@@ -38,6 +42,7 @@ pub fn rollouts(
     per_task: usize,
     base_seed: u64,
     beta: f64,
+    teacher: Teacher,
 ) -> Result<(Vec<Demo>, RoundStats)> {
     let mut rng = ChaCha8Rng::seed_from_u64(base_seed ^ 0xDA66E5);
     let mut envs = vec![];
@@ -47,7 +52,21 @@ pub fn rollouts(
             envs.push(Live::new(EnvConfig::for_task(task), seed)?);
         }
     }
-    let goals = features_of_rgb(model, &link.draw(envs.iter_mut().map(|e| e.goal_scene()).collect())?);
+    let goal_rgb = link.draw(envs.iter_mut().map(|e| e.goal_scene()).collect())?;
+    let goals = features_of_rgb(model, &goal_rgb);
+    let size = model.cfg.image_size;
+    let frame = |rgb: &[u8]| world_model::rgb_frame(rgb, size, size);
+    // The planner plans towards the goal image's latents; each episode has its own plans.
+    let dynamics = WorldModelDynamics(model);
+    let mut planning: Vec<(Planner, RecedingHorizon, Tensor)> = vec![];
+    if teacher == Teacher::Planner {
+        for (e, rgb) in envs.iter().zip(&goal_rgb) {
+            let mut planner = Planner::new(PlannerConfig::default())?;
+            planner.reset(e.seed);
+            let goal = model.encode_target(&frame(rgb).unsqueeze(0)).squeeze_dim(0);
+            planning.push((planner, RecedingHorizon::new(model), goal));
+        }
+    }
     let mut actor = PolicyActor::new(policy, &goals);
     let mut stats = RoundStats { episodes: envs.len(), ..Default::default() };
     let mut expert_steps = 0usize;
@@ -64,7 +83,10 @@ pub fn rollouts(
         let mut taken = vec![0f32; envs.len() * 2];
         for (k, &i) in live.iter().enumerate() {
             let e = &mut envs[i];
-            let label = e.expert.act(&e.info);
+            let label = match planning.get_mut(i) {
+                Some((planner, horizon, goal)) => horizon.decide(model, planner, &dynamics, &frame(&rgb[k]), goal)?.0,
+                None => e.expert.act(&e.info),
+            };
             let own = [mode[2 * i], mode[2 * i + 1]];
             let action = if rng.random_bool(beta) {
                 expert_steps += 1;
@@ -72,6 +94,9 @@ pub fn rollouts(
             } else {
                 own
             };
+            if let Some((_, horizon, _)) = planning.get_mut(i) {
+                horizon.executed(model, action);
+            }
             e.record(fresh.get(k as i64), action, label)?;
             taken[2 * i..2 * i + 2].copy_from_slice(&action);
         }

@@ -6,6 +6,9 @@
 //! 2. **DAgger**: rounds of live rollouts of the current policy, the expert's action mixed in
 //!    with a decaying probability β, every visited state labelled by the expert ([`collect`]);
 //!    the policy retrains on everything gathered so far.
+//! 3. **Planner distillation** (`teacher: planner`): the same rounds with the latent planner as
+//!    the teacher, so the policy learns from the world model alone (no datasets: the expert
+//!    labels those). With β = 1 in the first round the planner acts alone, a demonstration.
 //!
 //! The run directory holds `config.json`, `metrics.jsonl`, `plots/`, the checksummed
 //! `checkpoints/latest.safetensors` (weights, Adam's moments, where the run is, the sampler's
@@ -69,10 +72,25 @@ pub struct AgentTrainOptions {
     pub seed: u64,
     /// Optimiser steps between checkpoints and metrics lines.
     pub checkpoint_every: u64,
+    /// Who labels the DAgger rounds' states: the scripted expert, or the latent planner (CEM at
+    /// its default budget on the world model).
+    #[serde(default)]
+    pub teacher: Teacher,
     /// Stops the run with an error before this optimiser step (counted over all phases), as an
     /// interruption would: what the resume tests use.
     #[serde(skip)]
     pub stop_before: Option<u64>,
+}
+
+/// The DAgger rounds' teacher.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Teacher {
+    /// The scripted expert: reads the simulator's privileged state.
+    #[default]
+    Expert,
+    /// The latent planner: sees only frames and the goal image, through the world model.
+    Planner,
 }
 
 impl AgentTrainOptions {
@@ -83,6 +101,14 @@ impl AgentTrainOptions {
         }
         if self.data.is_empty() && self.cloning_steps > 0 {
             bail!("--cloning-steps {} without datasets to clone (--data)", self.cloning_steps);
+        }
+        if self.teacher == Teacher::Planner && !self.data.is_empty() {
+            bail!(
+                "--teacher planner learns from the world model alone: drop --data (its frames are labelled by the expert)"
+            );
+        }
+        if self.teacher == Teacher::Planner && self.dagger_rounds == 0 {
+            bail!("--teacher planner teaches in the DAgger rounds: give --dagger-rounds");
         }
         if self.dagger_rounds > 0 && (self.tasks.is_empty() || self.dagger_episodes == 0) {
             bail!("DAgger rounds need tasks and --dagger-episodes above 0");
@@ -294,8 +320,16 @@ pub fn run(opts: &AgentTrainOptions) -> Result<AgentTrainSummary> {
                 let beta = opts.beta * opts.beta_decay.powi(r as i32);
                 let t = std::time::Instant::now();
                 let seed = opts.seed.wrapping_add(1_000_000 * (r as u64 + 1));
-                let (gathered, stats) =
-                    collect::rollouts(&model, &policy, &link, &opts.tasks, opts.dagger_episodes, seed, beta)?;
+                let (gathered, stats) = collect::rollouts(
+                    &model,
+                    &policy,
+                    &link,
+                    &opts.tasks,
+                    opts.dagger_episodes,
+                    seed,
+                    beta,
+                    opts.teacher,
+                )?;
                 write_round(&round_path(&opts.out, r), &gathered)?;
                 let line = RoundLine { phase: phase.name(), round: r, beta, stats, seconds: t.elapsed().as_secs_f64() };
                 tracing::info!(
@@ -312,6 +346,11 @@ pub fn run(opts: &AgentTrainOptions) -> Result<AgentTrainSummary> {
             Phase::Cloning | Phase::Dagger(_) => {
                 if data.is_empty() {
                     bail!("no demonstrations to train on");
+                }
+                if state.total_steps == 0 && opts.init.is_none() && opts.data.is_empty() {
+                    // No datasets: the router centres on the first round's goals instead.
+                    let goals: Vec<Tensor> = data.iter().map(|d| d.goal.shallow_clone()).collect();
+                    policy.set_route_center(&Tensor::stack(&goals, 0));
                 }
                 while state.step < opts.steps_of(phase) {
                     if opts.stop_before.is_some_and(|s| state.total_steps >= s) {
@@ -462,7 +501,8 @@ fn write_round(path: &Path, demos: &[Demo]) -> Result<()> {
     Ok(())
 }
 
-fn read_round(path: &Path) -> Result<Vec<Demo>> {
+/// One round's rollouts as `write_round` saved them, checksum checked.
+pub fn read_round(path: &Path) -> Result<Vec<Demo>> {
     const KIND: &str = "train-agent round";
     let file = world_model::CheckedFile::read(path, KIND)?;
     let meta: Vec<serde_json::Value> = file.json("meta.demos", KIND)?;
