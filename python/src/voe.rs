@@ -32,6 +32,12 @@ pub fn voe_pairs<'py>(
             .map(|n| n.parse::<Category>().map_err(|e| PyValueError::new_err(format!("categories: {e}"))))
             .collect::<PyResult<_>>()?,
     };
+    if !(1..=sim::voe::MAX_CONTEXT).contains(&context) {
+        return Err(PyValueError::new_err(format!(
+            "context = {context}: expected 1 to {} frames before the breaking point",
+            sim::voe::MAX_CONTEXT
+        )));
+    }
     if !(8..=512).contains(&size) {
         return Err(PyValueError::new_err(format!("size = {size}: expected 8 to 512 pixels")));
     }
@@ -43,10 +49,7 @@ pub fn voe_pairs<'py>(
             let (frames, _) = render::render_clips_rgb(&clips, size).map_err(|e| e.to_string())?;
             Ok::<_, String>((pairs, frames))
         })
-        .map_err(|e| match e.starts_with("VoE context") {
-            true => PyValueError::new_err(format!("context = {context}: {e}")),
-            false => PyRuntimeError::new_err(e),
-        })
+        .map_err(PyRuntimeError::new_err)
     })?;
     let mut clips = frames.into_iter();
     pairs
