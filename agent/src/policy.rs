@@ -30,6 +30,14 @@ pub struct PolicyConfig {
     /// The sequence model: Mamba, or attention for the ablation (`mamba.d_model` and
     /// `mamba.n_layers` give either its width and depth).
     pub backbone: Backbone,
+    /// Width of a hidden layer (GELU) between the step's input and the backbone; 0 for one
+    /// linear map.
+    pub input_hidden: i64,
+    /// Whether the policy reads the action taken last (when not, its input slot stays zero).
+    pub previous_action: bool,
+    /// Bins per action axis of a classifying action head (0: the Gaussian's mean alone): the
+    /// action is the likeliest cell of a grid over [-1, 1]² plus that cell's regressed offset.
+    pub action_bins: i64,
 }
 
 /// The sequence model the policy's steps go through.
@@ -71,6 +79,9 @@ impl Default for PolicyConfig {
             log_std_max: 1.0,
             routing: Routing::Goal,
             backbone: Backbone::Mamba,
+            input_hidden: 0,
+            previous_action: true,
+            action_bins: 0,
         }
     }
 }
@@ -91,6 +102,15 @@ impl PolicyConfig {
                 self.mamba.d_model
             )));
         }
+        if self.action_bins == 1 || self.action_bins < 0 || (self.action_bins > 0 && self.action_dim != 2) {
+            return Err(AgentError::Config(format!(
+                "action_bins {} must be 0 or at least 2 (and the action 2-D)",
+                self.action_bins
+            )));
+        }
+        if self.input_hidden < 0 {
+            return Err(AgentError::Config(format!("input_hidden {} must be non-negative", self.input_hidden)));
+        }
         if self.log_std_min >= self.log_std_max {
             return Err(AgentError::Config("log_std_min must be below log_std_max".into()));
         }
@@ -109,6 +129,8 @@ pub struct PolicyOutput {
     pub moe: MoeMetrics,
     /// The experts each step was routed to, best first: `[b, l, k]` (or `[b, k]`).
     pub experts: Tensor,
+    /// With a classifying head: the cells' logits `[.., c]` and offsets `[.., c, a]`.
+    pub cells: Option<(Tensor, Tensor)>,
 }
 
 impl PolicyOutput {
@@ -131,6 +153,15 @@ impl PolicyOutput {
         let z = (x - mean) / log_std.exp();
         (z.square() * -0.5 - log_std - 0.5 * (2.0 * std::f64::consts::PI).ln()).sum_dim_intlist(-1, false, Kind::Float)
     }
+}
+
+/// The centres of a classifying head's cells, `[bins², 2]`: cell `i · bins + j` is at x of
+/// grid line i and z of grid line j, the lines spread evenly over [-1, 1].
+pub fn cell_centres(bins: i64, device: tch::Device) -> Tensor {
+    let line = Tensor::linspace(-1.0, 1.0, bins, (Kind::Float, device));
+    let x = line.unsqueeze(1).expand([bins, bins], false).reshape([-1]);
+    let z = line.unsqueeze(0).expand([bins, bins], false).reshape([-1]);
+    Tensor::stack(&[x, z], -1)
 }
 
 #[derive(Debug)]
@@ -169,13 +200,15 @@ impl PolicyState {
 
 #[derive(Debug)]
 pub struct MambaMoePolicy {
-    input: nn::Linear,
+    input: nn::Sequential,
     backbone: Sequence,
     head: Moe,
     /// The goal router (`Routing::Goal`): the training goals' mean (subtracted: what tells goals
     /// apart is what routes), a projection, and one key per expert.
     route: Option<GoalRouter>,
     mean: nn::Linear,
+    /// The classifying head's logits and offsets, `cells · (1 + a)` wide.
+    cells: Option<nn::Linear>,
     log_std: nn::Linear,
     value: nn::Linear,
     cfg: PolicyConfig,
@@ -188,7 +221,13 @@ impl MambaMoePolicy {
         let moe_cfg = MoeConfig { d_model: d, ..cfg.moe.clone() };
         let input_dim = cfg.obs_dim + cfg.action_dim + cfg.goal_dim;
         Ok(MambaMoePolicy {
-            input: nn::linear(&p / "input", input_dim, d, Default::default()),
+            input: match cfg.input_hidden {
+                0 => nn::seq().add(nn::linear(&p / "input", input_dim, d, Default::default())),
+                h => nn::seq()
+                    .add(nn::linear(&p / "input", input_dim, h, Default::default()))
+                    .add_fn(|x| x.gelu("none"))
+                    .add(nn::linear(&p / "input2", h, d, Default::default())),
+            },
             backbone: match cfg.backbone {
                 Backbone::Mamba => Sequence::Mamba(Mamba::new(&p / "backbone", &cfg.mamba)),
                 Backbone::Attention => {
@@ -208,6 +247,9 @@ impl MambaMoePolicy {
                 }
             }),
             mean: nn::linear(&p / "mean", d, cfg.action_dim, Default::default()),
+            cells: (cfg.action_bins > 0).then(|| {
+                nn::linear(&p / "cells", d, cfg.action_bins.pow(2) * (1 + cfg.action_dim), Default::default())
+            }),
             log_std: nn::linear(&p / "log_std", d, cfg.action_dim, Default::default()),
             value: nn::linear(&p / "value", d, 1, Default::default()),
             cfg: cfg.clone(),
@@ -235,24 +277,50 @@ impl MambaMoePolicy {
         let log_std = z.apply(&self.log_std).clamp(self.cfg.log_std_min, self.cfg.log_std_max);
         let mut routed = shape[..shape.len() - 1].to_vec();
         routed.push(self.cfg.moe.top_k);
+        let (mean, cells) = match &self.cells {
+            None => (z.apply(&self.mean), None),
+            Some(head) => {
+                let (c, a) = (self.cfg.action_bins.pow(2), self.cfg.action_dim);
+                let raw = z.apply(head);
+                let logits = raw.narrow(-1, 0, c);
+                let mut cell_shape = shape[..shape.len() - 1].to_vec();
+                cell_shape.extend([c, a]);
+                let offsets = raw.narrow(-1, c, c * a).reshape(&cell_shape);
+                // The likeliest cell and its offset, as a pre-squash mean so `mode` reads it.
+                let best = logits.argmax(-1, true);
+                let centre = cell_centres(self.cfg.action_bins, z.device()).index_select(0, &best.reshape([-1]));
+                let index = best.unsqueeze(-1).expand(&[&shape[..shape.len() - 1], &[1, a]].concat(), false);
+                let offset = offsets.gather(-2, &index, false).squeeze_dim(-2);
+                let action = (centre.reshape(offset.size()) + offset).clamp(-0.999, 0.999);
+                (action.atanh(), Some((logits, offsets)))
+            }
+        };
         PolicyOutput {
-            mean: z.apply(&self.mean),
+            mean,
             log_std,
             value: z.apply(&self.value).squeeze_dim(-1),
             aux_loss: moe.aux_loss,
             moe: moe.metrics,
             experts: moe.experts.reshape(&routed),
+            cells,
         }
     }
 
     /// Whole sequences: `obs [b, l, o]`, `prev_action [b, l, a]`, `goal [b, l, g]`.
     pub fn forward(&self, obs: &Tensor, prev_action: &Tensor, goal: &Tensor, scan: Scan) -> PolicyOutput {
-        let x = Tensor::cat(&[obs, prev_action, goal], -1).apply(&self.input);
+        let x = Tensor::cat(&[obs, &self.previous(prev_action), goal], -1).apply(&self.input);
         let h = match &self.backbone {
             Sequence::Mamba(m) => m.forward(&x, scan),
             Sequence::Attention(blocks, norm) => blocks.iter().fold(x, |h, b| b.forward(&h)).apply(norm),
         };
         self.heads(&h, goal)
+    }
+
+    fn previous(&self, prev_action: &Tensor) -> Tensor {
+        match self.cfg.previous_action {
+            true => prev_action.shallow_clone(),
+            false => prev_action.zeros_like(),
+        }
     }
 
     pub fn config(&self) -> &PolicyConfig {
@@ -284,7 +352,7 @@ impl MambaMoePolicy {
     /// One timestep: `obs [b, o]`, `prev_action [b, a]`, `goal [b, g]`; with Mamba, memory
     /// constant in time.
     pub fn step(&self, obs: &Tensor, prev_action: &Tensor, goal: &Tensor, state: &mut PolicyState) -> PolicyOutput {
-        let x = Tensor::cat(&[obs, prev_action, goal], -1).apply(&self.input);
+        let x = Tensor::cat(&[obs, &self.previous(prev_action), goal], -1).apply(&self.input);
         let h = match (&self.backbone, state) {
             (Sequence::Mamba(m), PolicyState::Mamba(s)) => m.step(&x, s),
             (Sequence::Attention(blocks, norm), PolicyState::Attention(caches)) => {

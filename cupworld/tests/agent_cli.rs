@@ -56,6 +56,12 @@ fn eval_agent_scores_the_planner_and_its_controls_and_resumes() {
             }
             assert!(r["start_step"].as_u64().unwrap() % 4 == 0, "pairs start on model steps: {r}");
         }
+        // The trace holds every step acted; the expert's own actions are its labels.
+        let trace = r["trace"].as_array().unwrap();
+        assert_eq!(trace.len() as u64, r["length"].as_u64().unwrap(), "{r}");
+        if r["agent"] == "expert" {
+            assert!(trace.iter().all(|s| s["action"] == s["expert"]), "{r}");
+        }
     }
     assert!(agents[0]["expert_below_zero"].is_number() && agents[3]["expert_below_zero"].is_null());
     // The expert reaches the goal frames: it is the episode the goal was drawn from.

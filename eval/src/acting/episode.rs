@@ -59,6 +59,24 @@ pub struct EpisodeResult {
     /// the expert's own next actions (the plan that reached the goal frame) and of doing nothing.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub first_replan: Option<FirstReplan>,
+    /// Where the paw and the cup were before each action, what the agent did and what the
+    /// scripted expert would have done there: the record to see how an episode failed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub trace: Vec<TraceStep>,
+    /// Half width (x) and half depth (z) of the episode's table top (metres).
+    #[serde(default)]
+    pub table_half_size: [f32; 2],
+}
+
+/// One control step of an episode, on the table plane (x, z; metres).
+#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
+pub struct TraceStep {
+    pub paw: [f32; 2],
+    pub cup: [f32; 2],
+    /// The environment's goal (push-to-goal's disc; a goal-frame pair's target is its frame's cup).
+    pub goal: [f32; 2],
+    pub action: [f32; 2],
+    pub expert: [f32; 2],
 }
 
 #[derive(Clone, Copy, Debug, Serialize, Deserialize)]
@@ -77,6 +95,9 @@ pub struct Runner<'a, 'r> {
     pub acting: Acting<'a>,
     horizon: Option<RecedingHorizon>,
     actor: Option<Actor>,
+    /// The expert beside the agent, stepped on every state the episode visits (its hysteresis
+    /// follows them), as DAgger labels them: the `trace`'s expert column.
+    labeller: Option<Actor>,
     replan_ms: Vec<f64>,
     evaluations: usize,
     /// The expert's actions from the start, to score at the first replan (goal-frame pairs).
@@ -91,6 +112,7 @@ impl<'a, 'r> Runner<'a, 'r> {
             acting,
             horizon: None,
             actor: None,
+            labeller: None,
             replan_ms: vec![],
             evaluations: 0,
             reference: None,
@@ -126,6 +148,7 @@ impl<'a, 'r> Runner<'a, 'r> {
         self.replan_ms.clear();
         self.evaluations = 0;
         self.actor = None;
+        self.labeller = Some(Actor::new(PolicyKind::Expert, env.config().task, seed));
         self.horizon = None;
         self.reference = None;
         self.first_replan = None;
@@ -150,7 +173,7 @@ impl<'a, 'r> Runner<'a, 'r> {
             let frame = world_model::rgb_frame(&rgb, model.cfg.image_size, model.cfg.image_size);
             self.horizon.as_mut().expect("begin first").witness(model, &frame, action);
         }
-        if let Some(actor) = &mut self.actor {
+        for actor in [&mut self.actor, &mut self.labeller].into_iter().flatten() {
             let _ = actor.act(info); // keeps a stateful actor in step
         }
         Ok(())
@@ -231,8 +254,17 @@ impl<'a, 'r> Runner<'a, 'r> {
         let start_step = info.step;
         let (mut once, mut now, mut distance) = (false, false, judge(&info).1);
         let mut length = 0;
+        let mut trace = vec![];
         for _ in 0..steps {
             let action = self.act(env, &info, goal)?;
+            let plane = |p: [f32; 3]| [p[0], p[2]];
+            trace.push(TraceStep {
+                paw: plane(info.pusher.position),
+                cup: plane(info.cup.position),
+                goal: info.goal,
+                action,
+                expert: self.labeller.as_mut().expect("begin first").act(&info),
+            });
             let r = env.step(action)?;
             info = r.info;
             length += 1;
@@ -255,6 +287,8 @@ impl<'a, 'r> Runner<'a, 'r> {
             replan_ms: std::mem::take(&mut self.replan_ms),
             evaluations_per_replan: self.evaluations as f64 / replans as f64,
             first_replan: self.first_replan.take(),
+            trace,
+            table_half_size: info.table_half_size,
         })
     }
 }

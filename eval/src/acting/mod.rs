@@ -14,7 +14,7 @@
 mod episode;
 mod report;
 
-pub use episode::{Acting, EpisodeResult, FirstReplan, Runner};
+pub use episode::{Acting, EpisodeResult, FirstReplan, Runner, TraceStep};
 pub use report::{AgentSummary, Report, wilson};
 
 use std::io::Write;

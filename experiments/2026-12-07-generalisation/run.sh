@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Why the cloned policy fails: eight 800-step cloning runs on the main job's datasets (one libtorch
+# thread each, two at a time), each logging the action error on the held-out dataset episodes
+# (every 20th); two of them scored on 50 task episodes a task; and the original policy's episodes
+# traced (paw, cup, action, the expert's action in each visited state) and drawn.
+# The options below (--window, --feature-dropout, --mirror, --privileged-state, the config
+# overlays) exist at commit COMMIT_A (see REPORT.md); later commits keep only the held-out metric
+# and the traces.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+bin=${CUPWORLD:-target/debug/cupworld}
+wm=out/demo/world_model
+data=out/demo/data
+out=${OUT:-out/reg}
+mkdir -p "$out"
+here=experiments/2026-12-07-generalisation
+clone() { name=$1; shift; "$bin" train-agent --world-model "$wm" --data "$data/train-push-to-goal" \
+  --data "$data/train-knock-off" --cloning-steps 800 --dagger-rounds 0 --threads 1 --out "$out/$name" "$@"; }
+clone base & clone drop --feature-dropout 0.3; wait
+clone win32 --window 32 --batch 32 & clone mirror --mirror; wait
+clone mlp --config "$here/configs/mlp.json" & clone noprev --config "$here/configs/noprev.json"; wait
+clone state --config "$here/configs/state.json" --privileged-state & clone bins --config "$here/configs/bins.json"; wait
+# 1,200 more mixed episodes a task, for the data-scaling run.
+"$bin" gen --task push-to-goal --policy mixed --episodes 1200 --seed 7 --out "$out/more-push-to-goal"
+"$bin" gen --task knock-off --policy mixed --episodes 1200 --seed 7 --out "$out/more-knock-off"
+clone more --data "$out/more-push-to-goal" --data "$out/more-knock-off"
+for r in base more; do for t in knock-off push-to-goal; do
+  "$bin" eval-agent --agent policy --policy-run "$out/$r/policy.safetensors" --task "$t" --protocol task \
+    --episodes 50 --controls false --threads 1 --out "$out/eval-$r-$t"
+done; done
+# The original policy (experiments/2026-12-07-policy), traced.
+for t in knock-off push-to-goal; do
+  "$bin" eval-agent --agent policy --policy-run out/agent/run --task "$t" --protocol task --episodes 40 \
+    --controls false --threads 1 --out "$out/trace-$t"
+  python3 "$here/draw_traces.py" "$out/trace-$t/episodes.jsonl" "$here/traces-$t.png" --first 8
+done
