@@ -30,11 +30,6 @@ pub struct PolicyConfig {
     /// The sequence model: Mamba, or attention for the ablation (`mamba.d_model` and
     /// `mamba.n_layers` give either its width and depth).
     pub backbone: Backbone,
-    /// Width of a hidden layer (GELU) between the step's input and the backbone; 0 for one
-    /// linear map.
-    pub input_hidden: i64,
-    /// Whether the policy reads the action taken last (when not, its input slot stays zero).
-    pub previous_action: bool,
     /// Bins per action axis of a classifying action head (0: the Gaussian's mean alone): the
     /// action is the likeliest cell of a grid over [-1, 1]² plus that cell's regressed offset.
     pub action_bins: i64,
@@ -79,8 +74,6 @@ impl Default for PolicyConfig {
             log_std_max: 1.0,
             routing: Routing::Goal,
             backbone: Backbone::Mamba,
-            input_hidden: 0,
-            previous_action: true,
             action_bins: 0,
         }
     }
@@ -107,9 +100,6 @@ impl PolicyConfig {
                 "action_bins {} must be 0 or at least 2 (and the action 2-D)",
                 self.action_bins
             )));
-        }
-        if self.input_hidden < 0 {
-            return Err(AgentError::Config(format!("input_hidden {} must be non-negative", self.input_hidden)));
         }
         if self.log_std_min >= self.log_std_max {
             return Err(AgentError::Config("log_std_min must be below log_std_max".into()));
@@ -200,7 +190,7 @@ impl PolicyState {
 
 #[derive(Debug)]
 pub struct MambaMoePolicy {
-    input: nn::Sequential,
+    input: nn::Linear,
     backbone: Sequence,
     head: Moe,
     /// The goal router (`Routing::Goal`): the training goals' mean (subtracted: what tells goals
@@ -221,13 +211,7 @@ impl MambaMoePolicy {
         let moe_cfg = MoeConfig { d_model: d, ..cfg.moe.clone() };
         let input_dim = cfg.obs_dim + cfg.action_dim + cfg.goal_dim;
         Ok(MambaMoePolicy {
-            input: match cfg.input_hidden {
-                0 => nn::seq().add(nn::linear(&p / "input", input_dim, d, Default::default())),
-                h => nn::seq()
-                    .add(nn::linear(&p / "input", input_dim, h, Default::default()))
-                    .add_fn(|x| x.gelu("none"))
-                    .add(nn::linear(&p / "input2", h, d, Default::default())),
-            },
+            input: nn::linear(&p / "input", input_dim, d, Default::default()),
             backbone: match cfg.backbone {
                 Backbone::Mamba => Sequence::Mamba(Mamba::new(&p / "backbone", &cfg.mamba)),
                 Backbone::Attention => {
@@ -308,19 +292,12 @@ impl MambaMoePolicy {
 
     /// Whole sequences: `obs [b, l, o]`, `prev_action [b, l, a]`, `goal [b, l, g]`.
     pub fn forward(&self, obs: &Tensor, prev_action: &Tensor, goal: &Tensor, scan: Scan) -> PolicyOutput {
-        let x = Tensor::cat(&[obs, &self.previous(prev_action), goal], -1).apply(&self.input);
+        let x = Tensor::cat(&[obs, prev_action, goal], -1).apply(&self.input);
         let h = match &self.backbone {
             Sequence::Mamba(m) => m.forward(&x, scan),
             Sequence::Attention(blocks, norm) => blocks.iter().fold(x, |h, b| b.forward(&h)).apply(norm),
         };
         self.heads(&h, goal)
-    }
-
-    fn previous(&self, prev_action: &Tensor) -> Tensor {
-        match self.cfg.previous_action {
-            true => prev_action.shallow_clone(),
-            false => prev_action.zeros_like(),
-        }
     }
 
     pub fn config(&self) -> &PolicyConfig {
@@ -352,7 +329,7 @@ impl MambaMoePolicy {
     /// One timestep: `obs [b, o]`, `prev_action [b, a]`, `goal [b, g]`; with Mamba, memory
     /// constant in time.
     pub fn step(&self, obs: &Tensor, prev_action: &Tensor, goal: &Tensor, state: &mut PolicyState) -> PolicyOutput {
-        let x = Tensor::cat(&[obs, &self.previous(prev_action), goal], -1).apply(&self.input);
+        let x = Tensor::cat(&[obs, prev_action, goal], -1).apply(&self.input);
         let h = match (&self.backbone, state) {
             (Sequence::Mamba(m), PolicyState::Mamba(s)) => m.step(&x, s),
             (Sequence::Attention(blocks, norm), PolicyState::Attention(caches)) => {

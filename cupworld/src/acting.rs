@@ -232,26 +232,9 @@ pub struct TrainAgentArgs {
     beta: f64,
     #[arg(long, default_value_t = 0.5)]
     beta_decay: f64,
-    /// Episodes (or stretches, with --window) per batch.
+    /// Whole episodes per batch.
     #[arg(long, default_value_t = 16)]
     batch: usize,
-    /// Train on stretches of this many steps drawn from each episode (the policy's state starts
-    /// afresh at each) instead of whole episodes (0).
-    #[arg(long, default_value_t = 0)]
-    window: i64,
-    /// Dropout on the frame and goal features while training.
-    #[arg(long, default_value_t = 0.0)]
-    feature_dropout: f64,
-    /// Each dataset episode also as its mirror image (frames flipped left–right, x of every action negated).
-    #[arg(long)]
-    mirror: bool,
-    /// Diagnostic: clone from the simulator's state instead of frames (with --config giving
-    /// obs_dim 11 and goal_dim 4, and --dagger-rounds 0).
-    #[arg(long)]
-    privileged_state: bool,
-    /// AdamW's weight decay.
-    #[arg(long, default_value_t = 0.0)]
-    weight_decay: f64,
     #[arg(long, default_value_t = 1e-3)]
     lr: f64,
     #[arg(long, default_value_t = 0)]
@@ -296,11 +279,6 @@ pub fn train_agent_cmd(a: TrainAgentArgs) -> Result<()> {
         lr: a.lr,
         seed: a.seed,
         checkpoint_every: a.checkpoint_every,
-        window: a.window,
-        mirror: a.mirror,
-        privileged_state: a.privileged_state,
-        feature_dropout: a.feature_dropout,
-        weight_decay: a.weight_decay,
         teacher: match a.teacher.as_str() {
             "expert" => train::agent::Teacher::Expert,
             "planner" => train::agent::Teacher::Planner,

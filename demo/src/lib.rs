@@ -214,11 +214,6 @@ pub fn run(opts: &DemoOptions) -> Result<DemoSummary> {
         seed: 0,
         checkpoint_every: 100,
         teacher: train::agent::Teacher::Expert,
-        window: 0,
-        mirror: false,
-        privileged_state: false,
-        feature_dropout: 0.0,
-        weight_decay: 0.0,
         stop_before: None,
     })?;
     println!("trained the policy for {} steps: {}", trained.steps, trained.policy.display());

@@ -2,7 +2,7 @@
 the table, the paw's path (blue), the cup's (orange, a ring where it ended), the push-to-goal disc
 (green), and every 5th step the agent's action (black) beside the expert's in that state (red).
 
-    python3 draw_traces.py EPISODES_JSONL OUT_PNG [--agent policy] [--first 12]
+    python3 draw_traces.py EPISODES_JSONL OUT_PNG [--agent policy] [--first 12] [--task knock-off]
 
 It also prints the squared action error against the expert by stretch of the episode, the
 figure that tells whether the agent errs from its first steps or only once it has drifted.
@@ -17,6 +17,7 @@ p.add_argument("episodes")
 p.add_argument("out")
 p.add_argument("--agent", default="policy")
 p.add_argument("--first", type=int, default=12)
+p.add_argument("--task", default="push-to-goal", help="knock-off draws no goal disc")
 a = p.parse_args()
 
 rows = [json.loads(l) for l in open(a.episodes)]
@@ -42,7 +43,8 @@ for k, r in enumerate(shown):
     d.rectangle([at((-hw, -hd)), at((hw, hd))], outline=(120, 90, 60), width=2)
     tr = r["trace"]
     g = tr[0]["goal"]
-    d.ellipse([at((g[0] - 0.03, g[1] - 0.03)), at((g[0] + 0.03, g[1] + 0.03))], outline=(0, 160, 0), width=2)
+    if a.task == "push-to-goal":
+        d.ellipse([at((g[0] - 0.03, g[1] - 0.03)), at((g[0] + 0.03, g[1] + 0.03))], outline=(0, 160, 0), width=2)
     d.line([at(s["paw"]) for s in tr], fill=(40, 90, 220), width=1)
     d.line([at(s["cup"]) for s in tr], fill=(240, 130, 0), width=2)
     c = tr[-1]["cup"]

@@ -32,5 +32,5 @@ done; done
 for t in knock-off push-to-goal; do
   "$bin" eval-agent --agent policy --policy-run out/agent/run --task "$t" --protocol task --episodes 40 \
     --controls false --threads 1 --out "$out/trace-$t"
-  python3 "$here/draw_traces.py" "$out/trace-$t/episodes.jsonl" "$here/traces-$t.png" --first 8
+  "${PYTHON:-.venv/bin/python3}" "$here/draw_traces.py" "$out/trace-$t/episodes.jsonl" "$here/traces-$t.png" --first 8 --task "$t"
 done

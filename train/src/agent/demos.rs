@@ -18,7 +18,7 @@ use world_model::WorldModel;
 
 use crate::data::EpisodeTensors;
 
-use super::frames::{FrameLink, features_of_frames};
+use super::frames::{FrameLink, features_of_frames, features_of_rgb};
 
 /// Discount of the value head's return.
 pub const GAMMA: f32 = 0.99;
@@ -144,17 +144,8 @@ pub struct Labelled {
     pub goal: SceneSnapshot,
 }
 
-/// Every episode of the datasets in `dirs`, labelled by the expert, as demos; with `mirror`,
-/// each beside its twin seen in a mirror (frames and goal image flipped left–right, every x of
-/// an action negated: the scene and the expert are symmetric in x), kept apart so that a
-/// held-out episode's twin can be held out with it.
-pub fn demos_from_datasets(
-    dirs: &[std::path::PathBuf],
-    model: &WorldModel,
-    link: &FrameLink,
-    mirror: bool,
-    privileged: bool,
-) -> Result<Vec<(Demo, Option<Demo>)>> {
+/// Every episode of the datasets in `dirs`, labelled by the expert, as demos.
+pub fn demos_from_datasets(dirs: &[std::path::PathBuf], model: &WorldModel, link: &FrameLink) -> Result<Vec<Demo>> {
     let mut out = vec![];
     for dir in dirs {
         let cfg = recorded_env_config(dir)?;
@@ -169,39 +160,18 @@ pub fn demos_from_datasets(
             goals.push(l.goal.clone());
             labelled.push(l);
         }
-        let size = model.cfg.image_size;
-        let goal_frames: Vec<Tensor> =
-            link.draw(goals)?.iter().map(|rgb| world_model::rgb_frame(rgb, size, size)).collect();
-        let goal_frames = Tensor::stack(&goal_frames, 0);
-        let goal_features = features_of_frames(model, &goal_frames);
-        let mirrored_goals = mirror.then(|| features_of_frames(model, &goal_frames.flip([-1])));
+        let goal_features = features_of_rgb(model, &link.draw(goals)?);
         for (i, (ep, l)) in episodes.iter().zip(labelled).enumerate() {
-            if privileged {
-                // The simulator's state in place of the frames: cup pose, goal, paw (x, z).
-                let features = Tensor::cat(&[&ep.env_state, &ep.pusher], -1).to_kind(Kind::Float);
-                let g = Vec::<f32>::try_from(ep.env_state.get(0))?;
-                let task_flag = if task == Task::PushToGoal { [1.0, 0.0] } else { [0.0, 1.0] };
-                let goal = Tensor::from_slice(&[g[7], g[8], task_flag[0], task_flag[1]]);
-                out.push((Demo::new(task, ep.seed, features, &l.actions, &l.teacher, &l.rewards, goal), None));
-                continue;
-            }
             let features = features_of_frames(model, &ep.frames);
-            let demo =
-                Demo::new(task, ep.seed, features, &l.actions, &l.teacher, &l.rewards, goal_features.get(i as i64));
-            let twin = mirrored_goals.as_ref().map(|goals| {
-                let flip = |v: &[[f32; 2]]| v.iter().map(|a| [-a[0], a[1]]).collect::<Vec<_>>();
-                let features = features_of_frames(model, &ep.frames.flip([-1]));
-                Demo::new(
-                    task,
-                    ep.seed,
-                    features,
-                    &flip(&l.actions),
-                    &flip(&l.teacher),
-                    &l.rewards,
-                    goals.get(i as i64),
-                )
-            });
-            out.push((demo, twin));
+            out.push(Demo::new(
+                task,
+                ep.seed,
+                features,
+                &l.actions,
+                &l.teacher,
+                &l.rewards,
+                goal_features.get(i as i64),
+            ));
         }
         tracing::info!("{}: {} episodes labelled by the expert", dir.display(), episodes.len());
     }
@@ -243,31 +213,8 @@ pub struct Batch {
     pub task: Vec<usize>,
 }
 
-/// The steps `start..start + len` of a demo; the previous action at `start` is the one taken
-/// before it (none at an episode's first step).
-pub struct Window<'a> {
-    pub demo: &'a Demo,
-    pub start: i64,
-    pub len: i64,
-}
-
-impl Window<'_> {
-    fn part(&self, t: &Tensor) -> Tensor {
-        t.narrow(0, self.start, self.len)
-    }
-
-    fn prev_action(&self) -> Tensor {
-        let taken = &self.demo.taken;
-        let first = match self.start {
-            0 => Tensor::zeros([1, 2], (Kind::Float, taken.device())),
-            s => taken.narrow(0, s - 1, 1),
-        };
-        Tensor::cat(&[first, taken.narrow(0, self.start, self.len - 1)], 0)
-    }
-}
-
-pub fn batch(windows: &[Window]) -> Batch {
-    let l = windows.iter().map(|w| w.len).max().unwrap_or(1);
+pub fn batch(demos: &[&Demo]) -> Batch {
+    let l = demos.iter().map(|d| d.len()).max().unwrap_or(1);
     let pad = |t: &Tensor| {
         let n = t.size()[0];
         if n == l {
@@ -277,19 +224,18 @@ pub fn batch(windows: &[Window]) -> Batch {
         shape[0] = l - n;
         Tensor::cat(&[t.shallow_clone(), Tensor::zeros(&shape, (t.kind(), t.device()))], 0)
     };
-    let stack =
-        |f: &dyn Fn(&Window) -> Tensor| Tensor::stack(&windows.iter().map(|w| pad(&f(w))).collect::<Vec<_>>(), 0);
+    let stack = |f: &dyn Fn(&Demo) -> Tensor| Tensor::stack(&demos.iter().map(|d| pad(&f(d))).collect::<Vec<_>>(), 0);
+    let prev = |d: &Demo| {
+        Tensor::cat(&[Tensor::zeros([1, 2], (Kind::Float, d.taken.device())), d.taken.narrow(0, 0, d.len() - 1)], 0)
+    };
     Batch {
-        features: stack(&|w| w.part(&w.demo.features)),
-        prev_action: stack(&|w| w.prev_action()),
-        goal: Tensor::stack(
-            &windows.iter().map(|w| w.demo.goal.unsqueeze(0).expand([l, -1], false)).collect::<Vec<_>>(),
-            0,
-        ),
-        teacher: stack(&|w| w.part(&w.demo.teacher)),
-        returns: stack(&|w| w.part(&w.demo.returns)),
-        mask: stack(&|w| Tensor::ones([w.len], (Kind::Float, w.demo.taken.device()))),
-        task: windows.iter().map(|w| task_index(w.demo.task)).collect(),
+        features: stack(&|d| d.features.shallow_clone()),
+        prev_action: stack(&prev),
+        goal: Tensor::stack(&demos.iter().map(|d| d.goal.unsqueeze(0).expand([l, -1], false)).collect::<Vec<_>>(), 0),
+        teacher: stack(&|d| d.teacher.shallow_clone()),
+        returns: stack(&|d| d.returns.shallow_clone()),
+        mask: stack(&|d| Tensor::ones([d.len()], (Kind::Float, d.taken.device()))),
+        task: demos.iter().map(|d| task_index(d.task)).collect(),
     }
 }
 

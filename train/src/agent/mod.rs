@@ -39,7 +39,7 @@ use demos::Demo;
 
 /// Every this-many-th dataset episode is held out of training: the validation episodes whose
 /// action error the metrics report beside the training batches' (the training error alone fell
-/// while the policy's error on held-out episodes stood still: experiments/2026-12-07-generalisation).
+/// while the error on held-out episodes stood still: experiments/2026-12-07-generalisation).
 const VALIDATION_EVERY: usize = 20;
 
 /// Steps between the starts of hindsight stretches: non-overlapping, so the task's whole
@@ -81,23 +81,6 @@ pub struct AgentTrainOptions {
     /// its default budget on the world model).
     #[serde(default)]
     pub teacher: Teacher,
-    /// Train on stretches of this many steps drawn from each episode, the policy's state starting
-    /// afresh at each, instead of whole episodes (0).
-    #[serde(default)]
-    pub window: i64,
-    /// Dropout on the frame and goal features the policy reads, while it trains.
-    #[serde(default)]
-    pub feature_dropout: f64,
-    /// Each dataset episode also as its mirror image (left–right).
-    #[serde(default)]
-    pub mirror: bool,
-    /// Diagnostic: the policy reads the simulator's state (cup pose, goal, paw; obs_dim 11,
-    /// goal_dim 4) instead of frames, cloning only, to tell perception from imitation.
-    #[serde(default)]
-    pub privileged_state: bool,
-    /// AdamW's decoupled weight decay.
-    #[serde(default)]
-    pub weight_decay: f64,
     /// Stops the run with an error before this optimiser step (counted over all phases), as an
     /// interruption would: what the resume tests use.
     #[serde(skip)]
@@ -137,14 +120,6 @@ impl AgentTrainOptions {
         }
         if !(0.0..=1.0).contains(&self.beta) || !(0.0..=1.0).contains(&self.beta_decay) {
             bail!("--beta {} and --beta-decay {} must lie in [0, 1]", self.beta, self.beta_decay);
-        }
-        if self.window < 0 || !(0.0..1.0).contains(&self.feature_dropout) || !(self.weight_decay >= 0.0) {
-            bail!(
-                "--window {} must be non-negative, --feature-dropout {} in [0, 1), --weight-decay {} non-negative",
-                self.window,
-                self.feature_dropout,
-                self.weight_decay
-            );
         }
         if self.batch == 0 || self.checkpoint_every == 0 || !(self.lr.is_finite() && self.lr > 0.0) {
             bail!("--batch, --checkpoint-every and --lr must be positive");
@@ -260,13 +235,7 @@ pub fn run(opts: &AgentTrainOptions) -> Result<AgentTrainSummary> {
     let mut model = world_model::load_model(&wm_path, tch::Device::Cpu)
         .with_context(|| format!("loading the world model {}", wm_path.display()))?;
     model.vs.freeze();
-    let mut expected = policy_config(&model.cfg);
-    if opts.privileged_state {
-        (expected.obs_dim, expected.goal_dim) = (11, 4);
-        if opts.dagger_rounds > 0 {
-            bail!("privileged_state is a cloning diagnostic: --dagger-rounds 0");
-        }
-    }
+    let expected = policy_config(&model.cfg);
     if (opts.policy.obs_dim, opts.policy.goal_dim) != (expected.obs_dim, expected.goal_dim) {
         bail!(
             "policy.obs_dim and goal_dim are {} and {}; the world model's frame features are {} wide",
@@ -328,20 +297,12 @@ pub fn run(opts: &AgentTrainOptions) -> Result<AgentTrainSummary> {
     let size = model.cfg.image_size as u32;
     let link = frames::FrameLink::spawn(size, 16)?;
     let (mut data, validation): (Vec<Demo>, Vec<Demo>) = {
-        let all = demos::demos_from_datasets(&opts.data, &model, &link, opts.mirror, opts.privileged_state)?;
+        let all = demos::demos_from_datasets(&opts.data, &model, &link)?;
         let (held, kept): (Vec<_>, Vec<_>) =
             all.into_iter().enumerate().partition(|(i, _)| i % VALIDATION_EVERY == VALIDATION_EVERY - 1);
-        // A held-out episode's mirror twin is held out of training too (and not scored).
-        (
-            kept.into_iter().flat_map(|(_, (d, twin))| std::iter::once(d).chain(twin)).collect(),
-            held.into_iter().map(|(_, (d, _))| d).collect(),
-        )
+        (kept.into_iter().map(|(_, d)| d).collect(), held.into_iter().map(|(_, d)| d).collect())
     };
-    let hindsight: Vec<Demo> = data
-        .iter()
-        .filter(|_| !opts.privileged_state)
-        .flat_map(|d| demos::hindsight_segments(d, HINDSIGHT_STRIDE))
-        .collect();
+    let hindsight: Vec<Demo> = data.iter().flat_map(|d| demos::hindsight_segments(d, HINDSIGHT_STRIDE)).collect();
     tracing::info!("{} episodes, {} hindsight stretches with frame goals", data.len(), hindsight.len());
     data.extend(hindsight);
     let phases = opts.phases();
@@ -358,7 +319,7 @@ pub fn run(opts: &AgentTrainOptions) -> Result<AgentTrainSummary> {
     let mut sampler = ClipSampler::restore(&state.sampler)?;
     let metrics_path = opts.out.join("metrics.jsonl");
     let mut rounds: Vec<RoundLine> = read_lines(&metrics_path)?.1;
-    let optim = OptimConfig { lr: opts.lr, weight_decay: opts.weight_decay, grad_clip: 1.0, ..OptimConfig::default() };
+    let optim = OptimConfig { lr: opts.lr, weight_decay: 0.0, grad_clip: 1.0, ..OptimConfig::default() };
     let mut last = None;
     let mut counts = vec![vec![0.0; opts.policy.moe.n_experts as usize]; 2];
     let (mut sums, mut n_logged) = ([0.0f64; 4], 0u64);
@@ -410,27 +371,9 @@ pub fn run(opts: &AgentTrainOptions) -> Result<AgentTrainSummary> {
                     if opts.stop_before.is_some_and(|s| state.total_steps >= s) {
                         bail!("stopped before step {} (stop_before)", state.total_steps);
                     }
-                    let picked: Vec<demos::Window> = (0..opts.batch)
-                        .map(|_| {
-                            let d = &data[sampler.draw_index(data.len())];
-                            let len = if opts.window > 0 { opts.window.min(d.len()) } else { d.len() };
-                            let start = match len < d.len() {
-                                true => sampler.draw_index((d.len() - len + 1) as usize) as i64,
-                                false => 0,
-                            };
-                            demos::Window { demo: d, start, len }
-                        })
-                        .collect();
+                    let picked: Vec<&Demo> = (0..opts.batch).map(|_| &data[sampler.draw_index(data.len())]).collect();
                     let b = demos::batch(&picked);
-                    let (features, goal) = match opts.feature_dropout {
-                        0.0 => (b.features.shallow_clone(), b.goal.shallow_clone()),
-                        p => {
-                            // Torch's generator, seeded by the step, so a resumed run drops the same features.
-                            tch::manual_seed((opts.seed ^ 0xD50F).wrapping_add(state.total_steps) as i64);
-                            (b.features.dropout(p, true), b.goal.dropout(p, true))
-                        }
-                    };
-                    let out = policy.forward(&features, &b.prev_action, &goal, Scan::Chunked);
+                    let out = policy.forward(&b.features, &b.prev_action, &b.goal, Scan::Chunked);
                     let loss = cloning_loss(&out, &b.teacher, &b.returns, &b.mask);
                     if !loss.total.double_value(&[]).is_finite() {
                         bail!(
@@ -520,8 +463,8 @@ pub fn run(opts: &AgentTrainOptions) -> Result<AgentTrainSummary> {
     Ok(AgentTrainSummary { policy: policy_path, steps: state.total_steps, last, rounds })
 }
 
-/// The squared action error per task on `demos`, whole episodes (as the training batches
-/// score it, but over every held-out step).
+/// The squared action error per task on `demos`, whole episodes, as the training batches score
+/// it but over every held-out step.
 fn validation_error(policy: &MambaMoePolicy, demos: &[Demo], batch: usize) -> Vec<Option<f64>> {
     if demos.is_empty() {
         return vec![];
@@ -529,9 +472,7 @@ fn validation_error(policy: &MambaMoePolicy, demos: &[Demo], batch: usize) -> Ve
     let mut sums = [[0.0f64; 2]; 2];
     tch::no_grad(|| {
         for chunk in demos.chunks(batch.max(1)) {
-            let windows: Vec<demos::Window> =
-                chunk.iter().map(|d| demos::Window { demo: d, start: 0, len: d.len() }).collect();
-            let b = demos::batch(&windows);
+            let b = demos::batch(&chunk.iter().collect::<Vec<_>>());
             let out = policy.forward(&b.features, &b.prev_action, &b.goal, Scan::Chunked);
             let err = (out.mode() - &b.teacher).square().sum_dim_intlist(-1, false, tch::Kind::Float) * &b.mask;
             let per_episode =
