@@ -30,27 +30,7 @@ pub fn cloning_loss(out: &PolicyOutput, teacher: &Tensor, returns: &Tensor, mask
     let z = (pre - out.mean.detach()) / out.log_std.exp();
     let nll = masked_mean(&(z.square() * 0.5 + &out.log_std).sum_dim_intlist(-1, false, Kind::Float));
     let value = masked_mean(&(&out.value - returns).square());
-    let imitation = match &out.cells {
-        None => action.shallow_clone(),
-        Some((logits, offsets)) => {
-            // The teacher's cell by cross-entropy, and within it the offset to the teacher's action
-            // in units of the cell spacing (a regression confined to one cell cannot average modes).
-            let c = logits.size()[logits.dim() - 1];
-            let bins = (c as f64).sqrt().round() as i64;
-            let spacing = 2.0 / (bins - 1) as f64;
-            let grid = ((teacher.clamp(-1.0, 1.0) + 1.0) / spacing).round().to_kind(Kind::Int64);
-            let cell = grid.select(-1, 0) * bins + grid.select(-1, 1);
-            let ce = logits.log_softmax(-1, Kind::Float).gather(-1, &cell.unsqueeze(-1), false).squeeze_dim(-1).neg();
-            let a = teacher.size()[teacher.dim() - 1];
-            let index = cell.unsqueeze(-1).unsqueeze(-1).expand(&[&cell.size()[..], &[1, a]].concat(), false);
-            let offset = offsets.gather(-2, &index, false).squeeze_dim(-2);
-            let centre = crate::policy::cell_centres(bins, teacher.device()).index_select(0, &cell.reshape([-1]));
-            let target = (teacher - centre.reshape(teacher.size())) / spacing;
-            masked_mean(&ce)
-                + masked_mean(&(offset / spacing - target).square().sum_dim_intlist(-1, false, Kind::Float))
-        }
-    };
-    let total = &imitation + &nll * SPREAD_WEIGHT + &value * VALUE_WEIGHT + &out.aux_loss;
+    let total = &action + &nll * SPREAD_WEIGHT + &value * VALUE_WEIGHT + &out.aux_loss;
     CloningLoss {
         action_mse: action.double_value(&[]),
         spread_nll: nll.double_value(&[]),

@@ -30,9 +30,6 @@ pub struct PolicyConfig {
     /// The sequence model: Mamba, or attention for the ablation (`mamba.d_model` and
     /// `mamba.n_layers` give either its width and depth).
     pub backbone: Backbone,
-    /// Bins per action axis of a classifying action head (0: the Gaussian's mean alone): the
-    /// action is the likeliest cell of a grid over [-1, 1]² plus that cell's regressed offset.
-    pub action_bins: i64,
 }
 
 /// The sequence model the policy's steps go through.
@@ -74,7 +71,6 @@ impl Default for PolicyConfig {
             log_std_max: 1.0,
             routing: Routing::Goal,
             backbone: Backbone::Mamba,
-            action_bins: 0,
         }
     }
 }
@@ -95,12 +91,6 @@ impl PolicyConfig {
                 self.mamba.d_model
             )));
         }
-        if self.action_bins == 1 || self.action_bins < 0 || (self.action_bins > 0 && self.action_dim != 2) {
-            return Err(AgentError::Config(format!(
-                "action_bins {} must be 0 or at least 2 (and the action 2-D)",
-                self.action_bins
-            )));
-        }
         if self.log_std_min >= self.log_std_max {
             return Err(AgentError::Config("log_std_min must be below log_std_max".into()));
         }
@@ -119,8 +109,6 @@ pub struct PolicyOutput {
     pub moe: MoeMetrics,
     /// The experts each step was routed to, best first: `[b, l, k]` (or `[b, k]`).
     pub experts: Tensor,
-    /// With a classifying head: the cells' logits `[.., c]` and offsets `[.., c, a]`.
-    pub cells: Option<(Tensor, Tensor)>,
 }
 
 impl PolicyOutput {
@@ -143,15 +131,6 @@ impl PolicyOutput {
         let z = (x - mean) / log_std.exp();
         (z.square() * -0.5 - log_std - 0.5 * (2.0 * std::f64::consts::PI).ln()).sum_dim_intlist(-1, false, Kind::Float)
     }
-}
-
-/// The centres of a classifying head's cells, `[bins², 2]`: cell `i · bins + j` is at x of
-/// grid line i and z of grid line j, the lines spread evenly over [-1, 1].
-pub fn cell_centres(bins: i64, device: tch::Device) -> Tensor {
-    let line = Tensor::linspace(-1.0, 1.0, bins, (Kind::Float, device));
-    let x = line.unsqueeze(1).expand([bins, bins], false).reshape([-1]);
-    let z = line.unsqueeze(0).expand([bins, bins], false).reshape([-1]);
-    Tensor::stack(&[x, z], -1)
 }
 
 #[derive(Debug)]
@@ -197,8 +176,6 @@ pub struct MambaMoePolicy {
     /// apart is what routes), a projection, and one key per expert.
     route: Option<GoalRouter>,
     mean: nn::Linear,
-    /// The classifying head's logits and offsets, `cells · (1 + a)` wide.
-    cells: Option<nn::Linear>,
     log_std: nn::Linear,
     value: nn::Linear,
     cfg: PolicyConfig,
@@ -231,9 +208,6 @@ impl MambaMoePolicy {
                 }
             }),
             mean: nn::linear(&p / "mean", d, cfg.action_dim, Default::default()),
-            cells: (cfg.action_bins > 0).then(|| {
-                nn::linear(&p / "cells", d, cfg.action_bins.pow(2) * (1 + cfg.action_dim), Default::default())
-            }),
             log_std: nn::linear(&p / "log_std", d, cfg.action_dim, Default::default()),
             value: nn::linear(&p / "value", d, 1, Default::default()),
             cfg: cfg.clone(),
@@ -261,32 +235,13 @@ impl MambaMoePolicy {
         let log_std = z.apply(&self.log_std).clamp(self.cfg.log_std_min, self.cfg.log_std_max);
         let mut routed = shape[..shape.len() - 1].to_vec();
         routed.push(self.cfg.moe.top_k);
-        let (mean, cells) = match &self.cells {
-            None => (z.apply(&self.mean), None),
-            Some(head) => {
-                let (c, a) = (self.cfg.action_bins.pow(2), self.cfg.action_dim);
-                let raw = z.apply(head);
-                let logits = raw.narrow(-1, 0, c);
-                let mut cell_shape = shape[..shape.len() - 1].to_vec();
-                cell_shape.extend([c, a]);
-                let offsets = raw.narrow(-1, c, c * a).reshape(&cell_shape);
-                // The likeliest cell and its offset, as a pre-squash mean so `mode` reads it.
-                let best = logits.argmax(-1, true);
-                let centre = cell_centres(self.cfg.action_bins, z.device()).index_select(0, &best.reshape([-1]));
-                let index = best.unsqueeze(-1).expand(&[&shape[..shape.len() - 1], &[1, a]].concat(), false);
-                let offset = offsets.gather(-2, &index, false).squeeze_dim(-2);
-                let action = (centre.reshape(offset.size()) + offset).clamp(-0.999, 0.999);
-                (action.atanh(), Some((logits, offsets)))
-            }
-        };
         PolicyOutput {
-            mean,
+            mean: z.apply(&self.mean),
             log_std,
             value: z.apply(&self.value).squeeze_dim(-1),
             aux_loss: moe.aux_loss,
             moe: moe.metrics,
             experts: moe.experts.reshape(&routed),
-            cells,
         }
     }
 

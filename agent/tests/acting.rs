@@ -106,36 +106,3 @@ fn a_saved_policy_loads_whole_and_a_damaged_one_is_refused_by_name() {
     let e = load_policy(&dir.path().join("none.safetensors"), Device::Cpu).err().unwrap().to_string();
     assert!(e.contains("none.safetensors") && e.contains("no such file"), "{e}");
 }
-
-/// A classifying action head learns a handful of teacher actions by cloning: the likeliest cell
-/// plus its offset lands on each.
-#[test]
-fn a_classifying_head_clones_a_few_actions_into_their_cells() {
-    tch::manual_seed(5);
-    let vs = nn::VarStore::new(Device::Cpu);
-    let cfg = PolicyConfig { action_bins: 5, ..config(Routing::Goal) };
-    let mut policy = MambaMoePolicy::new(vs.root(), &cfg).unwrap();
-    let (b, l) = (2, 6);
-    let obs = Tensor::randn([b, l, 15], (Kind::Float, Device::Cpu));
-    let goal = Tensor::randn([b, l, 15], (Kind::Float, Device::Cpu));
-    policy.set_route_center(&goal.reshape([-1, 15]));
-    let teacher = Tensor::from_slice(&[0.9f32, -0.35, -1.0, 1.0, 0.1, 0.05, 0.62, -0.8, 0.0, 0.0, -0.5, 0.45])
-        .reshape([1, l, 2])
-        .expand([b, l, 2], true);
-    let prev = Tensor::zeros([b, l, 2], (Kind::Float, Device::Cpu));
-    let mask = Tensor::ones([b, l], (Kind::Float, Device::Cpu));
-    let returns = Tensor::zeros([b, l], (Kind::Float, Device::Cpu));
-    let mut opt = nn::Adam::default().build(&vs, 3e-3).unwrap();
-    use nn::OptimizerConfig;
-    let mut first = None;
-    for _ in 0..300 {
-        let out = policy.forward(&obs, &prev, &goal, Scan::Chunked);
-        let loss = agent::cloning::cloning_loss(&out, &teacher, &returns, &mask);
-        first.get_or_insert(loss.action_mse);
-        opt.backward_step(&loss.total);
-    }
-    let out = tch::no_grad(|| policy.forward(&obs, &prev, &goal, Scan::Chunked));
-    let err = (out.mode() - &teacher).abs().max().double_value(&[]);
-    assert!(err < 0.05, "the cloned actions are {err} off (first batch's squared error {first:?})");
-    assert_eq!(out.cells.unwrap().0.size(), [b, l, 25]);
-}

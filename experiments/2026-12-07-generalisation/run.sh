@@ -24,7 +24,11 @@ clone state --config "$here/configs/state.json" --privileged-state & clone bins 
 "$bin" gen --task push-to-goal --policy mixed --episodes 1200 --seed 7 --out "$out/more-push-to-goal"
 "$bin" gen --task knock-off --policy mixed --episodes 1200 --seed 7 --out "$out/more-knock-off"
 clone more --data "$out/more-push-to-goal" --data "$out/more-knock-off"
-for r in base more; do for t in knock-off push-to-goal; do
+# The classifying head trained on to 3,000 steps.
+"$bin" train-agent --world-model "$wm" --data "$data/train-push-to-goal" --data "$data/train-knock-off" \
+  --cloning-steps 2200 --dagger-rounds 0 --threads 2 --config "$here/configs/bins.json" \
+  --init "$out/bins/policy.safetensors" --out "$out/bins-more"
+for r in base more bins-more; do for t in knock-off push-to-goal; do
   "$bin" eval-agent --agent policy --policy-run "$out/$r/policy.safetensors" --task "$t" --protocol task \
     --episodes 50 --controls false --threads 1 --out "$out/eval-$r-$t"
 done; done
