@@ -195,7 +195,8 @@ pub struct AgentMetrics {
     pub episodes: usize,
     /// The action error on the held-out dataset episodes (every 20th), per task (push-to-goal,
     /// knock-off; none for a task without any), whole episodes fed their recorded frames; empty
-    /// when nothing is held out.
+    /// when nothing is held out. Held out of this run only: a policy given by `init` may have
+    /// trained on them.
     #[serde(default)]
     pub validation_mse: Vec<Option<f64>>,
     pub seconds: f64,
