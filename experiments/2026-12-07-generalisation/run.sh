@@ -38,3 +38,11 @@ for t in knock-off push-to-goal; do
     --controls false --threads 1 --out "$out/trace-$t"
   "${PYTHON:-.venv/bin/python3}" "$here/draw_traces.py" "$out/trace-$t/episodes.jsonl" "$here/traces-$t.png" --first 8 --task "$t"
 done
+# Four more DAgger rounds from the trained policy (run at ca42fd8 for round 0, resumed at 34ad498).
+"$bin" train-agent --world-model "$wm" --data "$data/train-push-to-goal" --data "$data/train-knock-off" \
+  --init out/agent/run/policy.safetensors --cloning-steps 0 --dagger-rounds 4 --dagger-episodes 64 \
+  --dagger-steps 600 --beta 0.1 --beta-decay 0.5 --out "$out/dagger" --threads 2
+for t in knock-off push-to-goal; do
+  "$bin" eval-agent --agent policy --policy-run "$out/dagger/policy.safetensors" --task "$t" --protocol task \
+    --episodes 200 --controls false --threads 1 --out "$out/dagger-eval-$t"
+done
