@@ -4,8 +4,8 @@
 # (every 20th); two of them scored on 50 task episodes a task; and the original policy's episodes
 # traced (paw, cup, action, the expert's action in each visited state) and drawn.
 # The options below (--window, --feature-dropout, --mirror, --privileged-state, the config
-# overlays) exist at commit COMMIT_A (see REPORT.md); later commits keep only the held-out metric
-# and the traces.
+# overlays) exist at commit 53460c3: run this script with CUPWORLD pointing at a binary built
+# there (REPORT.md); later commits keep only the held-out metric and the traces.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 bin=${CUPWORLD:-target/debug/cupworld}
