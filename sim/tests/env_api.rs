@@ -206,3 +206,46 @@ fn linger_steps_show_the_cup_landing_after_it_falls() {
     assert!(y < top - 0.3, "after 0.8 s the cup should be far below the table top ({y} vs {top})");
     assert!((ret - ret0).abs() < 5.0, "the success bonus is paid once ({ret0} → {ret})");
 }
+
+/// The expert's action is a continuous function of the state: moving the paw or the cup by a
+/// millimetre, anywhere about the cup, moves the action little. A policy sees the scene only
+/// roughly (a 64×64 frame); an expert with modes (a pushing band, a way round chosen once) would
+/// ask it to learn jumps its frames do not show (experiments/2026-12-07-smooth-expert).
+#[test]
+fn the_experts_action_moves_little_when_the_state_moves_a_millimetre() {
+    for task in [Task::PushToGoal, Task::KnockOff] {
+        let mut env = Env::new(EnvConfig::for_task(task)).unwrap();
+        let mut worst = (0.0f32, [0.0f32; 2]);
+        for i in 0..20 {
+            let seed = episode_seed(3, i);
+            let (_, info) = env.reset(seed);
+            let mut expert = sim::Actor::new(PolicyKind::Expert, task, seed);
+            let [cx, _, cz] = info.cup.position;
+            // The paw on rings about the cup, from touching it to 20 cm away.
+            for ring in 0..9 {
+                let radius = info.cup_radius + info.pusher_half_extents[0] + 0.005 + 0.02 * ring as f32;
+                for k in 0..90 {
+                    let angle = k as f32 * std::f32::consts::TAU / 90.0;
+                    let mut at = info.clone();
+                    at.pusher.position[0] = cx + radius * angle.cos();
+                    at.pusher.position[2] = cz + radius * angle.sin();
+                    let a = expert.act(&at);
+                    for (body, axis) in [(0, 0), (0, 2), (1, 0), (1, 2)] {
+                        let mut moved = at.clone();
+                        let p = if body == 0 { &mut moved.pusher.position } else { &mut moved.cup.position };
+                        p[axis] += 0.001;
+                        let b = expert.act(&moved);
+                        let change = ((a[0] - b[0]).powi(2) + (a[1] - b[1]).powi(2)).sqrt();
+                        if change > worst.0 {
+                            worst = (change, [radius, angle]);
+                        }
+                    }
+                }
+            }
+        }
+        eprintln!("{task:?}: largest action change for a 1 mm move {:.3} (paw at {:?})", worst.0, worst.1);
+        // Steepest where the paw stands right in front of the cup and the way round turns; an
+        // expert with modes jumps by up to 2 (experiments/2026-12-07-smooth-expert).
+        assert!(worst.0 < 0.3, "{task:?}: a 1 mm move changed the action by {:.3}", worst.0);
+    }
+}
