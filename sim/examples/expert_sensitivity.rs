@@ -18,7 +18,7 @@ fn main() {
     for task in [Task::PushToGoal, Task::KnockOff] {
         let mut env = Env::new(EnvConfig::for_task(task)).expect("the default config is valid");
         let mut rng = ChaCha8Rng::seed_from_u64(1);
-        let (mut wins, mut length, mut steps, mut speed) = (0u64, 0u64, 0u64, 0f64);
+        let (mut wins, mut length, mut steps, mut speed, mut square) = (0u64, 0u64, 0u64, 0f64, 0f64);
         // Per region: squared action change with the paw moved, with the cup moved, and steps.
         let mut regions = [[0f64; 3]; 3];
         for i in 0..episodes {
@@ -40,6 +40,7 @@ fn main() {
                 regions[region][2] += 1.0;
                 let a = actor.act(&info);
                 speed += (a[0] * a[0] + a[1] * a[1]).sqrt() as f64;
+                square += (a[0] * a[0] + a[1] * a[1]) as f64;
                 steps += 1;
                 let r = env.step(a).expect("the expert's actions are finite");
                 success |= r.info.success;
@@ -53,10 +54,11 @@ fn main() {
         }
         let total: f64 = regions.iter().map(|r| (r[0] + r[1]) / 2.0).sum::<f64>() / steps as f64;
         println!(
-            "{task:?}: success {wins}/{episodes}, mean length {:.1}, mean |action| {:.2}, \
+            "{task:?}: success {wins}/{episodes}, mean length {:.1}, mean |action| {:.2}, mean |action|² {:.2}, \
              E|a(s + noise) - a(s)|² {total:.3} (sigma {sigma} m)",
             length as f64 / episodes as f64,
             speed / steps as f64,
+            square / steps as f64,
         );
         for (r, name) in regions.iter().zip(["touching", "near", "far"]) {
             println!(

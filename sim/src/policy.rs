@@ -66,6 +66,7 @@ pub struct Actor {
     policy: EpisodePolicy,
     task: Task,
     rng: ChaCha8Rng,
+    pushing: bool,
 }
 
 impl Actor {
@@ -82,7 +83,7 @@ impl Actor {
                 _ => EpisodePolicy::Random,
             },
         };
-        Actor { policy, task, rng }
+        Actor { policy, task, rng, pushing: false }
     }
 
     pub fn policy(&self) -> EpisodePolicy {
@@ -101,75 +102,76 @@ impl Actor {
         }
     }
 
-    fn expert(&self, info: &Info) -> [f32; 2] {
+    fn expert(&mut self, info: &Info) -> [f32; 2] {
         let cup = [info.cup.position[0], info.cup.position[2]];
         let target = match self.task {
             Task::PushToGoal => info.goal,
             Task::KnockOff => knock_off_target(info),
         };
-        push_towards(info, cup, target, self.task)
+        let (action, pushing) = push_towards(info, cup, target, self.task, self.pushing);
+        self.pushing = pushing;
+        action
     }
 }
 
-/// A point well past the table edge nearest to the cup. Where two edges are about as near (the
-/// cup on a corner's diagonal), the push heads between them, so the target turns smoothly.
+/// A point well past the table edge nearest to the cup.
 fn knock_off_target(info: &Info) -> [f32; 2] {
     let [x, _, z] = info.cup.position;
     let [hw, hd] = info.table_half_size;
-    let x_edge_first = 1.0 / (1.0 + (((hw - x.abs()) - (hd - z.abs())) / 0.02).exp());
-    let towards = [x.signum() * x_edge_first, z.signum() * (1.0 - x_edge_first)];
-    add([x, z], scale(towards, 1.0 / norm(towards).max(1e-6)))
+    let beyond = 0.3;
+    if hw - x.abs() <= hd - z.abs() { [x.signum() * (hw + beyond), z] } else { [x, z.signum() * (hd + beyond)] }
 }
 
 /// Drives the pusher to the far side of the cup from `target`, then pushes the cup along the line
-/// to it. The action is a continuous function of the state (no mode kept between steps): pushing
-/// and travelling blend over a band about the cup–target line, and the way round the cup turns
-/// smoothly with the side the pusher is on, so a policy that sees the state only roughly (a 64×64
-/// frame) still has one action to learn for nearby states.
-fn push_towards(info: &Info, cup: [f32; 2], target: [f32; 2], task: Task) -> [f32; 2] {
+/// to it. Returns the action and whether the pusher is in pushing position (kept with hysteresis).
+fn push_towards(info: &Info, cup: [f32; 2], target: [f32; 2], task: Task, was_pushing: bool) -> ([f32; 2], bool) {
     let pusher = [info.pusher.position[0], info.pusher.position[2]];
     let to_goal = sub(target, cup);
     let dist = norm(to_goal);
+    if task == Task::PushToGoal && dist < 0.008 {
+        return ([0.0, 0.0], was_pushing);
+    }
     let dir = scale(to_goal, 1.0 / dist.max(1e-6));
     let perp = [-dir[1], dir[0]];
-    let r = info.cup_radius;
-    let contact = r + info.pusher_half_extents[0] + 0.004;
+    let contact = info.cup_radius + info.pusher_half_extents[0] + 0.004;
+    let behind = sub(cup, scale(dir, contact));
     let rel = sub(pusher, cup);
     let along = dot(rel, dir);
     let lateral = dot(rel, perp);
 
-    // Pushing: along the line, steering back onto it, slowing near the goal so the cup stops there.
-    let speed = match task {
-        Task::PushToGoal => (dist * 4.0).min(1.0),
-        Task::KnockOff => 1.0,
-    };
-    let closing = ((-contact - along) * 4.0).max(0.0); // keep in touch
-    let push = add(scale(dir, speed + closing), scale(perp, -lateral * 10.0));
-
-    // Travelling: to a point just behind the cup, going round it rather than through it.
-    let approach = sub(cup, scale(dir, contact + 0.01));
-    let to = sub(approach, pusher);
-    let gap = norm(to);
-    let mut travel = scale(to, (gap * 10.0).min(1.0) / gap.max(1e-6));
-    let rdist = norm(rel);
-    let clear = r + info.pusher_half_extents[0] * 1.5 + 0.02;
-    let near = (1.0 - smoothstep(clear * 1.2, clear * 1.6, rdist)) * smoothstep(-contact * 0.5, -contact * 0.1, along);
-    if near > 0.0 {
-        let radial = scale(rel, 1.0 / rdist.max(1e-6));
-        let inward = dot(travel, radial).min(0.0);
-        let tangent = scale([-radial[1], radial[0]], 0.8 * (lateral / 0.01).tanh());
-        let outward = ((clear * 1.4 - rdist) * 20.0).max(0.0);
-        travel = add(travel, scale(add(scale(radial, -inward + outward), tangent), near));
+    let lateral_tol = if was_pushing { info.cup_radius * 0.8 } else { info.cup_radius * 0.4 };
+    let in_position = along < -contact * 0.8 && along > -contact * 1.6 && lateral.abs() < lateral_tol;
+    if in_position {
+        // Push along the line, steering back onto it; slow down near the goal so the cup stops there.
+        let speed = match task {
+            Task::PushToGoal => (dist * 4.0).clamp(0.12, 1.0),
+            Task::KnockOff => 1.0,
+        };
+        let correction = -lateral * 6.0;
+        let closing = (-contact - along) * 4.0; // keep in touch
+        let v = add(scale(dir, speed + closing.max(0.0)), scale(perp, correction));
+        return (clamp_action(v), true);
     }
 
-    let w = (1.0 - smoothstep(0.2 * r, 1.2 * r, lateral.abs())) * (1.0 - smoothstep(-contact * 0.4, 0.0, along));
-    clamp_action(add(scale(push, w), scale(travel, 1.0 - w)))
-}
-
-/// 0 below `lo`, 1 above `hi`, a cubic in between (`hi < lo` reverses it).
-fn smoothstep(lo: f32, hi: f32, x: f32) -> f32 {
-    let t = ((x - lo) / (hi - lo)).clamp(0.0, 1.0);
-    t * t * (3.0 - 2.0 * t)
+    // Travel to a point just behind the cup, going around it rather than through it.
+    let approach = sub(behind, scale(dir, 0.015));
+    let to = sub(approach, pusher);
+    let gap = norm(to);
+    let mut v = scale(to, (gap * 12.0).min(1.0) / gap.max(1e-6));
+    let rdist = norm(rel);
+    let clear = info.cup_radius + info.pusher_half_extents[0] * 1.5 + 0.02;
+    if rdist < clear * 1.4 && along > -contact * 0.9 {
+        let radial = scale(rel, 1.0 / rdist.max(1e-6));
+        let inward = dot(v, radial).min(0.0);
+        v = sub(v, scale(radial, inward));
+        let mut tangent = [-radial[1], radial[0]];
+        if dot(tangent, sub(approach, pusher)) < 0.0 {
+            tangent = scale(tangent, -1.0);
+        }
+        v = add(v, scale(tangent, 0.8));
+        v = add(v, scale(radial, ((clear * 1.4 - rdist) * 20.0).max(0.0)));
+    }
+    (clamp_action(v), false)
 }
 
 fn clamp_action(v: [f32; 2]) -> [f32; 2] {

@@ -95,8 +95,8 @@ pub struct Runner<'a, 'r> {
     pub acting: Acting<'a>,
     horizon: Option<RecedingHorizon>,
     actor: Option<Actor>,
-    /// The expert beside the agent, asked on every state the episode visits, as DAgger labels
-    /// them: the `trace`'s expert column.
+    /// The expert beside the agent, stepped on every state the episode visits (its hysteresis
+    /// follows them), as DAgger labels them: the `trace`'s expert column.
     labeller: Option<Actor>,
     replan_ms: Vec<f64>,
     evaluations: usize,
