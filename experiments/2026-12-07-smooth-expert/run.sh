@@ -19,3 +19,4 @@ for t in push-to-goal knock-off; do
   "${PYTHON:-.venv/bin/python3}" experiments/2026-12-07-generalisation/draw_traces.py \
     "out/smooth/agent-eval-$t/episodes.jsonl" "$here/traces-$t.png" --first 8 --task "$t"
 done
+python3 experiments/2026-12-07-smooth-expert/goal_direction.py out/smooth/agent-eval-push-to-goal/episodes.jsonl > "$here/goal-direction.txt"
