@@ -28,13 +28,14 @@ fn main() {
             let mut success = false;
             loop {
                 let region = region(&info);
+                // On clones, so an expert with a mode kept between steps is asked in the same mode.
+                let a = actor.clone().act(&info);
                 for moved in 0..2 {
                     let mut noisy = info.clone();
                     let p = if moved == 0 { &mut noisy.pusher.position } else { &mut noisy.cup.position };
                     p[0] += sigma * gaussian(&mut rng);
                     p[2] += sigma * gaussian(&mut rng);
-                    // On clones, so an expert with a mode kept between steps is asked in the same mode.
-                    let (a, b) = (actor.clone().act(&info), actor.clone().act(&noisy));
+                    let b = actor.clone().act(&noisy);
                     regions[region][moved] += ((a[0] - b[0]).powi(2) + (a[1] - b[1]).powi(2)) as f64;
                 }
                 regions[region][2] += 1.0;
