@@ -9,8 +9,6 @@ use crate::policy::PolicyOutput;
 const SPREAD_WEIGHT: f64 = 0.01;
 /// Weight of the value head's regression onto the discounted return.
 const VALUE_WEIGHT: f64 = 0.1;
-/// Weight of the state read-out's regression (targets in quarter metres, so about unit scale).
-const STATE_WEIGHT: f64 = 1.0;
 
 /// One batch's cloning loss and its parts (plain numbers for the metrics).
 pub struct CloningLoss {
@@ -19,27 +17,11 @@ pub struct CloningLoss {
     pub action_mse: f64,
     pub spread_nll: f64,
     pub value_mse: f64,
-    /// Mean squared error of the state read-out over its known entries (0 without one).
-    pub state_mse: f64,
-}
-
-/// What the state read-out is fitted to: `target [b, l, s]` and `known [b, l, s]` (1 where the
-/// frame or the goal image shows that quantity, 0 elsewhere and on padding).
-pub struct StateTarget<'a> {
-    pub target: &'a Tensor,
-    pub known: &'a Tensor,
 }
 
 /// `out` from [`crate::MambaMoePolicy::forward`] over `[b, l]`; `teacher [b, l, a]` in `[-1, 1]`;
-/// `returns [b, l]` (the value head's target); `mask [b, l]` is 1 on real steps, 0 on padding;
-/// `state` scores the policy's state read-out where it has one.
-pub fn cloning_loss(
-    out: &PolicyOutput,
-    teacher: &Tensor,
-    returns: &Tensor,
-    mask: &Tensor,
-    state: Option<StateTarget>,
-) -> CloningLoss {
+/// `returns [b, l]` (the value head's target); `mask [b, l]` is 1 on real steps, 0 on padding.
+pub fn cloning_loss(out: &PolicyOutput, teacher: &Tensor, returns: &Tensor, mask: &Tensor) -> CloningLoss {
     let n = mask.sum(Kind::Float).clamp_min(1.0);
     let masked_mean = |x: &Tensor| (x * mask).sum(Kind::Float) / &n;
     let action = masked_mean(&(out.mode() - teacher).square().sum_dim_intlist(-1, false, Kind::Float));
@@ -48,18 +30,11 @@ pub fn cloning_loss(
     let z = (pre - out.mean.detach()) / out.log_std.exp();
     let nll = masked_mean(&(z.square() * 0.5 + &out.log_std).sum_dim_intlist(-1, false, Kind::Float));
     let value = masked_mean(&(&out.value - returns).square());
-    let mut total = &action + &nll * SPREAD_WEIGHT + &value * VALUE_WEIGHT + &out.aux_loss;
-    let mut state_mse = 0.0;
-    if let (Some(read), Some(t)) = (&out.state, state) {
-        let err = ((read - t.target).square() * t.known).sum(Kind::Float) / t.known.sum(Kind::Float).clamp_min(1.0);
-        state_mse = err.double_value(&[]);
-        total = total + err * STATE_WEIGHT;
-    }
+    let total = &action + &nll * SPREAD_WEIGHT + &value * VALUE_WEIGHT + &out.aux_loss;
     CloningLoss {
         action_mse: action.double_value(&[]),
         spread_nll: nll.double_value(&[]),
         value_mse: value.double_value(&[]),
-        state_mse,
         total,
     }
 }

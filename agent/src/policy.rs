@@ -30,10 +30,6 @@ pub struct PolicyConfig {
     /// The sequence model: Mamba, or attention for the ablation (`mamba.d_model` and
     /// `mamba.n_layers` give either its width and depth).
     pub backbone: Backbone,
-    /// Width of the state read-out: a linear head on the backbone's output that training fits
-    /// to where the paw, the cup and the goal are (privileged at training time, never an input),
-    /// so the features the actions are chosen from hold them. 0: none.
-    pub state_dim: i64,
 }
 
 /// The sequence model the policy's steps go through.
@@ -75,7 +71,6 @@ impl Default for PolicyConfig {
             log_std_max: 1.0,
             routing: Routing::Goal,
             backbone: Backbone::Mamba,
-            state_dim: 0,
         }
     }
 }
@@ -84,10 +79,8 @@ impl PolicyConfig {
     pub fn validate(&self) -> Result<()> {
         self.mamba.validate().map_err(AgentError::Config)?;
         self.moe.validate().map_err(AgentError::Config)?;
-        if self.obs_dim <= 0 || self.goal_dim < 0 || self.action_dim <= 0 || self.state_dim < 0 {
-            return Err(AgentError::Config(
-                "obs_dim and action_dim must be positive, goal_dim and state_dim non-negative".into(),
-            ));
+        if self.obs_dim <= 0 || self.goal_dim < 0 || self.action_dim <= 0 {
+            return Err(AgentError::Config("obs_dim and action_dim must be positive, goal_dim non-negative".into()));
         }
         if self.routing == Routing::Goal && self.goal_dim == 0 {
             return Err(AgentError::Config("routing \"goal\" needs a goal (goal_dim above 0)".into()));
@@ -116,8 +109,6 @@ pub struct PolicyOutput {
     pub moe: MoeMetrics,
     /// The experts each step was routed to, best first: `[b, l, k]` (or `[b, k]`).
     pub experts: Tensor,
-    /// The state read-out `[b, l, s]` (or `[b, s]`), with `state_dim` above 0.
-    pub state: Option<Tensor>,
 }
 
 impl PolicyOutput {
@@ -187,7 +178,6 @@ pub struct MambaMoePolicy {
     mean: nn::Linear,
     log_std: nn::Linear,
     value: nn::Linear,
-    state: Option<nn::Linear>,
     cfg: PolicyConfig,
 }
 
@@ -220,7 +210,6 @@ impl MambaMoePolicy {
             mean: nn::linear(&p / "mean", d, cfg.action_dim, Default::default()),
             log_std: nn::linear(&p / "log_std", d, cfg.action_dim, Default::default()),
             value: nn::linear(&p / "value", d, 1, Default::default()),
-            state: (cfg.state_dim > 0).then(|| nn::linear(&p / "state", d, cfg.state_dim, Default::default())),
             cfg: cfg.clone(),
         })
     }
@@ -253,7 +242,6 @@ impl MambaMoePolicy {
             aux_loss: moe.aux_loss,
             moe: moe.metrics,
             experts: moe.experts.reshape(&routed),
-            state: self.state.as_ref().map(|s| h.apply(s)),
         }
     }
 

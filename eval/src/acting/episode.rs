@@ -77,9 +77,6 @@ pub struct TraceStep {
     pub goal: [f32; 2],
     pub action: [f32; 2],
     pub expert: [f32; 2],
-    /// A policy's state read-out before the action (paw, cup, goal x, z; metres), if it has one.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub readout: Option<[f32; 6]>,
 }
 
 #[derive(Clone, Copy, Debug, Serialize, Deserialize)]
@@ -106,25 +103,10 @@ pub struct Runner<'a, 'r> {
     /// The expert's actions from the start, to score at the first replan (goal-frame pairs).
     reference: Option<Vec<[f32; 2]>>,
     first_replan: Option<FirstReplan>,
-    /// The policy's last state read-out (metres).
-    readout: Option<[f32; 6]>,
-    /// Experiment: the scripted expert acting on the policy's read-out of the paw, the cup and
-    /// the goal instead of the simulator's (`CUPWORLD_READOUT_EXPERT=1`), or on the cup probe's
-    /// reading of the frame with the paw and goal exact (`CUPWORLD_READOUT_EXPERT=probe`,
-    /// the probe in `CUPWORLD_PROBE`).
-    readout_expert: bool,
-    probe: Option<world_model::CupProbe>,
 }
 
 impl<'a, 'r> Runner<'a, 'r> {
     pub fn new(renderer: &'r mut Renderer, acting: Acting<'a>) -> Runner<'a, 'r> {
-        let probe =
-            match (&acting, std::env::var("CUPWORLD_READOUT_EXPERT").as_deref(), std::env::var("CUPWORLD_PROBE")) {
-                (Acting::Policy { model, .. }, Ok("probe"), Ok(path)) => {
-                    Some(world_model::CupProbe::load(std::path::Path::new(&path), &model.cfg).expect("CUPWORLD_PROBE"))
-                }
-                _ => None,
-            };
         Runner {
             renderer,
             acting,
@@ -135,9 +117,6 @@ impl<'a, 'r> Runner<'a, 'r> {
             evaluations: 0,
             reference: None,
             first_replan: None,
-            readout: None,
-            readout_expert: std::env::var("CUPWORLD_READOUT_EXPERT").is_ok_and(|v| v == "1" || v == "probe"),
-            probe,
         }
     }
 
@@ -178,12 +157,7 @@ impl<'a, 'r> Runner<'a, 'r> {
                 planner.reset(seed);
                 self.horizon = Some(RecedingHorizon::new(model));
             }
-            Acting::Policy { actor, .. } => {
-                *actor = None;
-                if self.readout_expert {
-                    self.actor = Some(Actor::new(PolicyKind::Expert, env.config().task, seed));
-                }
-            }
+            Acting::Policy { actor, .. } => *actor = None,
             Acting::Random => self.actor = Some(Actor::new(PolicyKind::Random, env.config().task, seed)),
             Acting::Expert => self.actor = Some(Actor::new(PolicyKind::Expert, env.config().task, seed)),
             Acting::Zero => {}
@@ -228,36 +202,8 @@ impl<'a, 'r> Runner<'a, 'r> {
                         actor.insert(PolicyActor::new(*policy, &agent::acting::frame_features(&goal.unsqueeze(0))))
                     }
                 };
-                let out = actor.step(&features);
-                let mode = Vec::<f32>::try_from(out.mode().reshape([-1]))?;
-                let mut action = [mode[0], mode[1]];
-                self.readout = match &out.state {
-                    Some(read) => {
-                        let r = Vec::<f32>::try_from(read.reshape([-1]))?;
-                        let m = 1.0 / train::agent::demos::STATE_SCALE;
-                        Some(std::array::from_fn(|i| r[i] * m))
-                    }
-                    None => None,
-                };
-                if let (Some(expert), Some(probe)) = (self.actor.as_mut(), &self.probe) {
-                    let size = model.cfg.image_size;
-                    let latents = model.encode_target(&world_model::rgb_frame(&rgb, size, size).unsqueeze(0));
-                    let cup = probe.read_one(&latents.squeeze_dim(0));
-                    let mut seen = info.clone();
-                    seen.cup.position[0] = cup[0];
-                    seen.cup.position[2] = cup[1];
-                    action = expert.act(&seen);
-                } else if let (Some(expert), Some(r)) = (self.actor.as_mut(), self.readout) {
-                    let mut seen = info.clone();
-                    seen.pusher.position[0] = r[0];
-                    seen.pusher.position[2] = r[1];
-                    seen.cup.position[0] = r[2];
-                    seen.cup.position[2] = r[3];
-                    if env.config().task == sim::Task::PushToGoal {
-                        seen.goal = [r[4], r[5]];
-                    }
-                    action = expert.act(&seen);
-                }
+                let mode = Vec::<f32>::try_from(actor.step(&features).mode().reshape([-1]))?;
+                let action = [mode[0], mode[1]];
                 actor.taken(&Tensor::from_slice(&action).view([1, 2]));
                 self.replan_ms.push(t.elapsed().as_secs_f64() * 1e3);
                 action
@@ -318,7 +264,6 @@ impl<'a, 'r> Runner<'a, 'r> {
                 goal: info.goal,
                 action,
                 expert: self.labeller.as_mut().expect("begin first").act(&info),
-                readout: self.readout.take(),
             });
             let r = env.step(action)?;
             info = r.info;

@@ -14,7 +14,7 @@ use tch::{Kind, Tensor};
 use world_model::WorldModel;
 
 use super::Teacher;
-use super::demos::{Demo, StateRow};
+use super::demos::Demo;
 use super::frames::{FrameLink, features_of_rgb};
 
 /// What one round of rollouts came to.
@@ -117,7 +117,6 @@ pub fn rollouts(
             &e.teacher,
             &e.rewards,
             goal,
-            &e.state,
         ));
     }
     stats.labels = stats.frames;
@@ -137,9 +136,6 @@ struct Live {
     taken: Vec<[f32; 2]>,
     teacher: Vec<[f32; 2]>,
     rewards: Vec<f32>,
-    state: Vec<StateRow>,
-    /// The cup's height at reset: below it, the cup has fallen.
-    cup_start_y: f32,
 }
 
 impl Live {
@@ -147,7 +143,6 @@ impl Live {
         let task = cfg.task;
         let mut env = Env::new(cfg)?;
         let (_, info) = env.reset(seed);
-        let cup_start_y = info.cup.position[1];
         Ok(Live {
             env,
             seed,
@@ -159,8 +154,6 @@ impl Live {
             taken: vec![],
             teacher: vec![],
             rewards: vec![],
-            state: vec![],
-            cup_start_y,
         })
     }
 
@@ -170,10 +163,6 @@ impl Live {
     }
 
     fn record(&mut self, features: Tensor, action: [f32; 2], label: [f32; 2]) -> Result<()> {
-        let i = &self.info;
-        let goal = (self.env.config().task == Task::PushToGoal).then_some(i.goal);
-        let paw = [i.pusher.position[0], i.pusher.position[2]];
-        self.state.push(StateRow::new(paw, i.cup.position, self.cup_start_y, goal));
         let r = self.env.step(action)?;
         self.features.push(features);
         self.taken.push(action);

@@ -23,38 +23,6 @@ use super::frames::{FrameLink, features_of_frames, features_of_rgb};
 /// Discount of the value head's return.
 pub const GAMMA: f32 = 0.99;
 
-/// Width of the state the policy's read-out is fitted to: the paw's x, z, the cup's x, z and the
-/// goal image's cup x, z, table-centred.
-pub const STATE_DIM: i64 = 6;
-/// Metres to read-out units: positions on the table span about ±0.4 m, ±1.6 units.
-pub const STATE_SCALE: f32 = 4.0;
-/// A cup this far below where it started has fallen or tipped: out of the frame, or not where
-/// its centre says, so its position is not scored.
-const CUP_DROP: f32 = 0.05;
-
-/// One step's read-out target and which entries are known (1) or not (0).
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct StateRow {
-    pub value: [f32; STATE_DIM as usize],
-    pub known: [f32; STATE_DIM as usize],
-}
-
-impl StateRow {
-    /// From the simulator's state: the paw's x, z, the cup's position (and its height at the
-    /// episode's start), and the goal's x, z where the goal image shows the cup there
-    /// (push-to-goal; knock-off's goal is an empty table).
-    pub fn new(paw: [f32; 2], cup: [f32; 3], cup_start_y: f32, goal: Option<[f32; 2]>) -> StateRow {
-        let cup_known = (cup[1] > cup_start_y - CUP_DROP) as u8 as f32;
-        let g = goal.unwrap_or([0.0, 0.0]);
-        let goal_known = goal.is_some() as u8 as f32;
-        let s = STATE_SCALE;
-        StateRow {
-            value: [paw[0] * s, paw[1] * s, cup[0] * s, cup[2] * s, g[0] * s, g[1] * s],
-            known: [1.0, 1.0, cup_known, cup_known, goal_known, goal_known],
-        }
-    }
-}
-
 /// One episode as the policy learns from it; tensors on the CPU.
 pub struct Demo {
     pub task: Task,
@@ -69,9 +37,6 @@ pub struct Demo {
     pub returns: Tensor,
     /// The goal image's features `[F]`.
     pub goal: Tensor,
-    /// The state read-out's target `[T, STATE_DIM]` and which entries are known.
-    pub state: Tensor,
-    pub known: Tensor,
 }
 
 impl Demo {
@@ -92,17 +57,11 @@ impl Demo {
         teacher: &[[f32; 2]],
         rewards: &[f32],
         goal: Tensor,
-        state: &[StateRow],
     ) -> Demo {
         let t = taken.len() as i64;
         let flat =
             |v: &[[f32; 2]]| Tensor::from_slice(&v.iter().flatten().copied().collect::<Vec<f32>>()).reshape([t, 2]);
-        let rows = |f: &dyn Fn(&StateRow) -> [f32; STATE_DIM as usize]| {
-            Tensor::from_slice(&state.iter().flat_map(f).collect::<Vec<f32>>()).reshape([t, STATE_DIM])
-        };
         Demo {
-            state: rows(&|r| r.value),
-            known: rows(&|r| r.known),
             task,
             seed,
             features,
@@ -145,7 +104,6 @@ pub fn label_episode(env: &mut Env, recorded: &EpisodeTensors) -> Result<Labelle
     let actions: Vec<[f32; 2]> =
         Vec::<f32>::try_from(recorded.actions.reshape([-1]))?.chunks(2).map(|a| [a[0], a[1]]).collect();
     let (obs, mut info) = env.reset(seed);
-    let info_goal = info.goal;
     let goal = sim::goal::task_goal_scene(env, &info);
     // The cup and goal (`environment_state`) and the paw's position must be the recorded ones.
     let check = |t: usize, obs: &sim::Observation| -> Result<()> {
@@ -174,15 +132,7 @@ pub fn label_episode(env: &mut Env, recorded: &EpisodeTensors) -> Result<Labelle
             check(t + 1, &r.obs)?;
         }
     }
-    let env_state = Vec::<f32>::try_from(recorded.env_state.reshape([-1]))?;
-    let pusher = Vec::<f32>::try_from(recorded.pusher.reshape([-1]))?;
-    let goal_xz = (env.config().task == Task::PushToGoal).then_some([info_goal[0], info_goal[1]]);
-    let state = env_state
-        .chunks(9)
-        .zip(pusher.chunks(2))
-        .map(|(e, p)| StateRow::new([p[0], p[1]], [e[0], e[1], e[2]], env_state[1], goal_xz))
-        .collect();
-    Ok(Labelled { actions, teacher, rewards, goal, state })
+    Ok(Labelled { actions, teacher, rewards, goal })
 }
 
 #[derive(Debug)]
@@ -192,8 +142,6 @@ pub struct Labelled {
     pub teacher: Vec<[f32; 2]>,
     pub rewards: Vec<f32>,
     pub goal: SceneSnapshot,
-    /// The state read-out's target at each recorded frame.
-    pub state: Vec<StateRow>,
 }
 
 /// Every episode of the datasets in `dirs`, labelled by the expert, as demos.
@@ -223,7 +171,6 @@ pub fn demos_from_datasets(dirs: &[std::path::PathBuf], model: &WorldModel, link
                 &l.teacher,
                 &l.rewards,
                 goal_features.get(i as i64),
-                &l.state,
             ));
         }
         tracing::info!("{}: {} episodes labelled by the expert", dir.display(), episodes.len());
@@ -234,8 +181,7 @@ pub fn demos_from_datasets(dirs: &[std::path::PathBuf], model: &WorldModel, link
 /// Hindsight goals for the goal-frame protocol: each stretch of `GOAL_FRAME_GAP` steps the
 /// expert drove itself (the executed actions are its labels), from every `stride`-th step, with
 /// the frame that stretch reached as its goal image. What goal-conditioned cloning learns from
-/// (stable-worldmodel's GCBC); the policy starts each stretch afresh, as it starts a pair. The
-/// read-out's goal is where the cup stands in that frame.
+/// (stable-worldmodel's GCBC); the policy starts each stretch afresh, as it starts a pair.
 pub fn hindsight_segments(demo: &Demo, stride: i64) -> Vec<Demo> {
     let gap = sim::goal::GOAL_FRAME_GAP as i64;
     let own = demo.taken.eq_tensor(&demo.teacher).all_dim(-1, false); // [T] the expert's own steps
@@ -251,19 +197,8 @@ pub fn hindsight_segments(demo: &Demo, stride: i64) -> Vec<Demo> {
             teacher: demo.teacher.narrow(0, s, gap),
             returns: demo.returns.narrow(0, s, gap),
             goal: demo.features.get(s + gap),
-            state: with_goal_of(&demo.state, s, gap),
-            known: with_goal_of(&demo.known, s, gap),
         })
         .collect()
-}
-
-/// Rows `s..s + gap` of a `[T, STATE_DIM]` table with the goal columns replaced by row
-/// `s + gap`'s cup columns: the cup in the frame that stretch reached.
-fn with_goal_of(table: &Tensor, s: i64, gap: i64) -> Tensor {
-    let rows = table.narrow(0, s, gap).copy();
-    let cup = table.get(s + gap).narrow(0, 2, 2).unsqueeze(0).expand([gap, 2], false);
-    tch::no_grad(|| rows.narrow(1, 4, 2).copy_(&cup));
-    rows
 }
 
 /// A batch of whole episodes padded to the longest: features `[b, l, F]`, the previous action
@@ -275,9 +210,6 @@ pub struct Batch {
     pub teacher: Tensor,
     pub returns: Tensor,
     pub mask: Tensor,
-    /// The state read-out's target and known entries `[b, l, STATE_DIM]` (0 on padding).
-    pub state: Tensor,
-    pub known: Tensor,
     pub task: Vec<usize>,
 }
 
@@ -303,8 +235,6 @@ pub fn batch(demos: &[&Demo]) -> Batch {
         teacher: stack(&|d| d.teacher.shallow_clone()),
         returns: stack(&|d| d.returns.shallow_clone()),
         mask: stack(&|d| Tensor::ones([d.len()], (Kind::Float, d.taken.device()))),
-        state: stack(&|d| d.state.shallow_clone()),
-        known: stack(&|d| d.known.shallow_clone()),
         task: demos.iter().map(|d| task_index(d.task)).collect(),
     }
 }
@@ -335,15 +265,7 @@ mod tests {
             &teacher,
             &vec![0.0; t as usize],
             Tensor::zeros([3], (Kind::Float, tch::Device::Cpu)),
-            // The cup moves along x; it falls off at step 60, so that frame shows no cup.
-            &(0..t)
-                .map(|i| {
-                    let cup = [i as f32 / 100.0, if i < 60 { 0.8 } else { 0.5 }, 0.1];
-                    StateRow::new([0.0, 0.0], cup, 0.8, Some([0.2, -0.1]))
-                })
-                .collect::<Vec<_>>(),
         );
-        assert!((d.state.double_value(&[0, 4]) - 0.8).abs() < 1e-6, "the task's goal, in read-out units");
         let segments = hindsight_segments(&d, 20);
         // Starts 0, 20, 40 fit (start + 20 < 70); the one from 20 holds step 25 and is left out.
         let starts: Vec<f64> = segments.iter().map(|s| s.features.double_value(&[0, 0])).collect();
@@ -352,20 +274,6 @@ mod tests {
             assert_eq!(s.len(), 20);
             let start = s.features.double_value(&[0, 0]);
             assert_eq!(s.goal.double_value(&[0]), start + 20.0, "the goal is the frame the stretch reached");
-            // The read-out's goal is the cup in that frame, known only if the cup is still up.
-            let cup_x = (start + 20.0) / 100.0 * f64::from(STATE_SCALE);
-            assert!((s.state.double_value(&[19, 4]) - cup_x).abs() < 1e-5);
-            let up = if start + 20.0 < 60.0 { 1.0 } else { 0.0 };
-            assert_eq!(s.known.double_value(&[0, 4]), up);
-            assert_eq!(s.known.double_value(&[0, 0]), 1.0, "the paw is always in view");
         }
-        assert_eq!(d.known.double_value(&[65, 2]), 0.0, "a fallen cup is not scored");
-    }
-
-    #[test]
-    fn knock_off_goal_images_show_no_cup_to_read() {
-        let r = StateRow::new([0.1, 0.2], [0.3, 0.8, -0.1], 0.8, None);
-        assert_eq!(r.known, [1.0, 1.0, 1.0, 1.0, 0.0, 0.0]);
-        assert_eq!(r.value[..4], [0.4, 0.8, 1.2, -0.4]);
     }
 }

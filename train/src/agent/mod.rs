@@ -24,7 +24,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use agent::acting::{PolicyRecord, load_policy, policy_config, save_policy};
-use agent::cloning::{StateTarget, cloning_loss, count_experts, mutual_information};
+use agent::cloning::{cloning_loss, count_experts, mutual_information};
 use agent::mamba::Scan;
 use agent::{MambaMoePolicy, PolicyConfig};
 use anyhow::{Context, Result, bail};
@@ -121,13 +121,6 @@ impl AgentTrainOptions {
         if !(0.0..=1.0).contains(&self.beta) || !(0.0..=1.0).contains(&self.beta_decay) {
             bail!("--beta {} and --beta-decay {} must lie in [0, 1]", self.beta, self.beta_decay);
         }
-        if self.policy.state_dim != 0 && self.policy.state_dim != demos::STATE_DIM {
-            bail!(
-                "policy.state_dim is {}: the state read-out is fitted to {} numbers (paw, cup and goal x, z), or 0 for none",
-                self.policy.state_dim,
-                demos::STATE_DIM
-            );
-        }
         if self.batch == 0 || self.checkpoint_every == 0 || !(self.lr.is_finite() && self.lr > 0.0) {
             bail!("--batch, --checkpoint-every and --lr must be positive");
         }
@@ -194,9 +187,6 @@ pub struct AgentMetrics {
     pub spread_nll: f64,
     pub value_mse: f64,
     pub router_entropy: f64,
-    /// The state read-out's squared error (read-out units, known entries), 0 without one.
-    #[serde(default)]
-    pub state_mse: f64,
     /// Share of top-1 routings per expert, per task (push-to-goal, knock-off), since the last line.
     pub load_by_task: Vec<Vec<f64>>,
     /// Mutual information (bits) between task and top-1 expert since the last line.
@@ -209,11 +199,6 @@ pub struct AgentMetrics {
     /// trained on them.
     #[serde(default)]
     pub validation_mse: Vec<Option<f64>>,
-    /// The state read-out's 2-D position error on the same held-out episodes, root mean square in cm, for
-    /// the paw, the cup and the goal (none for a quantity never known there); empty without a
-    /// read-out.
-    #[serde(default)]
-    pub validation_state_cm: Vec<Option<f64>>,
     pub seconds: f64,
 }
 
@@ -338,7 +323,7 @@ pub fn run(opts: &AgentTrainOptions) -> Result<AgentTrainSummary> {
     let optim = OptimConfig { lr: opts.lr, weight_decay: 0.0, grad_clip: 1.0, ..OptimConfig::default() };
     let mut last = None;
     let mut counts = vec![vec![0.0; opts.policy.moe.n_experts as usize]; 2];
-    let (mut sums, mut n_logged) = ([0.0f64; 5], 0u64);
+    let (mut sums, mut n_logged) = ([0.0f64; 4], 0u64);
     let mut clock = std::time::Instant::now();
     while state.phase < phases.len() {
         let phase = phases[state.phase];
@@ -390,8 +375,7 @@ pub fn run(opts: &AgentTrainOptions) -> Result<AgentTrainSummary> {
                     let picked: Vec<&Demo> = (0..opts.batch).map(|_| &data[sampler.draw_index(data.len())]).collect();
                     let b = demos::batch(&picked);
                     let out = policy.forward(&b.features, &b.prev_action, &b.goal, Scan::Chunked);
-                    let target = StateTarget { target: &b.state, known: &b.known };
-                    let loss = cloning_loss(&out, &b.teacher, &b.returns, &b.mask, Some(target));
+                    let loss = cloning_loss(&out, &b.teacher, &b.returns, &b.mask);
                     if !loss.total.double_value(&[]).is_finite() {
                         bail!(
                             "non-finite loss at {} step {}: the run stops before the weights are harmed",
@@ -419,9 +403,9 @@ pub fn run(opts: &AgentTrainOptions) -> Result<AgentTrainSummary> {
                         policy.head_mut().update_bias(&out.moe);
                     }
                     count_experts(&mut counts, &out.experts, &b.task, &b.mask);
-                    let parts =
-                        [loss.action_mse, loss.spread_nll, loss.value_mse, out.moe.router_entropy, loss.state_mse];
-                    for (s, v) in sums.iter_mut().zip(parts) {
+                    for (s, v) in
+                        sums.iter_mut().zip([loss.action_mse, loss.spread_nll, loss.value_mse, out.moe.router_entropy])
+                    {
                         *s += v;
                     }
                     n_logged += 1;
@@ -429,7 +413,6 @@ pub fn run(opts: &AgentTrainOptions) -> Result<AgentTrainSummary> {
                     state.total_steps += 1;
                     if state.step % opts.checkpoint_every == 0 || state.step == opts.steps_of(phase) {
                         let n = n_logged.max(1) as f64;
-                        let held_out = validation_error(&policy, &validation, opts.batch);
                         let line = AgentMetrics {
                             phase: phase.name(),
                             step: state.total_steps,
@@ -437,7 +420,6 @@ pub fn run(opts: &AgentTrainOptions) -> Result<AgentTrainSummary> {
                             spread_nll: sums[1] / n,
                             value_mse: sums[2] / n,
                             router_entropy: sums[3] / n,
-                            state_mse: sums[4] / n,
                             load_by_task: counts
                                 .iter()
                                 .map(|row| {
@@ -446,8 +428,7 @@ pub fn run(opts: &AgentTrainOptions) -> Result<AgentTrainSummary> {
                                 })
                                 .collect(),
                             task_expert_bits: mutual_information(&counts),
-                            validation_mse: held_out.action,
-                            validation_state_cm: held_out.state_cm,
+                            validation_mse: validation_error(&policy, &validation, opts.batch),
                             episodes: data.len(),
                             seconds: clock.elapsed().as_secs_f64(),
                         };
@@ -463,7 +444,7 @@ pub fn run(opts: &AgentTrainOptions) -> Result<AgentTrainSummary> {
                         append(&metrics_path, &serde_json::to_value(&line)?)?;
                         last = Some(line);
                         counts.iter_mut().flatten().for_each(|c| *c = 0.0);
-                        (sums, n_logged) = ([0.0; 5], 0);
+                        (sums, n_logged) = ([0.0; 4], 0);
                         clock = std::time::Instant::now();
                     }
                 }
@@ -483,23 +464,13 @@ pub fn run(opts: &AgentTrainOptions) -> Result<AgentTrainSummary> {
     Ok(AgentTrainSummary { policy: policy_path, steps: state.total_steps, last, rounds })
 }
 
-/// Errors on the held-out episodes.
-struct HeldOut {
-    /// The squared action error per task.
-    action: Vec<Option<f64>>,
-    /// The state read-out's RMS error (cm) for the paw, the cup and the goal.
-    state_cm: Vec<Option<f64>>,
-}
-
 /// The squared action error per task on `demos`, whole episodes, as the training batches score
-/// it but over every held-out step; and the state read-out's error where the policy has one.
-fn validation_error(policy: &MambaMoePolicy, demos: &[Demo], batch: usize) -> HeldOut {
+/// it but over every held-out step.
+fn validation_error(policy: &MambaMoePolicy, demos: &[Demo], batch: usize) -> Vec<Option<f64>> {
     if demos.is_empty() {
-        return HeldOut { action: vec![], state_cm: vec![] };
+        return vec![];
     }
     let mut sums = [[0.0f64; 2]; 2];
-    // Squared error and known entries per quantity (paw, cup, goal: two columns each).
-    let mut state = [[0.0f64; 2]; 3];
     tch::no_grad(|| {
         for chunk in demos.chunks(batch.max(1)) {
             let b = demos::batch(&chunk.iter().collect::<Vec<_>>());
@@ -512,29 +483,9 @@ fn validation_error(policy: &MambaMoePolicy, demos: &[Demo], batch: usize) -> He
                 sums[task][0] += e;
                 sums[task][1] += n;
             }
-            if let Some(read) = &out.state {
-                let sq =
-                    ((read - &b.state).square() * &b.known).sum_dim_intlist(&[0i64, 1][..], false, tch::Kind::Double);
-                let known = b.known.sum_dim_intlist(&[0i64, 1][..], false, tch::Kind::Double);
-                let (sq, known) =
-                    (Vec::<f64>::try_from(sq).unwrap_or_default(), Vec::<f64>::try_from(known).unwrap_or_default());
-                for (q, row) in state.iter_mut().enumerate() {
-                    row[0] += sq.get(2 * q).unwrap_or(&0.0) + sq.get(2 * q + 1).unwrap_or(&0.0);
-                    row[1] += known.get(2 * q).unwrap_or(&0.0) + known.get(2 * q + 1).unwrap_or(&0.0);
-                }
-            }
         }
     });
-    let cm = 100.0 / demos::STATE_SCALE as f64;
-    HeldOut {
-        action: sums.iter().map(|s| (s[1] > 0.0).then(|| s[0] / s[1])).collect(),
-        state_cm: if policy.config().state_dim > 0 {
-            // Per known coordinate, both axes together: the RMS of the 2-D distance needs × √2.
-            state.iter().map(|s| (s[1] > 0.0).then(|| (2.0 * s[0] / s[1]).sqrt() * cm)).collect()
-        } else {
-            vec![]
-        },
-    }
+    sums.iter().map(|s| (s[1] > 0.0).then(|| s[0] / s[1])).collect()
 }
 
 /// Every variable of `from` into the same-named one of `to` (both built from one config).
@@ -582,8 +533,6 @@ fn write_round(path: &Path, demos: &[Demo]) -> Result<()> {
             ("teacher", &d.teacher),
             ("returns", &d.returns),
             ("goal", &d.goal),
-            ("state", &d.state),
-            ("known", &d.known),
         ] {
             named.push((format!("demo.{i:05}.{k}"), t.shallow_clone()));
         }
@@ -615,8 +564,6 @@ pub fn read_round(path: &Path) -> Result<Vec<Demo>> {
             teacher: t("teacher")?,
             returns: t("returns")?,
             goal: t("goal")?,
-            state: t("state")?,
-            known: t("known")?,
         });
     }
     Ok(out)

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# How precisely the agent must see, and how precisely the frozen world model lets it see.
+# 1. The scripted expert under position noise (this checkout's modal expert, and the smooth one of
+#    commit 66f2b57 measured by the same tool).
+# 2. At commit e929e47 (the state read-out and the read-out switches, removed after it): two
+#    cloning runs of 1,500 steps with and without the read-out, scored on the task protocol, and
+#    the expert acting on the read-out or on the cup probe's reading of each frame.
+# Steps 2 needs the 2026-12-07 smooth-expert main job's out/demo (datasets, world model, probe):
+# `experiments/2026-12-07-smooth-expert/run.sh` makes it (as out/smooth: set DEMO=out/smooth).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+source scripts/env.sh
+here=$PWD/experiments/2026-12-07-perception-bound
+demo=${DEMO:-out/demo}
+out=out/perception-bound
+cargo run --quiet --example expert_under_noise -- 100 > "$here/expert-under-noise-modal.txt"
+git worktree add -f /tmp/cw-smooth 66f2b57
+cp sim/examples/expert_under_noise.rs /tmp/cw-smooth/sim/examples/
+(cd /tmp/cw-smooth && cargo run --quiet --example expert_under_noise -- 100) > "$here/expert-under-noise-smooth.txt"
+
+git worktree add -f /tmp/cw-readout e929e47
+(cd /tmp/cw-readout && cargo build --quiet --bin cupworld)
+bin=$(cd /tmp/cw-readout && cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')/debug/cupworld
+wm=$demo/world_model/checkpoints/step-00019000.safetensors
+mkdir -p $out && echo '{}' > $out/base.json && echo '{"state_dim": 6}' > $out/aux.json
+for arm in base aux; do
+  "$bin" train-agent --world-model $wm --data $demo/data/train-push-to-goal --data $demo/data/train-knock-off \
+    --out $out/$arm --config $out/$arm.json --cloning-steps 1500 --dagger-rounds 0 --threads 1 &
+done
+wait
+score() { # name, extra environment, policy run, task, episodes
+  env $2 "$bin" eval-agent --agent policy --policy-run $out/$3/policy.safetensors --task $4 --protocol task \
+    --episodes $5 --controls false --threads 1 --out $out/$1-$4
+}
+for t in push-to-goal knock-off; do
+  score eval-base "" base $t 100 & score eval-aux "" aux $t 100; wait
+  score readout-expert CUPWORLD_READOUT_EXPERT=1 aux $t 50 &
+  score probe-expert "CUPWORLD_READOUT_EXPERT=probe CUPWORLD_PROBE=$demo/eval/probe.safetensors" aux $t 50; wait
+  "$bin" eval-agent --agent expert --world-model $wm --task $t --protocol task --episodes 50 --controls false --out $out/expert-$t
+done
+"${PYTHON:-.venv/bin/python3}" $here/readout_error.py $out/readout-expert-*/episodes.jsonl > "$here/readout-error.txt"
+for r in readout-expert probe-expert eval-aux eval-base; do
+  echo "$r: $(python3 experiments/2026-12-07-smooth-expert/goal_direction.py $out/$r-push-to-goal/episodes.jsonl)"
+done > "$here/goal-direction.txt"
