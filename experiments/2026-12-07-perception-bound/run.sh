@@ -5,7 +5,9 @@
 # 2. At commit e929e47 (the state read-out and the read-out switches, removed after it): two
 #    cloning runs of 1,500 steps with and without the read-out, scored on the task protocol, and
 #    the expert acting on the read-out or on the cup probe's reading of each frame.
-# Steps 2 needs the 2026-12-07 smooth-expert main job's out/demo (datasets, world model, probe):
+# 3. How precisely the frames and the latents locate the paw and the cup: a CNN trained supervised
+#    on frames of two sizes (Python, no world model) and read-outs of the frozen latents.
+# Step 2 and the latents' read-out need the 2026-12-07 smooth-expert main job's out/demo (datasets, world model, probe):
 # `experiments/2026-12-07-smooth-expert/run.sh` makes it (as out/smooth: set DEMO=out/smooth).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -42,3 +44,13 @@ done
 for r in readout-expert probe-expert eval-aux eval-base; do
   echo "$r: $(python3 experiments/2026-12-07-smooth-expert/goal_direction.py $out/$r-push-to-goal/episodes.jsonl)"
 done > "$here/goal-direction.txt"
+
+# The Python package staged with the extension cargo builds, as python/tests/run.sh does.
+target=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
+cargo build --workspace --lib
+stage=$target/python-package && rm -rf $stage && mkdir -p $stage && cp -r python/cupworld $stage/
+ln -s $target/debug/libcupworld_native.so $stage/cupworld/_native.so
+sp() { PYTHONPATH=$stage "${PYTHON:-.venv/bin/python3}" $here/supervised_precision.py "$@"; }
+{ sp 64 4000; sp 128 4000; sp 64 8000 2000; } | grep -E 'frames|RMSE' > "$here/supervised-precision.txt"
+cargo run --quiet --example latent_readout -- $wm $demo/data/train-push-to-goal,$demo/data/train-knock-off \
+  $demo/data/heldout-push-to-goal,$demo/data/heldout-knock-off 20000 > "$here/latent-readout.txt"
