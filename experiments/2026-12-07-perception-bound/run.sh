@@ -41,6 +41,8 @@ for t in push-to-goal knock-off; do
   "$bin" eval-agent --agent expert --world-model $wm --task $t --protocol task --episodes 50 --controls false --out $out/expert-$t
 done
 "${PYTHON:-.venv/bin/python3}" $here/readout_error.py $out/readout-expert-*/episodes.jsonl > "$here/readout-error.txt"
+"${PYTHON:-.venv/bin/python3}" experiments/2026-12-07-generalisation/draw_traces.py \
+  $out/probe-expert-push-to-goal/episodes.jsonl "$here/traces-probe-expert-push-to-goal.png" --first 8
 for r in readout-expert probe-expert eval-aux eval-base; do
   echo "$r: $(python3 experiments/2026-12-07-smooth-expert/goal_direction.py $out/$r-push-to-goal/episodes.jsonl)"
 done > "$here/goal-direction.txt"
