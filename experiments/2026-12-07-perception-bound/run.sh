@@ -56,3 +56,16 @@ sp() { PYTHONPATH=$stage "${PYTHON:-.venv/bin/python3}" $here/supervised_precisi
 { sp 64 4000; sp 128 4000; sp 64 8000 2000; } | grep -E 'frames|RMSE' > "$here/supervised-precision.txt"
 cargo run --quiet --example latent_readout -- $wm $demo/data/train-push-to-goal,$demo/data/train-knock-off \
   $demo/data/heldout-push-to-goal,$demo/data/heldout-knock-off 20000 > "$here/latent-readout.txt"
+# 5. The encoder phase alone, 5,000 steps, with the 4 x 4 grid and an 8 x 8 one, and their read-outs.
+for g in 4 8; do
+  strides='[4,1,2,2]'; [ $g = 8 ] && strides='[4,1,2,1]'
+  cargo run --quiet --bin cupworld -- train-wm --data $demo/data/train-push-to-goal --data $demo/data/train-knock-off \
+    --counterfactual-data $demo/data/train-push-to-goal-cf --counterfactual-data $demo/data/train-knock-off-cf \
+    --set "encoder.strides=$strides" --set encoder_steps=5000 --set steps=5001 --threads 1 --out out/grid/grid$g &
+done
+wait
+for g in 4 8; do
+  echo "${g}x$g grid, 5,000 encoder steps:"
+  cargo run --quiet --example latent_readout -- out/grid/grid$g/checkpoints/step-00005001.safetensors \
+    $demo/data/train-push-to-goal,$demo/data/train-knock-off $demo/data/heldout-push-to-goal,$demo/data/heldout-knock-off 20000
+done > "$here/latent-grid.txt"
