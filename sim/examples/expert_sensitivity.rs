@@ -7,8 +7,9 @@
 //! Sensitivity is split by where the paw is: touching the cup (within 3.5 cm of its side), near
 //! it (within 12 cm of its centre), or far.
 
-use rand::{Rng, SeedableRng};
+use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
+use sim::policy::gaussian;
 use sim::{Actor, Env, EnvConfig, Info, PolicyKind, Task, episode_seed};
 
 fn main() {
@@ -83,10 +84,4 @@ fn region(info: &Info) -> usize {
     } else {
         2
     }
-}
-
-fn gaussian(rng: &mut ChaCha8Rng) -> f32 {
-    let u1: f32 = rng.random_range(f32::EPSILON..1.0);
-    let u2: f32 = rng.random_range(0.0..1.0);
-    (-2.0 * u1.ln()).sqrt() * (std::f32::consts::TAU * u2).cos()
 }

@@ -5,8 +5,9 @@
 //!
 //!     cargo run --example expert_under_noise -- [episodes a task, 100] [sigmas in cm, 0,0.5,1,2,3,5]
 
-use rand::{Rng, SeedableRng};
+use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
+use sim::policy::gaussian;
 use sim::{Actor, Env, EnvConfig, Info, PolicyKind, Task, episode_seed};
 
 fn main() {
@@ -65,10 +66,4 @@ fn seen(info: &Info, e: &[f32; 6]) -> Info {
     s.goal[0] += e[4];
     s.goal[1] += e[5];
     s
-}
-
-fn gaussian(rng: &mut ChaCha8Rng) -> f32 {
-    let u1: f32 = rng.random_range(f32::EPSILON..1.0);
-    let u2: f32 = rng.random_range(0.0..1.0);
-    (-2.0 * u1.ln()).sqrt() * (std::f32::consts::TAU * u2).cos()
 }

@@ -180,7 +180,9 @@ fn clamp_action(v: [f32; 2]) -> [f32; 2] {
     [v[0].clamp(-1.0, 1.0), v[1].clamp(-1.0, 1.0)]
 }
 
-fn gaussian(rng: &mut ChaCha8Rng) -> f32 {
+/// A standard normal draw: the noisy expert's noise, and the position noise of the examples
+/// that measure the expert.
+pub fn gaussian(rng: &mut ChaCha8Rng) -> f32 {
     // Box-Muller; rand_distr would be one more dependency for one line.
     let u1: f32 = rng.random_range(f32::EPSILON..1.0);
     let u2: f32 = rng.random_range(0.0..1.0);
