@@ -150,7 +150,21 @@ pub fn run(a: ViewArgs) -> Result<()> {
         }
         println!("screenshot: {}", shot.display());
     }
-    Ok(())
+    leave_without_teardown()
+}
+
+/// Ends the process at once, skipping libc's exit handlers. bevy's task-pool threads outlive
+/// the window (after a few frames they may still be compiling pipelines), and the Vulkan
+/// driver's static destructors that `exit` runs under them crashed a finished 3-frame run under
+/// Xvfb and lavapipe with a segmentation fault (as in bevy issue 17059). Everything the viewer
+/// writes is closed by now; only stdout's buffer needs flushing.
+#[cfg(feature = "viewer")]
+fn leave_without_teardown() -> ! {
+    use std::io::Write;
+    let _ = std::io::stdout().flush();
+    let _ = std::io::stderr().flush();
+    // SAFETY: `_exit` only ends the process; nothing after it runs.
+    unsafe { libc::_exit(0) }
 }
 
 #[cfg(not(feature = "viewer"))]
