@@ -78,6 +78,7 @@ pub fn run(preset: &str, steps: usize, device: &str, json: bool) -> Result<()> {
         let cf = Counterfactual {
             frames: Tensor::randint(256, [b, t, 3, s, s], (Kind::Uint8, device)),
             shift: Tensor::rand([b, t], (Kind::Float, device)) * 0.25,
+            moves: Tensor::rand([b, t, 4], (Kind::Float, device)) * 0.5 - 0.25,
         };
         (frames, actions, cf)
     };

@@ -162,8 +162,8 @@ pub fn load_paired(dirs: &[PathBuf], counterfactual: &[PathBuf], image_size: i64
                     c.len()
                 );
             }
-            let shift = companion_shift(r, &c);
-            r.counterfactual = Some(Counterfactual { frames: c.frames, shift });
+            let (shift, moves) = (companion_shift(r, &c), companion_moves(r, &c));
+            r.counterfactual = Some(Counterfactual { frames: c.frames, shift, moves });
         }
         out.extend(real);
     }
@@ -178,6 +178,15 @@ pub fn companion_shift(real: &EpisodeTensors, companion: &EpisodeTensors) -> Ten
     let distance = |a: &Tensor, b: &Tensor| (a - b).square().sum_dim_intlist(1, false, Kind::Float).sqrt();
     let cup = distance(&companion.env_state.index_select(1, &plane), &real.env_state.index_select(1, &plane));
     cup + distance(&companion.pusher, &real.pusher).nan_to_num(0.0, None, None)
+}
+
+/// What a counterfactual companion moved, per frame `[T, 4]`: the cup's and the pusher's
+/// table-plane moves (Δx, Δz each, metres; 0 for a pusher that stayed or was not recorded).
+pub fn companion_moves(real: &EpisodeTensors, companion: &EpisodeTensors) -> Tensor {
+    let plane = Tensor::from_slice(&[0i64, 2]);
+    let cup = companion.env_state.index_select(1, &plane) - real.env_state.index_select(1, &plane);
+    let pusher = (&companion.pusher - &real.pusher).nan_to_num(0.0, None, None);
+    Tensor::cat(&[cup, pusher], 1).to_kind(Kind::Float)
 }
 
 pub fn load_dataset(dir: &Path, image_size: i64) -> Result<Vec<EpisodeTensors>> {
@@ -269,7 +278,7 @@ impl ClipSampler {
         let draws = self.draw(&eps, ClipSpec { batch, len, skip, fall_weight, mirror })?;
         let span = (len - 1) * skip + 1;
         let paired = eps.iter().all(|e| e.counterfactual.is_some());
-        let (mut frames, mut actions, mut cf_frames, mut cf_shifts) = (vec![], vec![], vec![], vec![]);
+        let (mut frames, mut actions, mut cf_frames, mut cf_shifts, mut cf_moves) = (vec![], vec![], vec![], vec![], vec![]);
         for &ClipDraw { episode, start, flip } in &draws {
             let (mut f, mut a) = eps[episode].model_step_clip(start, len, skip);
             if flip {
@@ -281,10 +290,16 @@ impl ClipSampler {
                 let cf_f = cf.frames.narrow(0, start, span).slice(0, 0, span, skip);
                 cf_frames.push(if flip { cf_f.flip([-1]) } else { cf_f });
                 cf_shifts.push(cf.shift.narrow(0, start, span).slice(0, 0, span, skip));
+                let moves = cf.moves.narrow(0, start, span).slice(0, 0, span, skip);
+                // A mirrored clip's moves along x point the other way.
+                cf_moves.push(if flip { moves * Tensor::from_slice(&[-1.0f32, 1.0, -1.0, 1.0]) } else { moves });
             }
         }
-        let counterfactual = paired
-            .then(|| Counterfactual { frames: Tensor::stack(&cf_frames, 0), shift: Tensor::stack(&cf_shifts, 0) });
+        let counterfactual = paired.then(|| Counterfactual {
+            frames: Tensor::stack(&cf_frames, 0),
+            shift: Tensor::stack(&cf_shifts, 0),
+            moves: Tensor::stack(&cf_moves, 0),
+        });
         Ok((Tensor::stack(&frames, 0), Tensor::stack(&actions, 0).to_kind(Kind::Float), counterfactual))
     }
 
@@ -497,6 +512,10 @@ mod tests {
         let shift: Vec<f32> = Vec::try_from(companion_shift(&real, &both)).unwrap();
         // Frame 0: the cup 0.5 m in the plane; frame 1: its height alone changed, the pusher 0.2 m.
         assert!((shift[0] - 0.5).abs() < 1e-6 && (shift[1] - 0.2).abs() < 1e-6, "{shift:?}");
+        // The same moves as vectors: cup (Δx, Δz), pusher (Δx, Δz).
+        let moves: Vec<f32> = Vec::try_from(companion_moves(&real, &both).flatten(0, 1)).unwrap();
+        let want = [0.3, 0.4, 0.0, 0.0, 0.0, 0.0, 0.0, -0.2];
+        assert!(moves.iter().zip(want).all(|(m, w)| (m - w).abs() < 1e-6), "{moves:?}");
     }
 
     /// The cached path draws the clips the frame path draws (same sampler state, mirrors

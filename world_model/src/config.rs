@@ -87,12 +87,18 @@ pub struct LossConfig {
     /// foresee a push without knowing where the paw is; the action is what moves the paw.
     /// 0 = off (and no head: the checkpoint layout depends on it).
     pub inverse_dynamics: f64,
+    /// Weight of a counterfactual shift term on the encoder: a small head reads how the cup and
+    /// the paw were moved in the table plane (Δx, Δz each) from a frame's latents and its
+    /// counterfactual's target latents (MSE, metres × 4). The counterfactual edit is to the
+    /// companion what the action is to the next frame: the graded term asks only that distances
+    /// grow with its length, this asks for its direction too. 0 = off (and no head).
+    pub counterfactual_shift: f64,
 }
 
 impl LossConfig {
     /// True when a counterfactual term is on (the data must then carry counterfactual frames).
     pub fn uses_counterfactuals(&self) -> bool {
-        self.contrast > 0.0 || self.graded > 0.0
+        self.contrast > 0.0 || self.graded > 0.0 || self.counterfactual_shift > 0.0
     }
 }
 
@@ -110,6 +116,7 @@ impl Default for LossConfig {
             contrast_tau: 0.02,
             graded: 0.0,
             inverse_dynamics: 0.0,
+            counterfactual_shift: 0.0,
         }
     }
 }
@@ -504,6 +511,7 @@ impl WmConfig {
             ("loss.contrast", self.loss.contrast),
             ("loss.graded", self.loss.graded),
             ("loss.inverse_dynamics", self.loss.inverse_dynamics),
+            ("loss.counterfactual_shift", self.loss.counterfactual_shift),
             ("optim.weight_decay", self.optim.weight_decay),
             ("optim.grad_clip", self.optim.grad_clip),
             ("optim.encoder_lr_scale", self.optim.encoder_lr_scale),

@@ -1,5 +1,5 @@
 //! The training losses: prediction (teacher-forced and rollout), the collapse guards (variance,
-//! covariance), the counterfactual contrast and graded terms, inverse dynamics.
+//! covariance), the counterfactual contrast, graded and shift terms, inverse dynamics.
 
 use tch::{Kind, Tensor};
 
@@ -33,6 +33,9 @@ pub struct LossTerms {
     pub graded: f64,
     /// The inverse-dynamics MSE (0 when off, frozen, or with one frame per clip).
     pub inverse_dynamics: f64,
+    /// The counterfactual shift MSE (0 when off, frozen, or without counterfactual frames).
+    #[serde(default)]
+    pub counterfactual_shift: f64,
 }
 
 /// The losses of one training batch.
@@ -46,11 +49,13 @@ pub struct LossParts {
 }
 
 /// Counterfactual views of a clip batch (or of one episode): `frames [.., T, 3, H, W]`, the same
-/// moments drawn by the simulator with the cup moved, and `shift [.., T]`, how far it was moved
-/// in the table plane (metres; 0 where it could not be).
+/// moments drawn by the simulator with the cup and the paw moved, `shift [.., T]`, how far they
+/// were moved in the table plane (metres; 0 where they could not be), and `moves [.., T, 4]`,
+/// the moves themselves (cup Δx, Δz, paw Δx, Δz, metres).
 pub struct Counterfactual {
     pub frames: Tensor,
     pub shift: Tensor,
+    pub moves: Tensor,
 }
 
 /// The prediction terms' distance between predicted and target latents (`loss.distance`), the
@@ -188,7 +193,7 @@ impl WorldModel {
         // With the encoder frozen the encoder terms would cost a third encoder pass per step for
         // constants.
         let needed = !frozen && l.uses_counterfactuals();
-        let (cf_enc, cf_metric) = match counterfactual.filter(|_| needed) {
+        let (cf_enc, cf_metric, cf_moves) = match counterfactual.filter(|_| needed) {
             Some(cf) => {
                 let cf_targets = self.encode_target(&cf.frames.flatten(0, 1)).reshape([b, t, p, d]);
                 let contrast = |x: &Tensor, own: &Tensor, other: &Tensor| {
@@ -204,9 +209,17 @@ impl WorldModel {
                 } else {
                     zero()
                 };
-                (on_enc, metric)
+                let moves = match &self.shift_head {
+                    Some(head) => {
+                        let pairs = Tensor::cat(&[&z, &cf_targets], 2).flatten(2, 3);
+                        let truth = cf.moves.to_device(self.device()).to_kind(Kind::Float) * 4.0;
+                        pairs.apply(head).mse_loss(&truth, tch::Reduction::Mean)
+                    }
+                    None => zero(),
+                };
+                (on_enc, metric, moves)
             }
-            None => (zero(), zero()),
+            None => (zero(), zero(), zero()),
         };
         // Inverse dynamics: the action between frames t and t + 1 from their latents.
         let inverse = match &self.inverse {
@@ -224,7 +237,8 @@ impl WorldModel {
             + &covariance * l.covariance
             + &cf_enc * l.contrast
             + &cf_metric * l.graded
-            + &inverse * l.inverse_dynamics;
+            + &inverse * l.inverse_dynamics
+            + &cf_moves * l.counterfactual_shift;
         LossParts {
             total,
             terms: LossTerms {
@@ -235,6 +249,7 @@ impl WorldModel {
                 contrast: cf_enc.double_value(&[]),
                 graded: cf_metric.double_value(&[]),
                 inverse_dynamics: inverse.double_value(&[]),
+                counterfactual_shift: cf_moves.double_value(&[]),
             },
             targets,
         }

@@ -90,6 +90,8 @@ pub struct WorldModel {
     pub(crate) predictor: Predictor,
     /// Reads the action between two frames from their latents (`loss.inverse_dynamics` > 0).
     pub(crate) inverse: Option<nn::Sequential>,
+    /// Reads a counterfactual's shift from the two frames' latents (`loss.counterfactual_shift` > 0).
+    pub(crate) shift_head: Option<nn::Sequential>,
     /// The Polyak average of the predictor's weights (`predictor.average` > 0), by the names of
     /// `vs`'s `predictor.*` variables.
     pub(crate) average: Option<std::collections::BTreeMap<String, Tensor>>,
@@ -111,6 +113,14 @@ impl WorldModel {
                 .add_fn(|x| x.gelu("none"))
                 .add(nn::linear(&p / "output", 128, cfg.action_dim, Default::default()))
         });
+        let shift_head = (cfg.loss.counterfactual_shift > 0.0).then(|| {
+            let p = vs.root() / "shift";
+            let width = 2 * cfg.tokens_per_frame() * cfg.encoder.latent_dim;
+            nn::seq()
+                .add(nn::linear(&p / "hidden", width, 128, Default::default()))
+                .add_fn(|x| x.gelu("none"))
+                .add(nn::linear(&p / "output", 128, 4, Default::default()))
+        });
         let mut target_vs = nn::VarStore::new(device);
         let target = Encoder::new(target_vs.root() / "encoder", cfg);
         target_vs.freeze();
@@ -118,7 +128,7 @@ impl WorldModel {
             let vars = vs.variables().into_iter().filter(|(name, _)| name.starts_with("predictor."));
             vars.map(|(name, t)| (name, t.detach().copy())).collect()
         });
-        let mut model = WorldModel { cfg: cfg.clone(), vs, target_vs, encoder, target, predictor, inverse, average };
+        let mut model = WorldModel { cfg: cfg.clone(), vs, target_vs, encoder, target, predictor, inverse, shift_head, average };
         model.ema_update(0.0); // the target starts as a copy of the online encoder
         Ok(model)
     }

@@ -51,7 +51,7 @@ impl AdamW {
                 // frozen encoder) a tensor and its moments stay as they are, whatever gradient it
                 // still holds from the encoder phase: a run resumed there holds none, and Adam's
                 // momentum would otherwise move the head in one run and not the other.
-                let trains_encoder = name.starts_with("encoder.") || name.starts_with("inverse.");
+                let trains_encoder = name.starts_with("encoder.") || name.starts_with("inverse.") || name.starts_with("shift.");
                 let lr = if trains_encoder { lr * cfg.encoder_lr_scale } else { lr };
                 if !p.requires_grad() || !g.defined() || lr == 0.0 {
                     continue;

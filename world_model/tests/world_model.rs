@@ -404,7 +404,8 @@ fn learns_action_conditioned_motion_better_than_copying() {
 /// Counterfactual frames whose shift is not known (the contrast terms do not read it).
 fn unmeasured(frames: Tensor) -> Counterfactual {
     let (b, t) = (frames.size()[0], frames.size()[1]);
-    Counterfactual { frames, shift: Tensor::zeros([b, t], (Kind::Float, Device::Cpu)) }
+    let zeros = |size: &[i64]| Tensor::zeros(size, (Kind::Float, Device::Cpu));
+    Counterfactual { frames, shift: zeros(&[b, t]), moves: zeros(&[b, t, 4]) }
 }
 
 /// The counterfactual contrast on the encoder: a counterfactual identical to the frame costs
@@ -458,16 +459,46 @@ fn square_counterfactuals(b: i64, t: i64, seed: u64) -> (Tensor, Counterfactual,
         s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
         ((s >> 33) as f64 / (1u64 << 31) as f64) as f32
     };
-    let (mut at, mut moved, mut shifts) = (vec![], vec![], vec![]);
+    let (mut at, mut moved, mut shifts, mut moves) = (vec![], vec![], vec![], vec![]);
     for _ in 0..b * t {
         let (x, y) = (20.0 + 24.0 * rnd(), 20.0 + 24.0 * rnd());
         let (r, angle) = (2.0 + 14.0 * rnd(), std::f32::consts::TAU * rnd());
         at.push((x, y));
         moved.push((x + r * angle.cos(), y + r * angle.sin()));
         shifts.push(r);
+        // In the moves' units (the head's target is 4×): 16 px reads 0.8.
+        moves.extend([r * angle.cos() / 80.0, r * angle.sin() / 80.0, 0.0, 0.0]);
     }
-    let cf = Counterfactual { frames: squares_at(b, t, &moved), shift: Tensor::from_slice(&shifts).reshape([b, t]) };
+    let cf = Counterfactual {
+        frames: squares_at(b, t, &moved),
+        shift: Tensor::from_slice(&shifts).reshape([b, t]),
+        moves: Tensor::from_slice(&moves).reshape([b, t, 4]),
+    };
     (squares_at(b, t, &at), cf, shifts)
+}
+
+/// The counterfactual shift term: its head reads which way the square was moved. Encoder-phase
+/// training on squares moved 2–16 px brings the head's error on held-out clips below a third of
+/// what predicting no move costs.
+#[test]
+fn the_shift_head_learns_which_way_the_square_moved() {
+    tch::set_num_threads(1);
+    tch::manual_seed(10);
+    let mut cfg = square_world_config();
+    cfg.loss.counterfactual_shift = 1.0;
+    cfg.encoder_steps = cfg.steps - 1;
+    let mut model = WorldModel::new(&cfg, Device::Cpu).unwrap();
+    let mut opt = AdamW::new(&model.vs);
+    let a = Tensor::zeros([cfg.batch_size, cfg.clip_len, cfg.step_action_dim()], (Kind::Float, Device::Cpu));
+    for step in 0..cfg.encoder_steps {
+        let (f, cf, _) = square_counterfactuals(cfg.batch_size, cfg.clip_len, step);
+        let report = model.train_step(&mut opt, &f, &a, Some(&cf), step);
+        assert!(!report.skipped && report.terms.counterfactual_shift > 0.0, "step {step}: {report:?}");
+    }
+    let (f, cf, _) = square_counterfactuals(cfg.batch_size, cfg.clip_len, 30_000);
+    let after = tch::no_grad(|| model.losses(&f, &a, Some(&cf), Phase::Encoder));
+    let no_move = (&cf.moves * 4.0).square().mean(Kind::Float).double_value(&[]);
+    assert!(after.terms.counterfactual_shift < no_move / 3.0, "shift MSE {} against {no_move} for no move", after.terms.counterfactual_shift);
 }
 
 /// Pearson correlation of two equally long series.
@@ -538,7 +569,11 @@ fn a_step_on_cached_latents_is_the_step_on_frames() {
     // Through the encoder phase once, then two copies of the model and its optimiser.
     let mut model = WorldModel::new(&cfg, Device::Cpu).unwrap();
     let mut opt = AdamW::new(&model.vs);
-    let pair_cf = Counterfactual { frames: cf.frames.narrow(1, 0, 2), shift: cf.shift.narrow(1, 0, 2) };
+    let pair_cf = Counterfactual {
+        frames: cf.frames.narrow(1, 0, 2),
+        shift: cf.shift.narrow(1, 0, 2),
+        moves: cf.moves.narrow(1, 0, 2),
+    };
     for step in 0..2 {
         let pair_actions = a.narrow(1, 0, 2).narrow(2, 0, 2);
         assert!(!model.train_step(&mut opt, &f.narrow(1, 0, 2), &pair_actions, Some(&pair_cf), step).skipped);
