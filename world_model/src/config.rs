@@ -274,7 +274,7 @@ impl WmConfig {
     /// seconds), the same switches at a fraction of the width and steps.
     ///
     /// The recipe is encoder first: `encoder_steps` steps of 64 frames train the encoder alone on
-    /// the counterfactual contrast, the graded term and inverse dynamics, then the predictor trains
+    /// the counterfactual contrast, the graded and shift terms and inverse dynamics, then the predictor trains
     /// on the frozen encoder (as V-JEPA 2-AC and DINO-WM train predictors on fixed encoders) for
     /// the rest of `steps`. The JEPA terms alone let the encoder drop a 3–4-pixel cup; this way
     /// the cup's place is learnt first (experiments/2026-11-29-encoder-first). It needs
@@ -306,11 +306,14 @@ impl WmConfig {
             // The predictor learns the mean next latent (DINO-WM's loss) rather than the median
             // (V-JEPA's L1): when a fall or a push is uncertain the median bets on "no move", which
             // makes the cup that does move the surprising twin (experiments/2026-11-30-mirror).
+            // The shift head makes the encoder keep the cup and the paw ~1.5–2× more precisely
+            // at equal steps (experiments/2026-12-08-fine-shifts).
             loss: LossConfig {
                 contrast: 1.0,
                 graded: 1.0,
                 contrast_tau: 0.005,
                 inverse_dynamics: 1.0,
+                counterfactual_shift: 1.0,
                 ..LossConfig::default()
             },
             ema: EmaConfig::default(),

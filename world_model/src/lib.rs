@@ -13,8 +13,9 @@
 //!                      └─target encoder (EMA, no grad)──► z̄ [b,t,P,D]   loss = d(ẑ_{t+1}, z̄_{t+1})
 //! ```
 //! The shipped recipe trains the encoder first, alone, on counterfactual frames (the same moment
-//! drawn by the simulator with the cup and the paw moved): a contrast term and a graded term make
-//! it tell a frame from its counterfactual, which a latent-prediction loss alone lets it skip.
+//! drawn by the simulator with the cup and the paw moved): a contrast term, a graded term and a
+//! shift head make it tell a frame from its counterfactual and by how much things moved, which a
+//! latent-prediction loss alone lets it skip.
 //! The predictor then trains on the frozen encoder.
 //! This crate knows tensors only: data loading, the simulator and the renderer live elsewhere.
 
