@@ -105,22 +105,17 @@ impl WorldModel {
         let vs = nn::VarStore::new(device);
         let encoder = Encoder::new(vs.root() / "encoder", cfg);
         let predictor = Predictor::new(vs.root() / "predictor", cfg);
-        let inverse = (cfg.loss.inverse_dynamics > 0.0).then(|| {
-            let p = vs.root() / "inverse";
+        // A small head on two frames' latents side by side (inverse dynamics, the shift head).
+        let pair_head = |name: &str, outputs: i64| {
+            let p = vs.root() / name;
             let width = 2 * cfg.tokens_per_frame() * cfg.encoder.latent_dim;
             nn::seq()
                 .add(nn::linear(&p / "hidden", width, 128, Default::default()))
                 .add_fn(|x| x.gelu("none"))
-                .add(nn::linear(&p / "output", 128, cfg.action_dim, Default::default()))
-        });
-        let shift_head = (cfg.loss.counterfactual_shift > 0.0).then(|| {
-            let p = vs.root() / "shift";
-            let width = 2 * cfg.tokens_per_frame() * cfg.encoder.latent_dim;
-            nn::seq()
-                .add(nn::linear(&p / "hidden", width, 128, Default::default()))
-                .add_fn(|x| x.gelu("none"))
-                .add(nn::linear(&p / "output", 128, 4, Default::default()))
-        });
+                .add(nn::linear(&p / "output", 128, outputs, Default::default()))
+        };
+        let inverse = (cfg.loss.inverse_dynamics > 0.0).then(|| pair_head("inverse", cfg.action_dim));
+        let shift_head = (cfg.loss.counterfactual_shift > 0.0).then(|| pair_head("shift", 4));
         let mut target_vs = nn::VarStore::new(device);
         let target = Encoder::new(target_vs.root() / "encoder", cfg);
         target_vs.freeze();
