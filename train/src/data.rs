@@ -278,7 +278,8 @@ impl ClipSampler {
         let draws = self.draw(&eps, ClipSpec { batch, len, skip, fall_weight, mirror })?;
         let span = (len - 1) * skip + 1;
         let paired = eps.iter().all(|e| e.counterfactual.is_some());
-        let (mut frames, mut actions, mut cf_frames, mut cf_shifts, mut cf_moves) = (vec![], vec![], vec![], vec![], vec![]);
+        let (mut frames, mut actions, mut cf_frames, mut cf_shifts, mut cf_moves) =
+            (vec![], vec![], vec![], vec![], vec![]);
         for &ClipDraw { episode, start, flip } in &draws {
             let (mut f, mut a) = eps[episode].model_step_clip(start, len, skip);
             if flip {

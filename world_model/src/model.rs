@@ -123,7 +123,8 @@ impl WorldModel {
             let vars = vs.variables().into_iter().filter(|(name, _)| name.starts_with("predictor."));
             vars.map(|(name, t)| (name, t.detach().copy())).collect()
         });
-        let mut model = WorldModel { cfg: cfg.clone(), vs, target_vs, encoder, target, predictor, inverse, shift_head, average };
+        let mut model =
+            WorldModel { cfg: cfg.clone(), vs, target_vs, encoder, target, predictor, inverse, shift_head, average };
         model.ema_update(0.0); // the target starts as a copy of the online encoder
         Ok(model)
     }

@@ -47,11 +47,12 @@ impl AdamW {
         tch::no_grad(|| {
             for (name, mut p) in vs.variables() {
                 let g = p.grad();
-                // The encoder and its inverse-dynamics head at their scaled rate. At rate 0 (the
+                // The encoder and its two heads (inverse dynamics, shift) at their scaled rate. At rate 0 (the
                 // frozen encoder) a tensor and its moments stay as they are, whatever gradient it
                 // still holds from the encoder phase: a run resumed there holds none, and Adam's
                 // momentum would otherwise move the head in one run and not the other.
-                let trains_encoder = name.starts_with("encoder.") || name.starts_with("inverse.") || name.starts_with("shift.");
+                let trains_encoder =
+                    name.starts_with("encoder.") || name.starts_with("inverse.") || name.starts_with("shift.");
                 let lr = if trains_encoder { lr * cfg.encoder_lr_scale } else { lr };
                 if !p.requires_grad() || !g.defined() || lr == 0.0 {
                     continue;

@@ -498,7 +498,11 @@ fn the_shift_head_learns_which_way_the_square_moved() {
     let (f, cf, _) = square_counterfactuals(cfg.batch_size, cfg.clip_len, 30_000);
     let after = tch::no_grad(|| model.losses(&f, &a, Some(&cf), Phase::Encoder));
     let no_move = (&cf.moves * 4.0).square().mean(Kind::Float).double_value(&[]);
-    assert!(after.terms.counterfactual_shift < no_move / 3.0, "shift MSE {} against {no_move} for no move", after.terms.counterfactual_shift);
+    assert!(
+        after.terms.counterfactual_shift < no_move / 3.0,
+        "shift MSE {} against {no_move} for no move",
+        after.terms.counterfactual_shift
+    );
 }
 
 /// Pearson correlation of two equally long series.
