@@ -174,10 +174,9 @@ pub fn load_paired(dirs: &[PathBuf], counterfactual: &[PathBuf], image_size: i64
 /// state says where its cup was drawn, its state where its pusher was (companions made before the
 /// pusher moved too have it in place), and the shift is the sum of the two table-plane moves.
 pub fn companion_shift(real: &EpisodeTensors, companion: &EpisodeTensors) -> Tensor {
-    let plane = Tensor::from_slice(&[0i64, 2]);
-    let distance = |a: &Tensor, b: &Tensor| (a - b).square().sum_dim_intlist(1, false, Kind::Float).sqrt();
-    let cup = distance(&companion.env_state.index_select(1, &plane), &real.env_state.index_select(1, &plane));
-    cup + distance(&companion.pusher, &real.pusher).nan_to_num(0.0, None, None)
+    let moves = companion_moves(real, companion);
+    let length = |m: Tensor| m.square().sum_dim_intlist(1, false, Kind::Float).sqrt();
+    length(moves.narrow(1, 0, 2)) + length(moves.narrow(1, 2, 2))
 }
 
 /// What a counterfactual companion moved, per frame `[T, 4]`: the cup's and the pusher's
